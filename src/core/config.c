@@ -1,0 +1,609 @@
+#include "config.h"
+
+#include "envfile.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NODE_NAME_MAX 63 /* a DNS-SD instance name label */
+#define CHANNEL_MAX 32
+#define INTERVAL_MAX_MINUTES 525600LL /* one year */
+#define BUDGET_MIN 10000LL
+#define BUDGET_MAX 2000000000LL /* lua_sethook takes an int count */
+
+static const nl_config_var vars[NL_CFG_COUNT] = {
+    [NL_CFG_MONITORING_API_URL] =
+        {"MONITORING_API_URL", NULL, NL_CFG_STRING, false,
+         "http://localhost:3000",
+         "an http:// or https:// URL: scheme://host[:port][/path], without "
+         "credentials, query or fragment",
+         "Base URL of the central monitoring API."},
+    [NL_CFG_MONITORING_API_KEY] =
+        {"MONITORING_API_KEY", NULL, NL_CFG_STRING, true, "dev-api-key",
+         "1 to 4096 printable characters without spaces",
+         "API key sent as X-API-Key; a secret, never logged."},
+    [NL_CFG_LOG] = {"NODELUA_LOG", "RUST_LOG", NL_CFG_STRING, false, "info",
+                    "one of error, warn, info, debug, trace",
+                    "Log level; RUST_LOG is read as an alias, NODELUA_LOG "
+                    "wins."},
+    [NL_CFG_LOG_FORMAT] = {"NODELUA_LOG_FORMAT", NULL, NL_CFG_STRING, false,
+                           "text", "text or json",
+                           "Log line format; --log-format overrides it."},
+    [NL_CFG_AUTO_UPDATE] = {"AUTO_UPDATE", NULL, NL_CFG_BOOLEAN, false, "true",
+                            "true or false (also 1/0, yes/no, on/off)",
+                            "Whether the agent updates itself."},
+    [NL_CFG_UPDATE_CHANNEL] =
+        {"UPDATE_CHANNEL", NULL, NL_CFG_STRING, false, "stable",
+         "stable, beta, nightly, or a custom prefix of 1 to 32 characters "
+         "from a-z, 0-9, '.' and '_' (no '-': tags are {channel}-{version})",
+         "Release channel: the tag prefix of accepted releases."},
+    [NL_CFG_UPDATE_CHECK_INTERVAL] =
+        {"UPDATE_CHECK_INTERVAL", NULL, NL_CFG_INTEGER, false, "60",
+         "a whole number of minutes from 1 to 525600",
+         "Minutes between update checks."},
+    [NL_CFG_UPDATE_REPOSITORY] =
+        {"UPDATE_REPOSITORY", NULL, NL_CFG_STRING, false, "nodelua/nodelua",
+         "a GitHub repository as owner/name (letters, digits, '-', '_', '.')",
+         "GitHub repository whose releases are the updates."},
+    [NL_CFG_UPDATE_DIR] = {"UPDATE_DIR", NULL, NL_CFG_STRING, false,
+                           "$NODELUA_STATE_DIR/updates", "an absolute path",
+                           "Where updates are downloaded, staged and backed "
+                           "up."},
+    [NL_CFG_NODE_NAME] = {"NODE_NAME", NULL, NL_CFG_STRING, false,
+                          "the host name",
+                          "1 to 63 bytes without control characters",
+                          "Friendly name of this node."},
+    [NL_CFG_STATE_DIR] =
+        {"NODELUA_STATE_DIR", NULL, NL_CFG_STRING, false,
+         "root: /var/lib/nodelua (Linux), /Library/Application "
+         "Support/nodelua (macOS); others: $XDG_STATE_HOME/nodelua or "
+         "~/.local/state/nodelua (Linux), ~/Library/Application "
+         "Support/nodelua (macOS)",
+         "an absolute path", "Directory of the agent's persistent state."},
+    [NL_CFG_POLICY_DIR] =
+        {"NODELUA_POLICY_DIR", NULL, NL_CFG_STRING, false,
+         "(empty: the shipped policies only)",
+         "empty, or the path of an existing directory",
+         "Directory whose NAME.lua files override the shipped policies file "
+         "by file."},
+    [NL_CFG_CALLBACK_BUDGET] =
+        {"NODELUA_CALLBACK_BUDGET", NULL, NL_CFG_INTEGER, false, "50000000",
+         "a whole number of Lua instructions from 10000 to 2000000000",
+         "Instructions one Lua callback may run before it is stopped."},
+};
+
+const nl_config_var *nl_config_var_info(nl_config_id id) {
+  if ((unsigned)id >= NL_CFG_COUNT)
+    return NULL;
+  return &vars[id];
+}
+
+int nl_config_find(const char *name) {
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    if (strcmp(vars[i].name, name) == 0 ||
+        (vars[i].alias != NULL && strcmp(vars[i].alias, name) == 0))
+      return i;
+  }
+  return -1;
+}
+
+static int why_fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int why_fail(char *why, size_t whylen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+  return -EINVAL;
+}
+
+static bool has_control(const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c < 0x20 || c == 0x7f)
+      return true;
+  }
+  return false;
+}
+
+static int parse_integer(const char *s, long long lo, long long hi,
+                         long long *out) {
+  if (*s == '\0')
+    return -EINVAL;
+  for (const char *p = s; *p; p++) {
+    if (!isdigit((unsigned char)*p))
+      return -EINVAL;
+  }
+  errno = 0;
+  long long v = strtoll(s, NULL, 10);
+  if (errno == ERANGE || v < lo || v > hi)
+    return -EINVAL;
+  *out = v;
+  return 0;
+}
+
+static bool valid_host(const char *host, size_t len) {
+  if (len == 0)
+    return false;
+  if (host[0] == '[') { /* an IPv6 literal */
+    if (host[len - 1] != ']' || len < 4)
+      return false;
+    for (size_t i = 1; i + 1 < len; i++) {
+      char c = host[i];
+      if (!isxdigit((unsigned char)c) && c != ':' && c != '.')
+        return false;
+    }
+    return true;
+  }
+  for (size_t i = 0; i < len; i++) {
+    char c = host[i];
+    if (!isalnum((unsigned char)c) && c != '-' && c != '.' && c != '_')
+      return false;
+  }
+  return true;
+}
+
+static int validate_url(const char *v, char *why, size_t whylen) {
+  const char *expected = vars[NL_CFG_MONITORING_API_URL].expected;
+  const char *rest;
+  if (strncasecmp(v, "http://", 7) == 0)
+    rest = v + 7;
+  else if (strncasecmp(v, "https://", 8) == 0)
+    rest = v + 8;
+  else
+    return why_fail(why, whylen, "expected %s", expected);
+  size_t authority_len = strcspn(rest, "/?#");
+  const char *path = rest + authority_len;
+  if (memchr(rest, '@', authority_len) != NULL)
+    return why_fail(why, whylen,
+                    "credentials in the URL are refused (the key goes in "
+                    "MONITORING_API_KEY); expected %s",
+                    expected);
+  if (*path == '?' || *path == '#' || strpbrk(path, "?#") != NULL)
+    return why_fail(why, whylen, "expected %s", expected);
+  for (const char *p = path; *p; p++) {
+    if (isspace((unsigned char)*p) || (unsigned char)*p < 0x20)
+      return why_fail(why, whylen, "expected %s", expected);
+  }
+  /* Split host and port: the port follows the last ':' outside brackets. */
+  size_t host_len = authority_len;
+  const char *port = NULL;
+  const char *bracket = memchr(rest, ']', authority_len);
+  const char *colon = NULL;
+  for (size_t i = bracket ? (size_t)(bracket - rest) : 0; i < authority_len;
+       i++) {
+    if (rest[i] == ':')
+      colon = rest + i;
+  }
+  if (colon != NULL) {
+    host_len = (size_t)(colon - rest);
+    port = colon + 1;
+  }
+  if (!valid_host(rest, host_len))
+    return why_fail(why, whylen, "expected %s", expected);
+  if (port != NULL) {
+    char digits[8];
+    size_t plen = (size_t)(rest + authority_len - port);
+    long long pn;
+    if (plen == 0 || plen >= sizeof digits)
+      return why_fail(why, whylen, "expected %s with a port from 1 to 65535",
+                      expected);
+    memcpy(digits, port, plen);
+    digits[plen] = '\0';
+    if (parse_integer(digits, 1, 65535, &pn) != 0)
+      return why_fail(why, whylen, "expected %s with a port from 1 to 65535",
+                      expected);
+  }
+  return 0;
+}
+
+static int validate_channel(const char *v, char *why, size_t whylen) {
+  size_t n = strlen(v);
+  if (n == 0 || n > CHANNEL_MAX)
+    goto bad;
+  for (const char *p = v; *p; p++) {
+    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
+          *p == '.' || *p == '_'))
+      goto bad;
+  }
+  return 0;
+bad:
+  return why_fail(why, whylen, "expected %s",
+                  vars[NL_CFG_UPDATE_CHANNEL].expected);
+}
+
+static int validate_repository(const char *v, char *why, size_t whylen) {
+  const char *slash = strchr(v, '/');
+  if (slash == NULL || slash == v || slash[1] == '\0' ||
+      strchr(slash + 1, '/') != NULL || strlen(v) > 200)
+    goto bad;
+  for (const char *p = v; *p; p++) {
+    if (p == slash)
+      continue;
+    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+      goto bad;
+  }
+  return 0;
+bad:
+  return why_fail(why, whylen, "expected %s",
+                  vars[NL_CFG_UPDATE_REPOSITORY].expected);
+}
+
+static int validate_absolute_path(const char *v, char *why, size_t whylen) {
+  if (v[0] != '/' || has_control(v) || strlen(v) >= PATH_MAX)
+    return why_fail(why, whylen, "expected an absolute path");
+  return 0;
+}
+
+int nl_config_validate(nl_config_id id, const char *v, long long *number,
+                       char *why, size_t whylen) {
+  long long n = 0;
+  nl_log_level level;
+  nl_log_format format;
+  switch (id) {
+  case NL_CFG_MONITORING_API_URL:
+    return validate_url(v, why, whylen);
+  case NL_CFG_MONITORING_API_KEY: {
+    size_t len = strlen(v);
+    if (len == 0 || len > 4096)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    for (const char *p = v; *p; p++) {
+      unsigned char c = (unsigned char)*p;
+      if (c <= 0x20 || c == 0x7f)
+        return why_fail(why, whylen, "expected %s", vars[id].expected);
+    }
+    return 0;
+  }
+  case NL_CFG_LOG:
+    if (nl_log_level_parse(v, &level) != 0)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    *number = level;
+    return 0;
+  case NL_CFG_LOG_FORMAT:
+    if (nl_log_format_parse(v, &format) != 0)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    *number = format;
+    return 0;
+  case NL_CFG_AUTO_UPDATE: {
+    static const char *const truthy[] = {"true", "1", "yes", "on"};
+    static const char *const falsy[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+      if (strcasecmp(v, truthy[i]) == 0) {
+        *number = 1;
+        return 0;
+      }
+      if (strcasecmp(v, falsy[i]) == 0) {
+        *number = 0;
+        return 0;
+      }
+    }
+    return why_fail(why, whylen, "expected %s", vars[id].expected);
+  }
+  case NL_CFG_UPDATE_CHANNEL:
+    return validate_channel(v, why, whylen);
+  case NL_CFG_UPDATE_CHECK_INTERVAL:
+    if (parse_integer(v, 1, INTERVAL_MAX_MINUTES, &n) != 0)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    *number = n;
+    return 0;
+  case NL_CFG_UPDATE_REPOSITORY:
+    return validate_repository(v, why, whylen);
+  case NL_CFG_UPDATE_DIR:
+  case NL_CFG_STATE_DIR:
+    return validate_absolute_path(v, why, whylen);
+  case NL_CFG_NODE_NAME: {
+    size_t len = strlen(v);
+    if (len == 0 || len > NODE_NAME_MAX || has_control(v))
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    return 0;
+  }
+  case NL_CFG_POLICY_DIR: {
+    struct stat st;
+    if (v[0] == '\0')
+      return 0;
+    if (has_control(v) || stat(v, &st) != 0 || !S_ISDIR(st.st_mode))
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    return 0;
+  }
+  case NL_CFG_CALLBACK_BUDGET:
+    if (parse_integer(v, BUDGET_MIN, BUDGET_MAX, &n) != 0)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    *number = n;
+    return 0;
+  case NL_CFG_COUNT:
+    break;
+  }
+  return why_fail(why, whylen, "unknown variable");
+}
+
+/* Where each value came from, in increasing order of precedence. */
+enum source_rank {
+  RANK_DEFAULT,
+  RANK_SERVICE,
+  RANK_DOTENV,
+  RANK_ENV_FILE,
+  RANK_ENVIRON
+};
+
+typedef struct {
+  nl_config *cfg;
+  enum source_rank rank;
+  const char *file; /* NULL for the environment */
+  int rank_of[NL_CFG_COUNT];
+  bool via_alias[NL_CFG_COUNT];
+} loader;
+
+static void add_warning(nl_config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_warning(nl_config *cfg, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  if (cfg->warning_count >= NL_CONFIG_MAX_WARNINGS)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  char *copy = strdup(buf);
+  if (copy != NULL)
+    cfg->warnings[cfg->warning_count++] = copy;
+}
+
+static int set_value(nl_config *cfg, int id, const char *value,
+                     const char *source) {
+  char *copy = strdup(value);
+  if (copy == NULL)
+    return -ENOMEM;
+  free(cfg->value[id]);
+  cfg->value[id] = copy;
+  snprintf(cfg->source[id], NL_CONFIG_SOURCE_MAX, "%s", source);
+  return 0;
+}
+
+static int take_pair(loader *ld, const char *key, const char *value, int line) {
+  int id = nl_config_find(key);
+  char source[NL_CONFIG_SOURCE_MAX];
+  if (ld->file != NULL)
+    snprintf(source, sizeof source, "%s line %d", ld->file, line);
+  else
+    snprintf(source, sizeof source, "the environment");
+  if (id < 0) {
+    /* Our own prefix with an unknown name is most likely a typo. */
+    if (strncmp(key, "NODELUA_", 8) == 0 &&
+        strcmp(key, "NODELUA_SERVICE_ENV_FILE") != 0)
+      add_warning(ld->cfg, "unknown variable %s in %s is ignored", key, source);
+    return 0;
+  }
+  bool is_alias = strcmp(vars[id].name, key) != 0;
+  /* Within one source the primary name beats its alias, whatever the order
+   * of the lines. */
+  if (is_alias && ld->rank_of[id] == (int)ld->rank && !ld->via_alias[id])
+    return 0;
+  ld->rank_of[id] = (int)ld->rank;
+  ld->via_alias[id] = is_alias;
+  if (is_alias)
+    snprintf(source + strlen(source), sizeof source - strlen(source),
+             " (as %s)", key);
+  return set_value(ld->cfg, id, value, source);
+}
+
+static int envfile_pair(void *ud, const char *key, const char *value,
+                        int line) {
+  return take_pair(ud, key, value, line);
+}
+
+static int read_file(loader *ld, const char *path, enum source_rank rank,
+                     bool must_exist, char *err, size_t errlen) {
+  nl_envfile_error perr;
+  ld->rank = rank;
+  ld->file = path;
+  int rc = nl_envfile_read(path, envfile_pair, ld, &perr);
+  if (rc == -ENOENT && !must_exist)
+    return 0;
+  if (rc == -EINVAL) {
+    snprintf(err, errlen, "%s line %d: %s", path, perr.line, perr.message);
+    return rc;
+  }
+  if (rc == -EFBIG) {
+    snprintf(err, errlen,
+             "%s: larger than %d bytes; expected a short "
+             "NAME=VALUE file",
+             path, NL_ENVFILE_MAX_BYTES);
+    return -EINVAL;
+  }
+  if (rc < 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static const char *environ_get(char *const *env, const char *name) {
+  size_t n = strlen(name);
+  if (env == NULL)
+    return NULL;
+  for (; *env != NULL; env++) {
+    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+      return *env + n + 1;
+  }
+  return NULL;
+}
+
+static int set_defaults(nl_config *cfg, char *const *env) {
+  char buf[PATH_MAX];
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    const char *d = vars[i].default_text;
+    if (i == NL_CFG_UPDATE_DIR || i == NL_CFG_NODE_NAME ||
+        i == NL_CFG_STATE_DIR)
+      continue; /* computed below */
+    if (i == NL_CFG_POLICY_DIR)
+      d = "";
+    if (set_value(cfg, i, d, "the default") != 0)
+      return -ENOMEM;
+  }
+  char host[256] = "localhost";
+  if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+    snprintf(host, sizeof host, "localhost");
+  host[sizeof host - 1] = '\0';
+  host[NODE_NAME_MAX] = '\0';
+  if (set_value(cfg, NL_CFG_NODE_NAME, host, "the default") != 0)
+    return -ENOMEM;
+
+  const char *home = environ_get(env, "HOME");
+  if (home == NULL || home[0] != '/')
+    home = "/";
+#ifdef __APPLE__
+  if (geteuid() == 0)
+    snprintf(buf, sizeof buf, "/Library/Application Support/nodelua");
+  else
+    snprintf(buf, sizeof buf, "%s/Library/Application Support/nodelua", home);
+#else
+  const char *xdg = environ_get(env, "XDG_STATE_HOME");
+  if (geteuid() == 0)
+    snprintf(buf, sizeof buf, "/var/lib/nodelua");
+  else if (xdg != NULL && xdg[0] == '/')
+    snprintf(buf, sizeof buf, "%s/nodelua", xdg);
+  else
+    snprintf(buf, sizeof buf, "%s%s.local/state/nodelua", home,
+             home[strlen(home) - 1] == '/' ? "" : "/");
+#endif
+  return set_value(cfg, NL_CFG_STATE_DIR, buf, "the default");
+}
+
+static void describe_value(char *out, size_t outlen, const char *value) {
+  /* Values are quoted, control bytes escaped and long ones cut, so that the
+   * error stays one readable line. */
+  size_t o = 0;
+  if (outlen < 8)
+    return;
+  out[o++] = '"';
+  for (size_t i = 0; value[i] && o + 6 < outlen; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if (i >= 80) {
+      o += (size_t)snprintf(out + o, outlen - o, "...");
+      break;
+    }
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+      o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+    else
+      out[o++] = (char)c;
+  }
+  out[o++] = '"';
+  out[o] = '\0';
+}
+
+int nl_config_load(nl_config *cfg, const nl_config_sources *src, char *err,
+                   size_t errlen) {
+  loader ld;
+  int rc;
+  memset(cfg, 0, sizeof *cfg);
+  memset(&ld, 0, sizeof ld);
+  ld.cfg = cfg;
+  err[0] = '\0';
+  if (set_defaults(cfg, src->environ) != 0) {
+    snprintf(err, errlen, "out of memory");
+    rc = -ENOMEM;
+    goto fail;
+  }
+  const char *service = src->service_env_file;
+  if (service == NULL)
+    service = environ_get(src->environ, "NODELUA_SERVICE_ENV_FILE");
+  if (service == NULL)
+    service = NL_CONFIG_SERVICE_ENV_FILE;
+  if (service[0] != '\0' &&
+      (rc = read_file(&ld, service, RANK_SERVICE, false, err, errlen)) != 0)
+    goto fail;
+  if (src->dotenv_file != NULL &&
+      (rc = read_file(&ld, src->dotenv_file, RANK_DOTENV, false, err,
+                      errlen)) != 0)
+    goto fail;
+  if (src->env_file != NULL &&
+      (rc = read_file(&ld, src->env_file, RANK_ENV_FILE, true, err, errlen)) !=
+          0)
+    goto fail;
+  ld.rank = RANK_ENVIRON;
+  ld.file = NULL;
+  for (char *const *e = src->environ; e != NULL && *e != NULL; e++) {
+    const char *eq = strchr(*e, '=');
+    char key[NL_ENVFILE_MAX_KEY + 1];
+    if (eq == NULL || (size_t)(eq - *e) > NL_ENVFILE_MAX_KEY)
+      continue;
+    memcpy(key, *e, (size_t)(eq - *e));
+    key[eq - *e] = '\0';
+    if ((rc = take_pair(&ld, key, eq + 1, 0)) != 0) {
+      snprintf(err, errlen, "out of memory");
+      goto fail;
+    }
+  }
+  /* UPDATE_DIR follows the state directory unless it was set itself. */
+  if (cfg->value[NL_CFG_UPDATE_DIR] == NULL) {
+    char buf[PATH_MAX + 16];
+    snprintf(buf, sizeof buf, "%s/updates", cfg->value[NL_CFG_STATE_DIR]);
+    if (set_value(cfg, NL_CFG_UPDATE_DIR, buf, "the default") != 0) {
+      snprintf(err, errlen, "out of memory");
+      rc = -ENOMEM;
+      goto fail;
+    }
+  }
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    char why[512];
+    long long number = 0;
+    if (nl_config_validate((nl_config_id)i, cfg->value[i], &number, why,
+                           sizeof why) != 0) {
+      if (vars[i].secret) {
+        snprintf(err, errlen, "invalid %s (from %s): %s", vars[i].name,
+                 cfg->source[i], why);
+      } else {
+        char shown[128];
+        describe_value(shown, sizeof shown, cfg->value[i]);
+        snprintf(err, errlen, "invalid %s=%s (from %s): %s", vars[i].name,
+                 shown, cfg->source[i], why);
+      }
+      rc = -EINVAL;
+      goto fail;
+    }
+    cfg->number[i] = number;
+  }
+  return 0;
+fail:
+  nl_config_free(cfg);
+  return rc < 0 ? rc : -EINVAL;
+}
+
+void nl_config_free(nl_config *cfg) {
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    if (cfg->value[i] != NULL && vars[i].secret) {
+      volatile char *p = cfg->value[i];
+      while (*p)
+        *p++ = 0;
+    }
+    free(cfg->value[i]);
+    cfg->value[i] = NULL;
+  }
+  for (size_t i = 0; i < cfg->warning_count; i++)
+    free(cfg->warnings[i]);
+  cfg->warning_count = 0;
+}
+
+const char *nl_config_str(const nl_config *cfg, nl_config_id id) {
+  return cfg->value[id];
+}
+
+long long nl_config_num(const nl_config *cfg, nl_config_id id) {
+  return cfg->number[id];
+}
+
+void nl_config_register_secrets(const nl_config *cfg) {
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    if (vars[i].secret && cfg->value[i] != NULL)
+      nl_log_add_secret(cfg->value[i]);
+  }
+}

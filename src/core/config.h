@@ -1,0 +1,94 @@
+/* Configuration: one table of variables (name, default, expected form,
+ * secrecy), loaded from the built-in defaults, the service env file, ./.env,
+ * --env-file and the process environment, the later winning, and validated
+ * as a whole before anything starts. */
+#ifndef NODELUA_CONFIG_H
+#define NODELUA_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+  NL_CFG_MONITORING_API_URL,
+  NL_CFG_MONITORING_API_KEY,
+  NL_CFG_NODE_NAME,
+  /* Before UPDATE_DIR, whose default is derived from it and which is
+   * validated after it (validation goes in this order). */
+  NL_CFG_STATE_DIR,
+  NL_CFG_LOG,
+  NL_CFG_LOG_FORMAT,
+  NL_CFG_AUTO_UPDATE,
+  NL_CFG_UPDATE_CHANNEL,
+  NL_CFG_UPDATE_CHECK_INTERVAL,
+  NL_CFG_UPDATE_REPOSITORY,
+  NL_CFG_UPDATE_DIR,
+  NL_CFG_POLICY_DIR,
+  NL_CFG_CALLBACK_BUDGET,
+  NL_CFG_COUNT
+} nl_config_id;
+
+typedef enum {
+  NL_CFG_STRING,
+  NL_CFG_INTEGER,
+  NL_CFG_BOOLEAN,
+} nl_config_type;
+
+typedef struct {
+  const char *name;
+  const char *alias; /* an older name read too, e.g. RUST_LOG; or NULL */
+  nl_config_type type;
+  bool secret;
+  const char *default_text; /* as README and --help show it */
+  const char *expected;     /* the form, as error messages say it */
+  const char *summary;      /* one line for --help and README */
+} nl_config_var;
+
+#define NL_CONFIG_SOURCE_MAX 320
+#define NL_CONFIG_MAX_WARNINGS 8
+
+typedef struct {
+  char *value[NL_CFG_COUNT];
+  long long number[NL_CFG_COUNT]; /* parsed integer, boolean or log level */
+  char source[NL_CFG_COUNT][NL_CONFIG_SOURCE_MAX];
+  char *warnings[NL_CONFIG_MAX_WARNINGS];
+  size_t warning_count;
+} nl_config;
+
+typedef struct {
+  /* The service env file; NULL means NODELUA_SERVICE_ENV_FILE from environ,
+   * else NL_CONFIG_SERVICE_ENV_FILE. Read only if it exists. */
+  const char *service_env_file;
+  /* Normally "./.env"; read only if it exists; NULL skips it. */
+  const char *dotenv_file;
+  /* --env-file: must exist. NULL when not given. */
+  const char *env_file;
+  /* The process environment (NULL-terminated "NAME=value" strings). */
+  char *const *environ;
+} nl_config_sources;
+
+#define NL_CONFIG_SERVICE_ENV_FILE "/etc/nodelua/nodelua.env"
+
+const nl_config_var *nl_config_var_info(nl_config_id id);
+/* Finds a variable by its name or alias. Returns -1 when unknown. */
+int nl_config_find(const char *name);
+
+/* Loads and validates. Returns 0, or -EINVAL with one line in err naming the
+ * variable (or file and line) and the expected form; never a secret's value.
+ * On error cfg is left freed. */
+int nl_config_load(nl_config *cfg, const nl_config_sources *sources, char *err,
+                   size_t errlen);
+void nl_config_free(nl_config *cfg);
+
+const char *nl_config_str(const nl_config *cfg, nl_config_id id);
+long long nl_config_num(const nl_config *cfg, nl_config_id id);
+
+/* Hands every secret value to the logger's redaction list. */
+void nl_config_register_secrets(const nl_config *cfg);
+
+/* Validates one value of one variable: 0, or -EINVAL with the reason (never
+ * containing the value of a secret) in why. On success *number holds the
+ * parsed integer, boolean or level where the type has one. */
+int nl_config_validate(nl_config_id id, const char *value, long long *number,
+                       char *why, size_t whylen);
+
+#endif

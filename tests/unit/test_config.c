@@ -1,0 +1,329 @@
+#include "core/config.h"
+#include "core/log.h"
+
+#include "check.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+static char *path_in_tmp(const char *name) {
+  static char buf[4][128];
+  static int next;
+  char *p = buf[next++ % 4];
+  snprintf(p, 128, "%s/%s", tmpdir, name);
+  return p;
+}
+
+/* Loads with only the given environment and files; no ./.env and no
+ * machine-wide service file, so the test sees nothing of the host. */
+static int load(nl_config *cfg, char **env, const char *service,
+                const char *dotenv, const char *env_file, char *err,
+                size_t errlen) {
+  nl_config_sources src = {.service_env_file = service ? service : "",
+                           .dotenv_file = dotenv,
+                           .env_file = env_file,
+                           .environ = env};
+  return nl_config_load(cfg, &src, err, errlen);
+}
+
+static void test_defaults(void) {
+  nl_config cfg;
+  char err[1024];
+  char *env[] = {"HOME=/home/op", "XDG_STATE_HOME=", NULL};
+  CHECK(load(&cfg, env, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_MONITORING_API_URL),
+            "http://localhost:3000");
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_MONITORING_API_KEY), "dev-api-key");
+  CHECK(nl_config_num(&cfg, NL_CFG_LOG) == NL_LOG_INFO);
+  CHECK(nl_config_num(&cfg, NL_CFG_AUTO_UPDATE) == 1);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_CHANNEL), "stable");
+  CHECK(nl_config_num(&cfg, NL_CFG_UPDATE_CHECK_INTERVAL) == 60);
+  CHECK(nl_config_num(&cfg, NL_CFG_CALLBACK_BUDGET) == 50000000);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_POLICY_DIR), "");
+  char host[256] = "";
+  gethostname(host, sizeof host);
+  host[63] = '\0';
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_NODE_NAME), host);
+  if (geteuid() == 0) {
+    CHECK_STR(nl_config_str(&cfg, NL_CFG_STATE_DIR), "/var/lib/nodelua");
+    CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_DIR),
+              "/var/lib/nodelua/updates");
+  } else {
+    CHECK_STR(nl_config_str(&cfg, NL_CFG_STATE_DIR),
+              "/home/op/.local/state/nodelua");
+  }
+  CHECK_STR(cfg.source[NL_CFG_MONITORING_API_URL], "the default");
+  nl_config_free(&cfg);
+
+  /* UPDATE_DIR follows NODELUA_STATE_DIR unless set itself. */
+  char *env2[] = {"NODELUA_STATE_DIR=/srv/nl", NULL};
+  CHECK(load(&cfg, env2, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_DIR), "/srv/nl/updates");
+  nl_config_free(&cfg);
+}
+
+static void test_precedence(void) {
+  nl_config cfg;
+  char err[1024];
+  char *service = path_in_tmp("service.env");
+  char *dotenv = path_in_tmp("dot.env");
+  char *envfile = path_in_tmp("extra.env");
+  write_file(service, "NODE_NAME=from-service\nUPDATE_CHANNEL=beta\n"
+                      "UPDATE_CHECK_INTERVAL=5\nAUTO_UPDATE=no\n");
+  write_file(dotenv, "NODE_NAME=from-dotenv\nUPDATE_CHANNEL=nightly\n"
+                     "UPDATE_CHECK_INTERVAL=6\n");
+  write_file(envfile, "NODE_NAME=from-env-file\nUPDATE_CHECK_INTERVAL=7\n");
+  char *env[] = {"NODE_NAME=from-environment", NULL};
+  CHECK(load(&cfg, env, service, dotenv, envfile, err, sizeof err) == 0);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_NODE_NAME), "from-environment");
+  CHECK_STR(cfg.source[NL_CFG_NODE_NAME], "the environment");
+  CHECK(nl_config_num(&cfg, NL_CFG_UPDATE_CHECK_INTERVAL) == 7);
+  CHECK_CONTAINS(cfg.source[NL_CFG_UPDATE_CHECK_INTERVAL], "extra.env line 2");
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_CHANNEL), "nightly");
+  CHECK(nl_config_num(&cfg, NL_CFG_AUTO_UPDATE) == 0);
+  nl_config_free(&cfg);
+
+  /* A missing service file or ./.env is fine; a missing --env-file is not. */
+  CHECK(load(&cfg, env, path_in_tmp("none.env"), path_in_tmp("none2.env"), NULL,
+             err, sizeof err) == 0);
+  nl_config_free(&cfg);
+  CHECK(load(&cfg, env, NULL, NULL, path_in_tmp("missing.env"), err,
+             sizeof err) == -EINVAL);
+  CHECK_CONTAINS(err, "missing.env: No such file");
+}
+
+static void test_alias(void) {
+  nl_config cfg;
+  char err[1024];
+  char *rust_only[] = {"RUST_LOG=debug", NULL};
+  CHECK(load(&cfg, rust_only, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK(nl_config_num(&cfg, NL_CFG_LOG) == NL_LOG_DEBUG);
+  CHECK_CONTAINS(cfg.source[NL_CFG_LOG], "as RUST_LOG");
+  nl_config_free(&cfg);
+  /* NODELUA_LOG beats RUST_LOG in the same source, in either order. */
+  char *both[] = {"NODELUA_LOG=trace", "RUST_LOG=warn", NULL};
+  CHECK(load(&cfg, both, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK(nl_config_num(&cfg, NL_CFG_LOG) == NL_LOG_TRACE);
+  nl_config_free(&cfg);
+  char *file = path_in_tmp("alias.env");
+  write_file(file, "NODELUA_LOG=error\nRUST_LOG=debug\n");
+  char *none[] = {NULL};
+  CHECK(load(&cfg, none, NULL, file, NULL, err, sizeof err) == 0);
+  CHECK(nl_config_num(&cfg, NL_CFG_LOG) == NL_LOG_ERROR);
+  nl_config_free(&cfg);
+  /* A later source's RUST_LOG still beats an earlier NODELUA_LOG. */
+  CHECK(load(&cfg, rust_only, NULL, file, NULL, err, sizeof err) == 0);
+  CHECK(nl_config_num(&cfg, NL_CFG_LOG) == NL_LOG_DEBUG);
+  nl_config_free(&cfg);
+}
+
+/* Each bad value: start-up fails with one line that names the variable, the
+ * expected form and where the value came from. */
+static void expect_bad(const char *assignment, const char *name,
+                       const char *expected_fragment) {
+  nl_config cfg;
+  char err[1024];
+  char *env[] = {(char *)assignment, NULL};
+  int rc = load(&cfg, env, NULL, NULL, NULL, err, sizeof err);
+  CHECK(rc == -EINVAL);
+  if (rc != -EINVAL) {
+    fprintf(stderr, "  accepted: %s\n", assignment);
+    nl_config_free(&cfg);
+    return;
+  }
+  CHECK_CONTAINS(err, name);
+  CHECK_CONTAINS(err, expected_fragment);
+  CHECK_CONTAINS(err, "the environment");
+  CHECK(strchr(err, '\n') == NULL);
+}
+
+static void expect_good(const char *assignment) {
+  nl_config cfg;
+  char err[1024];
+  char *env[] = {(char *)assignment, NULL};
+  int rc = load(&cfg, env, NULL, NULL, NULL, err, sizeof err);
+  CHECK(rc == 0);
+  if (rc != 0)
+    fprintf(stderr, "  refused: %s: %s\n", assignment, err);
+  else
+    nl_config_free(&cfg);
+}
+
+static void test_validation(void) {
+  const char *url = "http:// or https:// URL";
+  expect_bad("MONITORING_API_URL=localhost:3000", "MONITORING_API_URL", url);
+  expect_bad("MONITORING_API_URL=ftp://host", "MONITORING_API_URL", url);
+  expect_bad("MONITORING_API_URL=http://", "MONITORING_API_URL", url);
+  expect_bad("MONITORING_API_URL=http://host:0", "MONITORING_API_URL", "port");
+  expect_bad("MONITORING_API_URL=http://host:70000", "MONITORING_API_URL",
+             "port");
+  expect_bad("MONITORING_API_URL=http://host:", "MONITORING_API_URL", "port");
+  expect_bad("MONITORING_API_URL=http://ho st", "MONITORING_API_URL", url);
+  expect_bad("MONITORING_API_URL=http://host/a b", "MONITORING_API_URL", url);
+  expect_bad("MONITORING_API_URL=http://host/?q=1", "MONITORING_API_URL", url);
+  expect_bad("MONITORING_API_URL=http://u:p@host", "MONITORING_API_URL",
+             "credentials");
+  expect_bad("MONITORING_API_URL=", "MONITORING_API_URL", url);
+  expect_good("MONITORING_API_URL=https://api.example.org:8443/base");
+  expect_good("MONITORING_API_URL=http://[::1]:3000");
+  expect_good("MONITORING_API_URL=HTTP://10.0.0.5");
+
+  expect_bad("MONITORING_API_KEY=", "MONITORING_API_KEY", "printable");
+  expect_bad("MONITORING_API_KEY=has space", "MONITORING_API_KEY", "printable");
+  expect_bad("MONITORING_API_KEY=line\nbreak", "MONITORING_API_KEY",
+             "printable");
+
+  expect_bad("NODELUA_LOG=verbose", "NODELUA_LOG",
+             "error, warn, info, debug, trace");
+  expect_bad("RUST_LOG=node_controller=debug", "NODELUA_LOG",
+             "error, warn, info, debug, trace");
+  expect_good("RUST_LOG=WARN");
+  expect_bad("NODELUA_LOG_FORMAT=xml", "NODELUA_LOG_FORMAT", "text or json");
+
+  expect_bad("AUTO_UPDATE=maybe", "AUTO_UPDATE", "true or false");
+  expect_good("AUTO_UPDATE=OFF");
+
+  expect_bad("UPDATE_CHANNEL=", "UPDATE_CHANNEL", "stable, beta, nightly");
+  expect_bad("UPDATE_CHANNEL=Stable", "UPDATE_CHANNEL", "custom prefix");
+  expect_bad("UPDATE_CHANNEL=my-channel", "UPDATE_CHANNEL", "no '-'");
+  expect_bad("UPDATE_CHANNEL=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+             "UPDATE_CHANNEL", "1 to 32");
+  expect_good("UPDATE_CHANNEL=lab_2.x");
+
+  const char *minutes = "whole number of minutes";
+  expect_bad("UPDATE_CHECK_INTERVAL=-5", "UPDATE_CHECK_INTERVAL", minutes);
+  expect_bad("UPDATE_CHECK_INTERVAL=ten", "UPDATE_CHECK_INTERVAL", minutes);
+  expect_bad("UPDATE_CHECK_INTERVAL=0", "UPDATE_CHECK_INTERVAL", minutes);
+  expect_bad("UPDATE_CHECK_INTERVAL=1.5", "UPDATE_CHECK_INTERVAL", minutes);
+  expect_bad("UPDATE_CHECK_INTERVAL=", "UPDATE_CHECK_INTERVAL", minutes);
+  expect_bad("UPDATE_CHECK_INTERVAL=99999999999999999999",
+             "UPDATE_CHECK_INTERVAL", minutes);
+  expect_bad("UPDATE_CHECK_INTERVAL=525601", "UPDATE_CHECK_INTERVAL", minutes);
+  expect_good("UPDATE_CHECK_INTERVAL=525600");
+
+  expect_bad("UPDATE_REPOSITORY=justname", "UPDATE_REPOSITORY", "owner/name");
+  expect_bad("UPDATE_REPOSITORY=a/b/c", "UPDATE_REPOSITORY", "owner/name");
+  expect_bad("UPDATE_REPOSITORY=/b", "UPDATE_REPOSITORY", "owner/name");
+  expect_bad("UPDATE_REPOSITORY=a b/c", "UPDATE_REPOSITORY", "owner/name");
+  expect_good("UPDATE_REPOSITORY=my-org/node.lua_x");
+
+  expect_bad("UPDATE_DIR=relative/dir", "UPDATE_DIR", "absolute path");
+  expect_bad("NODELUA_STATE_DIR=state", "NODELUA_STATE_DIR", "absolute path");
+  expect_bad("NODE_NAME=", "NODE_NAME", "1 to 63 bytes");
+  expect_bad(
+      "NODE_NAME=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+      "aaaaa",
+      "NODE_NAME", "1 to 63 bytes");
+  expect_bad("NODE_NAME=tab\there", "NODE_NAME", "control characters");
+  expect_good("NODE_NAME=Render Mac 3");
+
+  expect_bad("NODELUA_POLICY_DIR=/nonexistent/policies", "NODELUA_POLICY_DIR",
+             "existing directory");
+  expect_bad("NODELUA_POLICY_DIR=/etc/hostname", "NODELUA_POLICY_DIR",
+             "existing directory");
+  expect_good("NODELUA_POLICY_DIR=/tmp");
+
+  expect_bad("NODELUA_CALLBACK_BUDGET=10", "NODELUA_CALLBACK_BUDGET",
+             "10000 to 2000000000");
+  expect_bad("NODELUA_CALLBACK_BUDGET=3000000000", "NODELUA_CALLBACK_BUDGET",
+             "10000 to 2000000000");
+}
+
+static void test_file_errors(void) {
+  nl_config cfg;
+  char err[1024];
+  char *none[] = {NULL};
+  char *file = path_in_tmp("bad.env");
+  write_file(file, "GOOD=1\n\nthis is not an assignment\n");
+  CHECK(load(&cfg, none, NULL, file, NULL, err, sizeof err) == -EINVAL);
+  CHECK_CONTAINS(err, "bad.env line 3");
+  CHECK_CONTAINS(err, "expected '='");
+  /* A bad value from a file names the file and line. */
+  write_file(file, "# interval\nUPDATE_CHECK_INTERVAL=-1\n");
+  CHECK(load(&cfg, none, NULL, NULL, file, err, sizeof err) == -EINVAL);
+  CHECK_CONTAINS(err, "UPDATE_CHECK_INTERVAL=\"-1\"");
+  CHECK_CONTAINS(err, "bad.env line 2");
+  /* The service file is checked as strictly as the others. */
+  write_file(file, "A='unterminated\n");
+  CHECK(load(&cfg, none, file, NULL, NULL, err, sizeof err) == -EINVAL);
+  CHECK_CONTAINS(err, "unterminated");
+}
+
+static void test_secret_never_shown(void) {
+  nl_config cfg;
+  char err[1024];
+  const char *secret = "sk_live_DO_NOT_LEAK\x01";
+  char assignment[64];
+  snprintf(assignment, sizeof assignment, "MONITORING_API_KEY=%s", secret);
+  char *env[] = {assignment, NULL};
+  CHECK(load(&cfg, env, NULL, NULL, NULL, err, sizeof err) == -EINVAL);
+  CHECK_CONTAINS(err, "MONITORING_API_KEY");
+  CHECK(strstr(err, "sk_live") == NULL);
+  /* A valid key is handed to the logger for redaction. */
+  char *good[] = {"MONITORING_API_KEY=sk_live_DO_NOT_LEAK", NULL};
+  CHECK(load(&cfg, good, NULL, NULL, NULL, err, sizeof err) == 0);
+  nl_config_register_secrets(&cfg);
+  char out[256];
+  nl_log_redact("key is sk_live_DO_NOT_LEAK!", out, sizeof out);
+  CHECK_STR(out, "key is " NL_LOG_REDACTED "!");
+  nl_config_free(&cfg);
+  nl_log_clear_secrets();
+}
+
+static void test_unknown_warns(void) {
+  nl_config cfg;
+  char err[1024];
+  char *env[] = {"NODELUA_POLCY_DIR=/tmp", "UNRELATED=1",
+                 "NODELUA_SERVICE_ENV_FILE=", NULL};
+  CHECK(load(&cfg, env, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK(cfg.warning_count == 1);
+  if (cfg.warning_count == 1)
+    CHECK_CONTAINS(cfg.warnings[0], "NODELUA_POLCY_DIR");
+  nl_config_free(&cfg);
+}
+
+static void test_table(void) {
+  CHECK(nl_config_find("RUST_LOG") == NL_CFG_LOG);
+  CHECK(nl_config_find("NODELUA_LOG") == NL_CFG_LOG);
+  CHECK(nl_config_find("NOPE") == -1);
+  int secrets = 0;
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    const nl_config_var *v = nl_config_var_info((nl_config_id)i);
+    CHECK(v->name != NULL && v->expected != NULL && v->summary != NULL);
+    secrets += v->secret;
+  }
+  CHECK(secrets == 1);
+}
+
+int main(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/nodelua-config-XXXXXX");
+  if (mkdtemp(tmpdir) == NULL)
+    return 1;
+  test_defaults();
+  test_precedence();
+  test_alias();
+  test_validation();
+  test_file_errors();
+  test_secret_never_shown();
+  test_unknown_warns();
+  test_table();
+  const char *names[] = {"service.env", "dot.env", "extra.env", "alias.env",
+                         "bad.env"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    unlink(path_in_tmp(names[i]));
+  rmdir(tmpdir);
+  return check_report("test_config");
+}
