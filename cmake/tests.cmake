@@ -1,0 +1,93 @@
+# Every test is its own process under ctest.
+
+# C unit tests.
+foreach(name envfile config log)
+  add_executable(test_${name} tests/unit/test_${name}.c)
+  target_link_libraries(test_${name} PRIVATE nodelua_core)
+  add_test(NAME unit_${name} COMMAND test_${name})
+  set_tests_properties(unit_${name} PROPERTIES LABELS unit)
+endforeach()
+
+# busted specs under the stock interpreter, requiring the loadable module.
+find_program(LUA54_INTERPRETER NAMES lua5.4 lua54 lua)
+find_program(BUSTED NAMES busted)
+find_program(LUACHECK NAMES luacheck)
+if(NOT LUA54_INTERPRETER OR NOT BUSTED)
+  message(FATAL_ERROR "lua5.4 and busted are needed for the specs: run scripts/install-deps.sh")
+endif()
+set(SPEC_ENV
+  "LUA_CPATH=${CMAKE_BINARY_DIR}/lua/?.so\;\;"
+  "LUA_PATH=${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/lua/?/init.lua\;${CMAKE_SOURCE_DIR}/spec/?.lua\;\;"
+  "NODELUA_BIN=$<TARGET_FILE:nodelua>"
+  "NODELUA_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+if(NODELUA_SANITIZE AND NOT APPLE)
+  # The module is instrumented but lua5.4 is not: the sanitizer runtimes must
+  # be loaded first. Leaks of the uninstrumented interpreter are not ours.
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE ASAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libubsan.so
+                  OUTPUT_VARIABLE UBSAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND SPEC_ENV "LD_PRELOAD=${ASAN_LIB}:${UBSAN_LIB}" "ASAN_OPTIONS=detect_leaks=0")
+elseif(NODELUA_SANITIZE AND APPLE)
+  # Apple clang: the same through dyld (not verified here: no macOS machine).
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libclang_rt.asan_osx_dynamic.dylib
+                  OUTPUT_VARIABLE ASAN_LIB OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND SPEC_ENV "DYLD_INSERT_LIBRARIES=${ASAN_LIB}")
+endif()
+add_test(NAME busted
+  COMMAND ${LUA54_INTERPRETER} ${BUSTED} --output=TAP ${CMAKE_SOURCE_DIR}/spec
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(busted PROPERTIES ENVIRONMENT "${SPEC_ENV}" LABELS lua)
+
+if(LUACHECK)
+  add_test(NAME luacheck
+    COMMAND ${LUACHECK} --codes lua spec examples tests/integration
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(luacheck PROPERTIES LABELS lint)
+else()
+  message(FATAL_ERROR "luacheck is needed: run scripts/install-deps.sh")
+endif()
+
+find_program(CLANG_FORMAT NAMES clang-format clang-format-14 clang-format-15 clang-format-16)
+if(CLANG_FORMAT)
+  file(GLOB_RECURSE NL_C_SOURCES CONFIGURE_DEPENDS
+       ${CMAKE_SOURCE_DIR}/src/*.c ${CMAKE_SOURCE_DIR}/src/*.h
+       ${CMAKE_SOURCE_DIR}/tests/*.c ${CMAKE_SOURCE_DIR}/tests/*.h)
+  add_test(NAME clang_format COMMAND ${CLANG_FORMAT} --dry-run --Werror ${NL_C_SOURCES})
+  set_tests_properties(clang_format PROPERTIES LABELS lint)
+endif()
+
+# Integration tests: the real binary, real processes and signals.
+foreach(name run_timers config_errors signals)
+  add_test(NAME integration_${name}
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/${name}.sh $<TARGET_FILE:nodelua>
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(integration_${name} PROPERTIES LABELS integration)
+endforeach()
+
+# Fuzz targets: a bounded run of each, from its seed corpus.
+if(NODELUA_FUZZ)
+  foreach(name envfile)
+    add_executable(fuzz_${name} tests/fuzz/fuzz_${name}.c)
+    target_link_libraries(fuzz_${name} PRIVATE nodelua_core)
+    target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    set(work ${CMAKE_BINARY_DIR}/fuzz-corpus/${name})
+    add_test(NAME fuzz_${name}
+      COMMAND ${CMAKE_COMMAND} -E env
+              sh -c "mkdir -p '${work}' && exec '$<TARGET_FILE:fuzz_${name}>' -max_total_time=${NODELUA_FUZZ_SECONDS} -timeout=5 -rss_limit_mb=1024 '${work}' '${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${name}'")
+    set_tests_properties(fuzz_${name} PROPERTIES LABELS fuzz)
+  endforeach()
+endif()
+
+# A valgrind leak check of a short run of the real binary.
+find_program(VALGRIND NAMES valgrind)
+if(VALGRIND AND NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ)
+  add_test(NAME valgrind_run
+    COMMAND ${VALGRIND} --quiet --leak-check=full --show-leak-kinds=definite,indirect
+            --errors-for-leak-kinds=definite,indirect --error-exitcode=1
+            $<TARGET_FILE:nodelua> run ${CMAKE_SOURCE_DIR}/examples/heartbeat.lua 3
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(valgrind_run PROPERTIES LABELS leak
+    ENVIRONMENT "NODELUA_POLICY_DIR=${CMAKE_SOURCE_DIR}/examples/policy;NODELUA_SERVICE_ENV_FILE=")
+endif()

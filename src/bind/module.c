@@ -1,0 +1,13 @@
+/* The loadable module: nothing but the luaopen_nodelua_* entry points of the
+ * bindings, which the static library provides. Referencing them here keeps
+ * the linker from dropping them. */
+#include "runtime.h"
+
+typedef int (*nl_lua_open)(lua_State *L);
+
+__attribute__((used)) static const nl_lua_open nl_module_entries[] = {
+    luaopen_nodelua_runtime,
+    luaopen_nodelua_timer,
+    luaopen_nodelua_log,
+    luaopen_nodelua_config,
+};

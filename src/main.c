@@ -1,0 +1,295 @@
+/* nodelua: the command line. Exit status 0 done, 1 failed, 2 usage or
+ * configuration error. */
+#include "bind/embedded.h"
+#include "bind/runtime.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "nl_build.h"
+#include "nl_gitrev.h"
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+extern char **environ;
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+typedef struct {
+  const char *env_file;
+  const char *log_format;
+  int argc; /* what follows the command */
+  char **argv;
+} cli;
+
+static void print_main_help(FILE *out) {
+  fprintf(out,
+          "Usage: nodelua [OPTIONS] COMMAND [ARGS]\n"
+          "\n"
+          "A node agent for Mac and Linux clusters: C cores, Lua policies.\n"
+          "\n"
+          "Commands:\n"
+          "  run SCRIPT.lua [ARGS]   Run a Lua script with the nodelua "
+          "modules and the event loop\n"
+          "  version                 Print version, git revision, build "
+          "options and library versions\n"
+          "  help                    Show this help\n"
+          "\n"
+          "Options (before the command):\n"
+          "  --env-file FILE         Read NAME=VALUE settings from FILE "
+          "(after ./.env, before the environment)\n"
+          "  --log-format text|json  Log line format (overrides "
+          "NODELUA_LOG_FORMAT)\n"
+          "  -h, --help              Show help; after a command, that "
+          "command's help\n"
+          "\n"
+          "Configuration, from the built-in defaults, %s, ./.env,\n"
+          "--env-file and the environment, the later winning:\n",
+          NL_CONFIG_SERVICE_ENV_FILE);
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    const nl_config_var *v = nl_config_var_info((nl_config_id)i);
+    fprintf(out, "  %-24s %s\n", v->name, v->summary);
+    if (v->secret)
+      fprintf(out, "  %-24s   (secret: its value is never shown)\n", "");
+    else
+      fprintf(out, "  %-24s   default: %s\n", "", v->default_text);
+  }
+  fprintf(out, "\nExit status: 0 done, 1 failed, 2 usage or configuration "
+               "error.\n");
+}
+
+static void print_run_help(FILE *out) {
+  fprintf(out,
+          "Usage: nodelua [OPTIONS] run SCRIPT.lua [ARGS]\n"
+          "\n"
+          "Runs SCRIPT.lua with the nodelua modules (nodelua.timer, "
+          "nodelua.log,\n"
+          "nodelua.config, nodelua.runtime, nodelua.policy) and the event "
+          "loop.\n"
+          "ARGS are in the global `arg` table and in `...`. The loop runs "
+          "until no\n"
+          "timer is left or the script calls runtime.exit(code); SIGINT and "
+          "SIGTERM\n"
+          "run the shutdown hooks and end it with status 0.\n"
+          "\n"
+          "Exit status: the integer the script returns or passes to "
+          "runtime.exit;\n"
+          "0 if it returns nothing; 1 if it fails to load or raises an "
+          "error.\n");
+}
+
+static void print_version_help(FILE *out) {
+  fprintf(out, "Usage: nodelua version\n\nPrints the version, the git "
+               "revision, the build options and the versions of Lua,\n"
+               "libuv, libcurl, OpenSSL and lua-cjson.\n");
+}
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "nodelua: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "; see nodelua --help\n");
+  return EXIT_USAGE;
+}
+
+static int cmd_version(void) {
+  const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+  lua_State *L = luaL_newstate();
+  const char *cjson = "not found (install lua-cjson for Lua 5.4)";
+  if (L != NULL) {
+    luaL_openlibs(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+      lua_getfield(L, -1, "_VERSION");
+      if (lua_isstring(L, -1))
+        cjson = lua_tostring(L, -1);
+    }
+  }
+  printf("nodelua %s (git %s)\n", NL_VERSION, NL_GIT_REVISION);
+  printf("build: %s, rdma=%s, asan=%s, ubsan=%s, fuzz=%s\n", NL_BUILD_TYPE,
+         NL_BUILD_RDMA, NL_BUILD_ASAN, NL_BUILD_UBSAN, NL_BUILD_FUZZ);
+  printf("lua: %s\n", LUA_RELEASE);
+  printf("libuv: %s\n", uv_version_string());
+  printf("libcurl: %s (%s)\n", curl->version,
+         curl->ssl_version ? curl->ssl_version : "no TLS");
+  printf("openssl: %s\n", OpenSSL_version(OPENSSL_VERSION));
+  printf("lua-cjson: %s\n", cjson);
+  if (L != NULL)
+    lua_close(L);
+  return EXIT_OK;
+}
+
+typedef struct {
+  nl_config *config;
+  cli *cli;
+  int exit_code;
+} run_context;
+
+/* Everything that touches Lua runs inside one protected call, as lua.c
+ * does, so that an error while setting up cannot reach lua_atpanic. */
+static int run_protected(lua_State *L) {
+  run_context *ctx = lua_touserdata(L, 1);
+  const char *script = ctx->cli->argv[0];
+  luaL_openlibs(L);
+  nl_embedded_install(L);
+  nl_runtime_preload(L);
+  nl_runtime *rt = nl_runtime_open(L, ctx->config);
+  ctx->config = NULL; /* the runtime owns it now */
+  int rc = nl_runtime_install_signals(rt);
+  if (rc != 0)
+    return luaL_error(L, "cannot handle signals: %s", uv_strerror(rc));
+
+  lua_createtable(L, ctx->cli->argc, 1);
+  for (int i = 0; i < ctx->cli->argc; i++) {
+    lua_pushstring(L, ctx->cli->argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setglobal(L, "arg");
+
+  if (luaL_loadfilex(L, script, "t") != LUA_OK) {
+    nl_log_error("run", "cannot load script: %s", lua_tostring(L, -1));
+    ctx->exit_code = EXIT_FAILED;
+    return 0;
+  }
+  for (int i = 1; i < ctx->cli->argc; i++)
+    lua_pushstring(L, ctx->cli->argv[i]);
+  if (nl_runtime_pcall(L, ctx->cli->argc - 1, 1, NL_CALL_UNBOUNDED,
+                       "script failed") != LUA_OK) {
+    ctx->exit_code = EXIT_FAILED;
+    return 0;
+  }
+  int code = EXIT_OK;
+  if (lua_isinteger(L, -1)) {
+    lua_Integer v = lua_tointeger(L, -1);
+    code = (v >= 0 && v <= 255) ? (int)v : EXIT_FAILED;
+  } else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+    code = EXIT_FAILED;
+  }
+  lua_pop(L, 1);
+  nl_runtime_run(rt);
+  int requested;
+  if (nl_runtime_exit_requested(rt, &requested))
+    code = requested;
+  ctx->exit_code = code;
+  return 0;
+}
+
+static int cmd_run(cli *c) {
+  if (c->argc < 1)
+    return usage_error("%s", "run needs a SCRIPT.lua");
+  if (strcmp(c->argv[0], "--help") == 0 || strcmp(c->argv[0], "-h") == 0) {
+    print_run_help(stdout);
+    return EXIT_OK;
+  }
+  nl_config *cfg = malloc(sizeof *cfg);
+  char err[1024];
+  nl_config_sources src = {.service_env_file = NULL,
+                           .dotenv_file = "./.env",
+                           .env_file = c->env_file,
+                           .environ = environ};
+  if (cfg == NULL || nl_config_load(cfg, &src, err, sizeof err) != 0) {
+    fprintf(stderr, "nodelua: %s\n", cfg ? err : "out of memory");
+    free(cfg);
+    return EXIT_USAGE;
+  }
+  nl_config_register_secrets(cfg);
+  nl_log_set_level((nl_log_level)nl_config_num(cfg, NL_CFG_LOG));
+  nl_log_format format = (nl_log_format)nl_config_num(cfg, NL_CFG_LOG_FORMAT);
+  if (c->log_format != NULL)
+    nl_log_format_parse(c->log_format, &format);
+  nl_log_set_format(format);
+  for (size_t i = 0; i < cfg->warning_count; i++)
+    nl_log_warn("config", "%s", cfg->warnings[i]);
+
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    nl_config_free(cfg);
+    free(cfg);
+    fprintf(stderr, "nodelua: cannot create a Lua state\n");
+    return EXIT_FAILED;
+  }
+  run_context ctx = {cfg, c, EXIT_FAILED};
+  lua_pushcfunction(L, run_protected);
+  lua_pushlightuserdata(L, &ctx);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    nl_log_error("run", "%s", lua_tostring(L, -1));
+    ctx.exit_code = EXIT_FAILED;
+  }
+  if (ctx.config != NULL) { /* the runtime never took it */
+    nl_config_free(ctx.config);
+    free(ctx.config);
+  }
+  lua_close(L);
+  return ctx.exit_code;
+}
+
+static int is_help(const char *arg) {
+  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int main(int argc, char **argv) {
+  cli c = {0};
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (is_help(a)) {
+      print_main_help(stdout);
+      return EXIT_OK;
+    } else if (strcmp(a, "--env-file") == 0 || strcmp(a, "--log-format") == 0) {
+      if (i + 1 >= argc)
+        return usage_error("%s needs a value", a);
+      if (a[2] == 'e')
+        c.env_file = argv[++i];
+      else
+        c.log_format = argv[++i];
+    } else if (strncmp(a, "--env-file=", 11) == 0) {
+      c.env_file = a + 11;
+    } else if (strncmp(a, "--log-format=", 13) == 0) {
+      c.log_format = a + 13;
+    } else if (a[0] == '-') {
+      return usage_error("unknown option '%s'", a);
+    } else {
+      break;
+    }
+  }
+  nl_log_format format;
+  if (c.log_format != NULL && nl_log_format_parse(c.log_format, &format) != 0)
+    return usage_error("--log-format takes text or json, not '%s'",
+                       c.log_format);
+  if (c.env_file != NULL && c.env_file[0] == '\0')
+    return usage_error("%s", "--env-file needs a file name");
+  if (i >= argc) {
+    print_main_help(stderr);
+    return EXIT_USAGE;
+  }
+  const char *command = argv[i];
+  c.argc = argc - i - 1;
+  c.argv = argv + i + 1;
+  if (strcmp(command, "help") == 0) {
+    print_main_help(stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(command, "version") == 0) {
+    if (c.argc > 0 && is_help(c.argv[0])) {
+      print_version_help(stdout);
+      return EXIT_OK;
+    }
+    if (c.argc > 0)
+      return usage_error("version takes no argument, not '%s'", c.argv[0]);
+    return cmd_version();
+  }
+  if (strcmp(command, "run") == 0)
+    return cmd_run(&c);
+  return usage_error("unknown command '%s'", command);
+}
