@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of nodelua: apt on Debian/Ubuntu,
+# Homebrew (and luarocks for the Lua tools) on macOS. Idempotent: it installs
+# only what is missing, and says what.
+set -euo pipefail
+
+log() { printf 'install-deps: %s\n' "$*"; }
+
+install_debian() {
+  local packages=(
+    build-essential cmake pkg-config git
+    clang libclang-rt-dev clang-format
+    lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check
+    libuv1-dev libcurl4-openssl-dev libssl-dev
+    valgrind procps
+  )
+  local missing=()
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "all ${#packages[@]} Debian packages are already installed"
+    return
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "not root and no sudo: install ${missing[*]}"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "installing with apt-get: ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_macos() {
+  command -v brew >/dev/null || { log "Homebrew is needed on macOS: https://brew.sh"; exit 1; }
+  local formulae=(cmake pkg-config lua libuv curl openssl@3 luarocks clang-format)
+  local missing=()
+  for f in "${formulae[@]}"; do
+    brew list --formula "$f" >/dev/null 2>&1 || missing+=("$f")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing with brew: ${missing[*]}"
+    brew install "${missing[@]}"
+  else
+    log "all Homebrew formulae are already installed"
+  fi
+  for rock in busted luacheck lua-cjson; do
+    if ! luarocks --lua-version 5.4 show "$rock" >/dev/null 2>&1; then
+      log "installing with luarocks: $rock"
+      luarocks --lua-version 5.4 install "$rock"
+    fi
+  done
+}
+
+case "$(uname -s)" in
+  Linux)
+    if command -v apt-get >/dev/null; then
+      install_debian
+    else
+      log "only apt (Debian/Ubuntu) is supported on Linux; install the packages listed in README"
+      exit 1
+    fi
+    ;;
+  Darwin) install_macos ;;
+  *) log "unsupported system: $(uname -s)"; exit 1 ;;
+esac
