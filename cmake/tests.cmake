@@ -1,9 +1,13 @@
 # Every test is its own process under ctest.
 
 # C unit tests.
-foreach(name envfile config log)
+foreach(name envfile config log metrics)
   add_executable(test_${name} tests/unit/test_${name}.c)
   target_link_libraries(test_${name} PRIVATE nodelua_core)
+  if(NODELUA_SANITIZE OR NODELUA_FUZZ)
+    # Sanitizers own malloc: the allocation count is for the plain build.
+    target_compile_definitions(test_${name} PRIVATE NODELUA_SANITIZE)
+  endif()
   add_test(NAME unit_${name} COMMAND test_${name})
   set_tests_properties(unit_${name} PROPERTIES LABELS unit)
 endforeach()
@@ -64,6 +68,22 @@ foreach(name run_timers config_errors signals)
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(integration_${name} PROPERTIES LABELS integration)
 endforeach()
+
+# Metrics against the kernel, psutil and promtool.
+find_program(PROMTOOL NAMES promtool HINTS ${CMAKE_SOURCE_DIR}/.deps/usr/bin)
+find_program(SYSTEM_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT PROMTOOL OR NOT SYSTEM_PYTHON)
+  message(FATAL_ERROR "promtool and /usr/bin/python3 are needed: run scripts/install-deps.sh")
+endif()
+add_test(NAME integration_metrics_prom
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/metrics_prom.sh $<TARGET_FILE:nodelua>)
+set_tests_properties(integration_metrics_prom PROPERTIES LABELS integration
+  ENVIRONMENT "PROMTOOL=${PROMTOOL}")
+add_test(NAME integration_metrics_accuracy
+  COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/metrics_accuracy.py
+          $<TARGET_FILE:nodelua>)
+# It keeps one core busy and reads it: alone, so no other test skews it.
+set_tests_properties(integration_metrics_accuracy PROPERTIES LABELS integration RUN_SERIAL ON)
 
 # Fuzz targets: a bounded run of each, from its seed corpus.
 if(NODELUA_FUZZ)

@@ -3,6 +3,7 @@
 # Homebrew (and luarocks for the Lua tools) on macOS. Idempotent: it installs
 # only what is missing, and says what.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -13,6 +14,7 @@ install_debian() {
     lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check
     libuv1-dev libcurl4-openssl-dev libssl-dev
     valgrind procps
+    python3 python3-psutil iproute2 curl
   )
   local missing=()
   for p in "${packages[@]}"; do
@@ -34,9 +36,35 @@ install_debian() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# promtool (from the prometheus package) and node_exporter are unpacked into
+# .deps/ rather than installed: installing those packages would start a
+# Prometheus server and an exporter as services on a developer's machine.
+unpack_debian_tools() {
+  local root=.deps
+  local want=()
+  command -v promtool >/dev/null || [ -x "$root/usr/bin/promtool" ] || want+=(prometheus)
+  command -v prometheus-node-exporter >/dev/null || [ -x "$root/usr/bin/prometheus-node-exporter" ] ||
+    want+=(prometheus-node-exporter)
+  if [ ${#want[@]} -eq 0 ]; then
+    log "promtool and node_exporter are already there"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  log "unpacking into $root/: ${want[*]}"
+  (cd "$tmp" && apt-get download "${want[@]}" >/dev/null 2>&1) || {
+    [ "$(id -u)" -eq 0 ] && apt-get update -qq && (cd "$tmp" && apt-get download "${want[@]}" >/dev/null 2>&1)
+  }
+  mkdir -p "$root"
+  for deb in "$tmp"/*.deb; do
+    dpkg-deb -x "$deb" "$root"
+  done
+  rm -rf "$tmp"
+}
+
 install_macos() {
   command -v brew >/dev/null || { log "Homebrew is needed on macOS: https://brew.sh"; exit 1; }
-  local formulae=(cmake pkg-config lua libuv curl openssl@3 luarocks clang-format)
+  local formulae=(cmake pkg-config lua libuv curl openssl@3 luarocks clang-format prometheus node_exporter)
   local missing=()
   for f in "${formulae[@]}"; do
     brew list --formula "$f" >/dev/null 2>&1 || missing+=("$f")
@@ -59,6 +87,7 @@ case "$(uname -s)" in
   Linux)
     if command -v apt-get >/dev/null; then
       install_debian
+      unpack_debian_tools
     else
       log "only apt (Debian/Ubuntu) is supported on Linux; install the packages listed in README"
       exit 1

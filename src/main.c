@@ -37,6 +37,8 @@ static void print_main_help(FILE *out) {
           "Commands:\n"
           "  run SCRIPT.lua [ARGS]   Run a Lua script with the nodelua "
           "modules and the event loop\n"
+          "  metrics [--json|--prom]  Print one snapshot of this machine's "
+          "metrics\n"
           "  version                 Print version, git revision, build "
           "options and library versions\n"
           "  help                    Show this help\n"
@@ -133,14 +135,41 @@ static int cmd_version(void) {
 typedef struct {
   nl_config *config;
   cli *cli;
+  const char *module; /* an embedded command module, or NULL for a script */
   int exit_code;
 } run_context;
+
+/* Loads what is to run: the script file argv[0], or the function main of
+ * the embedded command module. Pushes the function and its arguments and
+ * returns their count, or -1 after logging why it cannot load. */
+static int push_entry(lua_State *L, run_context *ctx) {
+  int first_arg = 1;
+  if (ctx->module != NULL) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, ctx->module);
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_remove(L, -2);
+    lua_createtable(L, ctx->cli->argc, 0);
+    for (int i = 0; i < ctx->cli->argc; i++) {
+      lua_pushstring(L, ctx->cli->argv[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+  }
+  if (luaL_loadfilex(L, ctx->cli->argv[0], "t") != LUA_OK) {
+    nl_log_error("run", "cannot load script: %s", lua_tostring(L, -1));
+    return -1;
+  }
+  for (int i = first_arg; i < ctx->cli->argc; i++)
+    lua_pushstring(L, ctx->cli->argv[i]);
+  return ctx->cli->argc - first_arg;
+}
 
 /* Everything that touches Lua runs inside one protected call, as lua.c
  * does, so that an error while setting up cannot reach lua_atpanic. */
 static int run_protected(lua_State *L) {
   run_context *ctx = lua_touserdata(L, 1);
-  const char *script = ctx->cli->argv[0];
   luaL_openlibs(L);
   nl_embedded_install(L);
   nl_runtime_preload(L);
@@ -151,21 +180,20 @@ static int run_protected(lua_State *L) {
     return luaL_error(L, "cannot handle signals: %s", uv_strerror(rc));
 
   lua_createtable(L, ctx->cli->argc, 1);
-  for (int i = 0; i < ctx->cli->argc; i++) {
+  for (int i = 0; ctx->module == NULL && i < ctx->cli->argc; i++) {
     lua_pushstring(L, ctx->cli->argv[i]);
     lua_rawseti(L, -2, i);
   }
   lua_setglobal(L, "arg");
 
-  if (luaL_loadfilex(L, script, "t") != LUA_OK) {
-    nl_log_error("run", "cannot load script: %s", lua_tostring(L, -1));
+  int nargs = push_entry(L, ctx);
+  if (nargs < 0) {
     ctx->exit_code = EXIT_FAILED;
     return 0;
   }
-  for (int i = 1; i < ctx->cli->argc; i++)
-    lua_pushstring(L, ctx->cli->argv[i]);
-  if (nl_runtime_pcall(L, ctx->cli->argc - 1, 1, NL_CALL_UNBOUNDED,
-                       "script failed") != LUA_OK) {
+  if (nl_runtime_pcall(L, nargs, 1, NL_CALL_UNBOUNDED,
+                       ctx->module ? "command failed" : "script failed") !=
+      LUA_OK) {
     ctx->exit_code = EXIT_FAILED;
     return 0;
   }
@@ -185,13 +213,9 @@ static int run_protected(lua_State *L) {
   return 0;
 }
 
-static int cmd_run(cli *c) {
-  if (c->argc < 1)
-    return usage_error("%s", "run needs a SCRIPT.lua");
-  if (strcmp(c->argv[0], "--help") == 0 || strcmp(c->argv[0], "-h") == 0) {
-    print_run_help(stdout);
-    return EXIT_OK;
-  }
+/* Runs a script (module NULL) or an embedded command module on the loop,
+ * with the validated configuration. */
+static int run_on_loop(cli *c, const char *module) {
   nl_config *cfg = malloc(sizeof *cfg);
   char err[1024];
   nl_config_sources src = {.service_env_file = NULL,
@@ -219,7 +243,7 @@ static int cmd_run(cli *c) {
     fprintf(stderr, "nodelua: cannot create a Lua state\n");
     return EXIT_FAILED;
   }
-  run_context ctx = {cfg, c, EXIT_FAILED};
+  run_context ctx = {cfg, c, module, EXIT_FAILED};
   lua_pushcfunction(L, run_protected);
   lua_pushlightuserdata(L, &ctx);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
@@ -232,6 +256,16 @@ static int cmd_run(cli *c) {
   }
   lua_close(L);
   return ctx.exit_code;
+}
+
+static int cmd_run(cli *c) {
+  if (c->argc < 1)
+    return usage_error("%s", "run needs a SCRIPT.lua");
+  if (strcmp(c->argv[0], "--help") == 0 || strcmp(c->argv[0], "-h") == 0) {
+    print_run_help(stdout);
+    return EXIT_OK;
+  }
+  return run_on_loop(c, NULL);
 }
 
 static int is_help(const char *arg) {
@@ -291,5 +325,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(command, "run") == 0)
     return cmd_run(&c);
+  if (strcmp(command, "metrics") == 0)
+    return run_on_loop(&c, "nodelua.cli.metrics");
   return usage_error("unknown command '%s'", command);
 }

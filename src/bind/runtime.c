@@ -398,6 +398,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.timer", luaopen_nodelua_timer},
       {"nodelua.log", luaopen_nodelua_log},
       {"nodelua.config", luaopen_nodelua_config},
+      {"nodelua.metrics", luaopen_nodelua_metrics},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -1,0 +1,242 @@
+/* Metrics: one sampling core with one interface and a file per OS
+ * (metrics_linux.c, metrics_darwin.c). Every figure is read from the OS in
+ * the unit documented in docs/metrics.md, or it is absent: NL_ABSENT for
+ * integers, NAN for reals, a group missing from `present`. Nothing runs in a
+ * subprocess, and once the arrays have grown to the machine's size a sample
+ * allocates nothing. */
+#ifndef NODELUA_METRICS_H
+#define NODELUA_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NL_ABSENT UINT64_MAX
+
+typedef enum {
+  NL_METRICS_CPU = 1u << 0,
+  NL_METRICS_LOAD = 1u << 1,
+  NL_METRICS_MEMORY = 1u << 2,
+  NL_METRICS_NETWORK = 1u << 3,
+  NL_METRICS_STORAGE = 1u << 4, /* filesystems and disk I/O */
+  NL_METRICS_SYSTEM = 1u << 5,
+  NL_METRICS_THERMAL = 1u << 6,
+  NL_METRICS_SELF = 1u << 7,
+  NL_METRICS_ALL = (1u << 8) - 1
+} nl_metrics_group;
+
+/* Returns the group of a name ("cpu", ...) or 0. */
+unsigned nl_metrics_group_parse(const char *name);
+const char *nl_metrics_group_name(unsigned group);
+
+typedef enum {
+  NL_CPU_USER,
+  NL_CPU_NICE,
+  NL_CPU_SYSTEM,
+  NL_CPU_IDLE,
+  NL_CPU_IOWAIT,
+  NL_CPU_IRQ,
+  NL_CPU_SOFTIRQ,
+  NL_CPU_STEAL,
+  NL_CPU_MODE_COUNT
+} nl_cpu_mode;
+
+extern const char *const nl_cpu_mode_names[NL_CPU_MODE_COUNT];
+
+typedef struct {
+  int index;                         /* -1 for the total */
+  double seconds[NL_CPU_MODE_COUNT]; /* cumulative, since boot */
+  double percent[NL_CPU_MODE_COUNT]; /* over the last interval */
+  double usage_percent;              /* 100 - idle - iowait */
+  double mhz;                        /* current clock, or NAN */
+} nl_cpu_times;
+
+typedef struct {
+  char vendor[64];
+  char brand[128];
+  int physical_cores; /* 0 when unknown */
+  int logical_cores;
+  double base_mhz, max_mhz; /* NAN when the OS does not tell */
+  unsigned modes;           /* bit (1 << mode) for each mode the OS has */
+  bool has_rate;            /* percent[] valid: a previous sample exists */
+  nl_cpu_times total;
+  nl_cpu_times *cores;
+  size_t core_count, core_cap;
+} nl_cpu_sample;
+
+typedef struct {
+  double load1, load5, load15;
+} nl_load_sample;
+
+/* Bytes; NL_ABSENT where the OS has no such figure. */
+typedef struct {
+  uint64_t total, available, used, free, active, inactive;
+  uint64_t buffers, cached, slab_reclaimable; /* Linux */
+  uint64_t wired, compressed;                 /* macOS */
+  uint64_t swap_total, swap_used, swap_free;
+} nl_memory_sample;
+
+typedef enum {
+  NL_LINK_LOOPBACK,
+  NL_LINK_ETHERNET,
+  NL_LINK_WIFI,
+  NL_LINK_THUNDERBOLT,
+  NL_LINK_BRIDGE,
+  NL_LINK_VIRTUAL,
+  NL_LINK_OTHER
+} nl_link_kind;
+
+const char *nl_link_kind_name(nl_link_kind kind);
+
+typedef enum {
+  NL_NET_RX_BYTES,
+  NL_NET_TX_BYTES,
+  NL_NET_RX_PACKETS,
+  NL_NET_TX_PACKETS,
+  NL_NET_RX_ERRORS,
+  NL_NET_TX_ERRORS,
+  NL_NET_RX_DROPS,
+  NL_NET_TX_DROPS,
+  NL_NET_COUNTER_COUNT
+} nl_net_counter;
+
+extern const char *const nl_net_counter_names[NL_NET_COUNTER_COUNT];
+
+#define NL_ADDRS_MAX 8
+
+typedef struct {
+  char name[32];
+  int ifindex; /* the OS's interface index; 0 when unknown */
+  nl_link_kind kind;
+  char mac[18]; /* "" when the interface has none */
+  char ipv4[NL_ADDRS_MAX][16];
+  char ipv6[NL_ADDRS_MAX][46];
+  int ipv4_count, ipv6_count;
+  int64_t speed_mbps; /* -1 when unknown */
+  bool up;
+  int mtu;
+  uint64_t counters[NL_NET_COUNTER_COUNT];
+  double rates[NL_NET_COUNTER_COUNT]; /* per second; NAN: no rate */
+} nl_netif;
+
+typedef struct {
+  nl_netif *ifs;
+  size_t count, cap;
+} nl_network_sample;
+
+typedef struct {
+  char device[128];
+  char mount[256];
+  char fstype[32];
+  uint64_t size, used, available, free, inodes_total, inodes_free;
+  bool readonly;
+} nl_filesystem;
+
+typedef enum {
+  NL_DISK_READ_BYTES,
+  NL_DISK_WRITE_BYTES,
+  NL_DISK_READS,
+  NL_DISK_WRITES,
+  NL_DISK_BUSY_MS,
+  NL_DISK_COUNTER_COUNT
+} nl_disk_counter;
+
+extern const char *const nl_disk_counter_names[NL_DISK_COUNTER_COUNT];
+
+typedef struct {
+  char name[32];
+  uint64_t counters[NL_DISK_COUNTER_COUNT];
+  double rates[NL_DISK_COUNTER_COUNT];
+} nl_disk;
+
+typedef struct {
+  nl_filesystem *fs;
+  size_t fs_count, fs_cap;
+  nl_disk *disks;
+  size_t disk_count, disk_cap;
+} nl_storage_sample;
+
+typedef struct {
+  char hostname[256];
+  char os_name[64];
+  char os_version[64];
+  char sysname[32]; /* uname: "Linux", "Darwin" */
+  char kernel[128]; /* uname release */
+  char kernel_version[256];
+  char arch[32];
+  char model[128]; /* "" when unknown */
+  bool apple_silicon;
+  double boot_time; /* Unix seconds */
+  double uptime;    /* seconds */
+} nl_system_sample;
+
+typedef struct {
+  char name[96];   /* "x86_pkg_temp" (zone type), "coretemp/Core 0" */
+  char source[16]; /* "thermal_zone", "hwmon", "smc" */
+  char chip[32];   /* hwmon chip or zone id, for labels */
+  double celsius;
+} nl_sensor;
+
+typedef struct {
+  nl_sensor *sensors;
+  size_t count, cap;
+} nl_thermal_sample;
+
+typedef struct {
+  uint64_t rss_bytes;
+  double cpu_seconds;
+  double start_time; /* Unix seconds */
+} nl_self_sample;
+
+typedef struct nl_metrics_os nl_metrics_os; /* the OS file's private state */
+
+typedef struct {
+  unsigned present;     /* groups in this snapshot */
+  double sampled_at[8]; /* monotonic seconds of each group's last sample */
+  nl_cpu_sample cpu;
+  nl_load_sample load;
+  nl_memory_sample memory;
+  nl_network_sample network;
+  nl_storage_sample storage;
+  nl_system_sample system;
+  nl_thermal_sample thermal;
+  nl_self_sample self;
+} nl_metrics_snapshot;
+
+typedef struct nl_metrics nl_metrics;
+
+/* Returns NULL on allocation failure. */
+nl_metrics *nl_metrics_open(void);
+void nl_metrics_close(nl_metrics *m);
+
+/* Samples the groups asked for; the others keep their last values. A group
+ * the OS cannot give is left out of snapshot->present. Returns 0 or -ENOMEM;
+ * an unreadable source only leaves its group absent. */
+int nl_metrics_sample(nl_metrics *m, unsigned groups);
+const nl_metrics_snapshot *nl_metrics_get(const nl_metrics *m);
+
+/* Filesystem types left out of storage: a copy of the list is kept. */
+int nl_metrics_set_excluded_fstypes(nl_metrics *m, const char *const *types,
+                                    size_t count);
+size_t nl_metrics_excluded_fstypes(const nl_metrics *m,
+                                   const char *const **types);
+bool nl_metrics_fstype_excluded(const nl_metrics *m, const char *fstype);
+
+/* A growable text buffer, reused between calls. */
+typedef struct {
+  char *data;
+  size_t len, cap;
+  bool failed; /* an allocation failed: the text is incomplete */
+} nl_buf;
+
+void nl_buf_reset(nl_buf *b);
+void nl_buf_free(nl_buf *b);
+void nl_buf_append(nl_buf *b, const char *s, size_t n);
+void nl_buf_printf(nl_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The Prometheus text exposition of the snapshot, with node_exporter's
+ * names where it has the same measure (prom.c). Returns 0 or -ENOMEM. */
+int nl_metrics_format_prom(const nl_metrics_snapshot *s, nl_buf *out);
+
+#endif

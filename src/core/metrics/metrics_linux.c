@@ -1,0 +1,876 @@
+/* Linux: /proc, /sys, statvfs and one netlink dump for addresses. Files are
+ * read with open/read into one reused buffer (stdio would allocate), and
+ * sensors are found by index rather than by listing directories, so a
+ * steady-state sample makes no heap allocation. */
+#include "metrics_internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <math.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define SENSORS_MAX 64
+#define NETLINK_BUF 32768
+
+typedef struct {
+  char path[128];
+  char name[96];
+  char source[16];
+  char chip[32];
+} sensor_spec;
+
+struct nl_metrics_os {
+  char *buf; /* the contents of the last file read */
+  size_t cap;
+  double ticks_per_second;
+  long page_size;
+  int netlink;
+  unsigned netlink_seq;
+  char netlink_buf[NETLINK_BUF];
+  sensor_spec sensors[SENSORS_MAX];
+  size_t sensor_count;
+  bool have_cpufreq;
+  double self_start_time;
+};
+
+/* Reads a whole file into os->buf, NUL-terminated. The buffer grows only
+ * when a file is larger than any before. Returns the length or -errno. */
+static ssize_t slurp(nl_metrics_os *os, const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  size_t len = 0;
+  for (;;) {
+    if (len + 1 >= os->cap) {
+      size_t next = os->cap ? os->cap * 2 : 65536;
+      char *grown = realloc(os->buf, next);
+      if (grown == NULL) {
+        close(fd);
+        return -ENOMEM;
+      }
+      os->buf = grown;
+      os->cap = next;
+    }
+    ssize_t n = read(fd, os->buf + len, os->cap - len - 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  close(fd);
+  os->buf[len] = '\0';
+  return (ssize_t)len;
+}
+
+/* Reads a small file (sysfs attribute) into buf, without the trailing
+ * newline. Returns the length or -errno. */
+static ssize_t read_small(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n;
+  do {
+    n = read(fd, buf, cap - 1);
+  } while (n < 0 && errno == EINTR);
+  int e = errno;
+  close(fd);
+  if (n < 0)
+    return -e;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+    n--;
+  buf[n] = '\0';
+  return n;
+}
+
+static int read_int64(const char *path, long long *out) {
+  char buf[64];
+  if (read_small(path, buf, sizeof buf) <= 0)
+    return -1;
+  char *end;
+  errno = 0;
+  long long v = strtoll(buf, &end, 0);
+  if (errno != 0 || end == buf)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t n) {
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+static void set_str(char *dst, size_t cap, const char *src) {
+  copy_field(dst, cap, src, strlen(src));
+}
+
+static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* ---- static facts, read once ---- */
+
+static void read_cpu_facts(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_cpu_sample *cpu = &m->snap.cpu;
+  cpu->base_mhz = cpu->max_mhz = NAN;
+  if (slurp(os, "/proc/cpuinfo") > 0) {
+    for (char *line = os->buf; line && *line;) {
+      char *eol = strchr(line, '\n');
+      char *colon = strchr(line, ':');
+      if (colon && (!eol || colon < eol)) {
+        size_t keylen = (size_t)(colon - line);
+        while (keylen > 0 && isspace((unsigned char)line[keylen - 1]))
+          keylen--;
+        char *value = colon + 1;
+        while (*value == ' ')
+          value++;
+        size_t vlen = eol ? (size_t)(eol - value) : strlen(value);
+        if (keylen == 9 && strncmp(line, "vendor_id", 9) == 0 &&
+            !cpu->vendor[0])
+          copy_field(cpu->vendor, sizeof cpu->vendor, value, vlen);
+        else if (keylen == 10 && strncmp(line, "model name", 10) == 0 &&
+                 !cpu->brand[0])
+          copy_field(cpu->brand, sizeof cpu->brand, value, vlen);
+        else if (keylen == 8 && strncmp(line, "Hardware", 8) == 0 &&
+                 !cpu->brand[0])
+          copy_field(cpu->brand, sizeof cpu->brand, value, vlen);
+      }
+      line = eol ? eol + 1 : NULL;
+    }
+  }
+  /* Physical cores: distinct (package, core) pairs in the topology. */
+  long long pairs[1024][2];
+  size_t npairs = 0;
+  int logical = 0;
+  for (int i = 0; i < 4096; i++) {
+    char path[128];
+    long long pkg, core;
+    snprintf(path, sizeof path,
+             "/sys/devices/system/cpu/cpu%d/topology/core_id", i);
+    if (read_int64(path, &core) != 0) {
+      snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d", i);
+      if (!exists(path))
+        break;
+      continue; /* offline CPU: no topology */
+    }
+    logical++;
+    snprintf(path, sizeof path,
+             "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", i);
+    if (read_int64(path, &pkg) != 0)
+      pkg = 0;
+    bool seen = false;
+    for (size_t j = 0; j < npairs; j++)
+      seen = seen || (pairs[j][0] == pkg && pairs[j][1] == core);
+    if (!seen && npairs < 1024) {
+      pairs[npairs][0] = pkg;
+      pairs[npairs][1] = core;
+      npairs++;
+    }
+  }
+  cpu->physical_cores = (int)npairs;
+  long long khz;
+  if (read_int64("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency", &khz) ==
+      0)
+    cpu->base_mhz = (double)khz / 1000.0;
+  if (read_int64("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
+                 &khz) == 0)
+    cpu->max_mhz = (double)khz / 1000.0;
+  os->have_cpufreq =
+      exists("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq");
+  cpu->modes = (1u << NL_CPU_MODE_COUNT) - 1; /* Linux has every mode */
+  (void)logical;
+}
+
+static void read_os_release(nl_system_sample *sys, nl_metrics_os *os) {
+  snprintf(sys->os_name, sizeof sys->os_name, "Linux");
+  sys->os_version[0] = '\0';
+  if (slurp(os, "/etc/os-release") <= 0 &&
+      slurp(os, "/usr/lib/os-release") <= 0)
+    return;
+  for (char *line = os->buf; line && *line;) {
+    char *eol = strchr(line, '\n');
+    size_t len = eol ? (size_t)(eol - line) : strlen(line);
+    char *target = NULL;
+    size_t cap = 0, skip = 0;
+    if (strncmp(line, "NAME=", 5) == 0) {
+      target = sys->os_name, cap = sizeof sys->os_name, skip = 5;
+    } else if (strncmp(line, "VERSION_ID=", 11) == 0) {
+      target = sys->os_version, cap = sizeof sys->os_version, skip = 11;
+    }
+    if (target != NULL) {
+      const char *v = line + skip;
+      size_t vlen = len - skip;
+      if (vlen >= 2 && (v[0] == '"' || v[0] == '\'') && v[vlen - 1] == v[0]) {
+        v++;
+        vlen -= 2;
+      }
+      copy_field(target, cap, v, vlen);
+    }
+    line = eol ? eol + 1 : NULL;
+  }
+}
+
+static void read_system_facts(nl_metrics *m) {
+  nl_system_sample *sys = &m->snap.system;
+  read_os_release(sys, m->os);
+  const char *model_paths[] = {"/sys/firmware/devicetree/base/model",
+                               "/sys/devices/virtual/dmi/id/product_name"};
+  for (size_t i = 0; i < 2 && !sys->model[0]; i++) {
+    char buf[128];
+    ssize_t n = read_small(model_paths[i], buf, sizeof buf);
+    /* The device-tree string ends in a NUL. */
+    if (n > 0) {
+      buf[strcspn(buf, "\n")] = '\0';
+      set_str(sys->model, sizeof sys->model, buf);
+    }
+  }
+  struct utsname u;
+  if (uname(&u) == 0) {
+    set_str(sys->sysname, sizeof sys->sysname, u.sysname);
+    set_str(sys->kernel, sizeof sys->kernel, u.release);
+    set_str(sys->kernel_version, sizeof sys->kernel_version, u.version);
+    set_str(sys->arch, sizeof sys->arch, u.machine);
+  }
+  /* Linux on Apple Silicon (Asahi) tells by its device-tree model. */
+  sys->apple_silicon = strcmp(sys->arch, "aarch64") == 0 &&
+                       strncmp(sys->model, "Apple ", 6) == 0;
+}
+
+/* Sensors are found once, by index: thermal_zone0.., hwmon0/temp1_input..
+ * A gap of a few indices ends the search. */
+static void find_sensors(nl_metrics_os *os) {
+  char path[128], buf[96];
+  for (int z = 0; z < 256 && os->sensor_count < SENSORS_MAX; z++) {
+    snprintf(path, sizeof path, "/sys/class/thermal/thermal_zone%d/temp", z);
+    if (!exists(path)) {
+      if (z > 8)
+        break;
+      continue;
+    }
+    sensor_spec *s = &os->sensors[os->sensor_count++];
+    set_str(s->path, sizeof s->path, path);
+    snprintf(path, sizeof path, "/sys/class/thermal/thermal_zone%d/type", z);
+    if (read_small(path, buf, sizeof buf) <= 0)
+      snprintf(buf, sizeof buf, "zone%d", z);
+    set_str(s->name, sizeof s->name, buf);
+    snprintf(s->source, sizeof s->source, "thermal_zone");
+    snprintf(s->chip, sizeof s->chip, "%d", z);
+  }
+  for (int h = 0; h < 64 && os->sensor_count < SENSORS_MAX; h++) {
+    char chip[32];
+    snprintf(path, sizeof path, "/sys/class/hwmon/hwmon%d/name", h);
+    if (read_small(path, chip, sizeof chip) <= 0) {
+      if (h > 8)
+        break;
+      continue;
+    }
+    for (int t = 1; t < 64 && os->sensor_count < SENSORS_MAX; t++) {
+      snprintf(path, sizeof path, "/sys/class/hwmon/hwmon%d/temp%d_input", h,
+               t);
+      if (!exists(path)) {
+        if (t > 8)
+          break;
+        continue;
+      }
+      sensor_spec *s = &os->sensors[os->sensor_count++];
+      set_str(s->path, sizeof s->path, path);
+      snprintf(path, sizeof path, "/sys/class/hwmon/hwmon%d/temp%d_label", h,
+               t);
+      if (read_small(path, buf, sizeof buf) <= 0)
+        snprintf(buf, sizeof buf, "temp%d", t);
+      snprintf(s->name, sizeof s->name, "%s/%s", chip, buf);
+      snprintf(s->source, sizeof s->source, "hwmon");
+      set_str(s->chip, sizeof s->chip, chip);
+    }
+  }
+}
+
+int nl_metrics_os_open(nl_metrics *m) {
+  nl_metrics_os *os = calloc(1, sizeof *os);
+  if (os == NULL)
+    return -ENOMEM;
+  m->os = os;
+  long hz = sysconf(_SC_CLK_TCK);
+  os->ticks_per_second = hz > 0 ? (double)hz : 100.0;
+  os->page_size = sysconf(_SC_PAGESIZE);
+  os->netlink = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  read_cpu_facts(m);
+  read_system_facts(m);
+  find_sensors(os);
+  /* The process start time, for the self group: field 22 of stat. */
+  os->self_start_time = NAN;
+  double btime = NAN;
+  if (slurp(os, "/proc/stat") > 0) {
+    char *b = strstr(os->buf, "\nbtime ");
+    if (b)
+      btime = strtod(b + 7, NULL);
+  }
+  if (slurp(os, "/proc/self/stat") > 0) {
+    char *p = strrchr(os->buf, ')');
+    for (int field = 2; p && field < 22; field++)
+      p = strchr(p + 1, ' ');
+    if (p && !isnan(btime))
+      os->self_start_time = btime + strtod(p + 1, NULL) / os->ticks_per_second;
+  }
+  return 0;
+}
+
+void nl_metrics_os_close(nl_metrics *m) {
+  if (m->os == NULL)
+    return;
+  if (m->os->netlink >= 0)
+    close(m->os->netlink);
+  free(m->os->buf);
+  free(m->os);
+  m->os = NULL;
+}
+
+/* ---- samples ---- */
+
+static void parse_cpu_line(const char *p, nl_cpu_times *t, double hz) {
+  for (int i = 0; i < NL_CPU_MODE_COUNT; i++) {
+    char *end;
+    unsigned long long v = strtoull(p, &end, 10);
+    t->seconds[i] = end == p ? 0 : (double)v / hz;
+    p = end;
+  }
+}
+
+static void cpu_current_mhz(nl_metrics *m) {
+  nl_cpu_sample *cpu = &m->snap.cpu;
+  nl_metrics_os *os = m->os;
+  for (size_t i = 0; i < cpu->core_count; i++)
+    cpu->cores[i].mhz = NAN;
+  if (os->have_cpufreq) {
+    for (size_t i = 0; i < cpu->core_count; i++) {
+      char path[96];
+      long long khz;
+      snprintf(path, sizeof path,
+               "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_cur_freq",
+               cpu->cores[i].index);
+      if (read_int64(path, &khz) == 0)
+        cpu->cores[i].mhz = (double)khz / 1000.0;
+    }
+    return;
+  }
+  /* Without cpufreq (virtual machines) /proc/cpuinfo has "cpu MHz" per
+   * processor; x86 only. */
+  if (slurp(os, "/proc/cpuinfo") <= 0)
+    return;
+  int processor = -1;
+  for (char *line = os->buf; line && *line;) {
+    char *eol = strchr(line, '\n');
+    if (strncmp(line, "processor", 9) == 0) {
+      char *colon = strchr(line, ':');
+      processor = colon ? atoi(colon + 1) : -1;
+    } else if (strncmp(line, "cpu MHz", 7) == 0 && processor >= 0) {
+      char *colon = strchr(line, ':');
+      for (size_t i = 0; colon && i < cpu->core_count; i++) {
+        if (cpu->cores[i].index == processor)
+          cpu->cores[i].mhz = strtod(colon + 1, NULL);
+      }
+    }
+    line = eol ? eol + 1 : NULL;
+  }
+}
+
+static int sample_cpu(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_cpu_sample *cpu = &m->snap.cpu;
+  ssize_t n = slurp(os, "/proc/stat");
+  if (n <= 0)
+    return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
+  size_t count = 0;
+  bool have_total = false;
+  for (char *line = os->buf; line && *line;) {
+    char *eol = strchr(line, '\n');
+    if (strncmp(line, "cpu", 3) != 0)
+      break; /* the cpu lines come first */
+    if (line[3] == ' ') {
+      parse_cpu_line(line + 4, &cpu->total, os->ticks_per_second);
+      cpu->total.index = -1;
+      have_total = true;
+    } else if (isdigit((unsigned char)line[3])) {
+      char *end;
+      long index = strtol(line + 3, &end, 10);
+      if (nl_metrics_reserve((void **)&cpu->cores, &cpu->core_cap, count + 1,
+                             sizeof *cpu->cores) != 0)
+        return -ENOMEM;
+      cpu->cores[count].index = (int)index;
+      parse_cpu_line(end, &cpu->cores[count], os->ticks_per_second);
+      count++;
+    }
+    line = eol ? eol + 1 : NULL;
+  }
+  if (!have_total || count == 0)
+    return -ENOTSUP;
+  cpu->core_count = count;
+  cpu->logical_cores = (int)count;
+  cpu->total.mhz = NAN;
+  cpu_current_mhz(m);
+  return 0;
+}
+
+static int sample_load(nl_metrics *m) {
+  char buf[128];
+  nl_load_sample *l = &m->snap.load;
+  if (read_small("/proc/loadavg", buf, sizeof buf) <= 0 ||
+      sscanf(buf, "%lf %lf %lf", &l->load1, &l->load5, &l->load15) != 3)
+    return -ENOTSUP;
+  return 0;
+}
+
+static int sample_memory(nl_metrics *m) {
+  nl_memory_sample *mem = &m->snap.memory;
+  ssize_t n = slurp(m->os, "/proc/meminfo");
+  if (n <= 0)
+    return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
+  static const struct {
+    const char *key;
+    size_t offset;
+  } fields[] = {
+      {"MemTotal:", offsetof(nl_memory_sample, total)},
+      {"MemFree:", offsetof(nl_memory_sample, free)},
+      {"MemAvailable:", offsetof(nl_memory_sample, available)},
+      {"Buffers:", offsetof(nl_memory_sample, buffers)},
+      {"Cached:", offsetof(nl_memory_sample, cached)},
+      {"SReclaimable:", offsetof(nl_memory_sample, slab_reclaimable)},
+      {"Active:", offsetof(nl_memory_sample, active)},
+      {"Inactive:", offsetof(nl_memory_sample, inactive)},
+      {"SwapTotal:", offsetof(nl_memory_sample, swap_total)},
+      {"SwapFree:", offsetof(nl_memory_sample, swap_free)},
+  };
+  uint64_t *all = (uint64_t *)mem;
+  for (size_t i = 0; i < sizeof *mem / sizeof(uint64_t); i++)
+    all[i] = NL_ABSENT;
+  for (char *line = m->os->buf; line && *line;) {
+    char *eol = strchr(line, '\n');
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+      size_t klen = strlen(fields[i].key);
+      if (strncmp(line, fields[i].key, klen) == 0) {
+        uint64_t kib = strtoull(line + klen, NULL, 10);
+        *(uint64_t *)((char *)mem + fields[i].offset) = kib * 1024;
+        break;
+      }
+    }
+    line = eol ? eol + 1 : NULL;
+  }
+  if (mem->total == NL_ABSENT || mem->free == NL_ABSENT)
+    return -ENOTSUP;
+  /* As free(1) computes it: what is neither free nor reclaimable cache. */
+  uint64_t reclaimable = 0;
+  if (mem->buffers != NL_ABSENT)
+    reclaimable += mem->buffers;
+  if (mem->cached != NL_ABSENT)
+    reclaimable += mem->cached;
+  if (mem->slab_reclaimable != NL_ABSENT)
+    reclaimable += mem->slab_reclaimable;
+  mem->used = mem->total > mem->free + reclaimable
+                  ? mem->total - mem->free - reclaimable
+                  : mem->total - mem->free;
+  if (mem->swap_total != NL_ABSENT && mem->swap_free != NL_ABSENT)
+    mem->swap_used = mem->swap_total - mem->swap_free;
+  return 0;
+}
+
+static nl_link_kind link_kind(const char *name, long long type) {
+  char path[128], target[128];
+  if (type == 772) /* ARPHRD_LOOPBACK */
+    return NL_LINK_LOOPBACK;
+  snprintf(path, sizeof path, "/sys/class/net/%s/bridge", name);
+  if (exists(path))
+    return NL_LINK_BRIDGE;
+  snprintf(path, sizeof path, "/sys/class/net/%s/wireless", name);
+  char phy[128];
+  snprintf(phy, sizeof phy, "/sys/class/net/%s/phy80211", name);
+  if (exists(path) || exists(phy))
+    return NL_LINK_WIFI;
+  snprintf(path, sizeof path, "/sys/class/net/%s/device/driver", name);
+  ssize_t n = readlink(path, target, sizeof target - 1);
+  if (n <= 0)
+    return NL_LINK_VIRTUAL; /* no device behind it: veth, tun, bond, ifb */
+  target[n] = '\0';
+  const char *driver = strrchr(target, '/');
+  driver = driver ? driver + 1 : target;
+  if (strcmp(driver, "thunderbolt-net") == 0 ||
+      strcmp(driver, "thunderbolt_net") == 0)
+    return NL_LINK_THUNDERBOLT;
+  if (type == 1) /* ARPHRD_ETHER */
+    return NL_LINK_ETHERNET;
+  return NL_LINK_OTHER;
+}
+
+static void netif_facts(nl_netif *nif) {
+  char path[128], buf[64];
+  long long v;
+  snprintf(path, sizeof path, "/sys/class/net/%s/type", nif->name);
+  long long type = read_int64(path, &v) == 0 ? v : -1;
+  nif->kind = link_kind(nif->name, type);
+  snprintf(path, sizeof path, "/sys/class/net/%s/address", nif->name);
+  nif->mac[0] = '\0';
+  if (read_small(path, buf, sizeof buf) == 17 &&
+      strcmp(buf, "00:00:00:00:00:00") != 0)
+    set_str(nif->mac, sizeof nif->mac, buf);
+  snprintf(path, sizeof path, "/sys/class/net/%s/mtu", nif->name);
+  nif->mtu = read_int64(path, &v) == 0 ? (int)v : 0;
+  snprintf(path, sizeof path, "/sys/class/net/%s/flags", nif->name);
+  nif->up = read_int64(path, &v) == 0 && (v & IFF_UP);
+  snprintf(path, sizeof path, "/sys/class/net/%s/ifindex", nif->name);
+  nif->ifindex = read_int64(path, &v) == 0 ? (int)v : 0;
+  /* speed reads EINVAL when the link is down, -1 when unknown. */
+  snprintf(path, sizeof path, "/sys/class/net/%s/speed", nif->name);
+  nif->speed_mbps = read_int64(path, &v) == 0 && v > 0 ? v : -1;
+}
+
+/* Adds every interface address with one RTM_GETADDR dump. */
+static void netif_addresses(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_network_sample *net = &m->snap.network;
+  for (size_t i = 0; i < net->count; i++)
+    net->ifs[i].ipv4_count = net->ifs[i].ipv6_count = 0;
+  if (os->netlink < 0)
+    return;
+  struct {
+    struct nlmsghdr h;
+    struct ifaddrmsg a;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.a);
+  req.h.nlmsg_type = RTM_GETADDR;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.h.nlmsg_seq = ++os->netlink_seq;
+  req.a.ifa_family = AF_UNSPEC;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(os->netlink, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel,
+             sizeof kernel) < 0)
+    return;
+  for (;;) {
+    ssize_t n = recv(os->netlink, os->netlink_buf, sizeof os->netlink_buf, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)os->netlink_buf;
+         NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_seq != os->netlink_seq)
+        continue;
+      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+        return;
+      if (h->nlmsg_type != RTM_NEWADDR)
+        continue;
+      struct ifaddrmsg *a = NLMSG_DATA(h);
+      nl_netif *nif = NULL;
+      for (size_t i = 0; i < net->count && !nif; i++) {
+        if (net->ifs[i].ifindex == (int)a->ifa_index)
+          nif = &net->ifs[i];
+      }
+      if (nif == NULL)
+        continue;
+      const void *addr = NULL, *local = NULL;
+      int len = (int)IFA_PAYLOAD(h);
+      for (struct rtattr *rta = IFA_RTA(a); RTA_OK(rta, len);
+           rta = RTA_NEXT(rta, len)) {
+        if (rta->rta_type == IFA_ADDRESS)
+          addr = RTA_DATA(rta);
+        else if (rta->rta_type == IFA_LOCAL)
+          local = RTA_DATA(rta);
+      }
+      if (a->ifa_family == AF_INET && (local || addr) &&
+          nif->ipv4_count < NL_ADDRS_MAX) {
+        /* IFA_LOCAL is ours; IFA_ADDRESS is the peer on point-to-point. */
+        inet_ntop(AF_INET, local ? local : addr, nif->ipv4[nif->ipv4_count++],
+                  sizeof nif->ipv4[0]);
+      } else if (a->ifa_family == AF_INET6 && addr &&
+                 nif->ipv6_count < NL_ADDRS_MAX) {
+        inet_ntop(AF_INET6, addr, nif->ipv6[nif->ipv6_count++],
+                  sizeof nif->ipv6[0]);
+      }
+    }
+  }
+}
+
+static int sample_network(nl_metrics *m) {
+  nl_network_sample *net = &m->snap.network;
+  ssize_t n = slurp(m->os, "/proc/net/dev");
+  if (n <= 0)
+    return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
+  size_t count = 0;
+  char *line = strchr(m->os->buf, '\n');
+  line = line ? strchr(line + 1, '\n') : NULL; /* two header lines */
+  for (line = line ? line + 1 : NULL; line && *line;) {
+    char *eol = strchr(line, '\n');
+    char *colon = strchr(line, ':');
+    if (colon == NULL || (eol && colon > eol))
+      break;
+    char *name = line;
+    while (*name == ' ')
+      name++;
+    if (nl_metrics_reserve((void **)&net->ifs, &net->cap, count + 1,
+                           sizeof *net->ifs) != 0)
+      return -ENOMEM;
+    nl_netif *nif = &net->ifs[count];
+    copy_field(nif->name, sizeof nif->name, name, (size_t)(colon - name));
+    unsigned long long f[16];
+    char *p = colon + 1;
+    for (int i = 0; i < 16; i++) {
+      char *end;
+      f[i] = strtoull(p, &end, 10);
+      p = end;
+    }
+    /* rx: bytes packets errs drop fifo frame compressed multicast;
+     * tx: bytes packets errs drop fifo colls carrier compressed. */
+    nif->counters[NL_NET_RX_BYTES] = f[0];
+    nif->counters[NL_NET_RX_PACKETS] = f[1];
+    nif->counters[NL_NET_RX_ERRORS] = f[2];
+    nif->counters[NL_NET_RX_DROPS] = f[3];
+    nif->counters[NL_NET_TX_BYTES] = f[8];
+    nif->counters[NL_NET_TX_PACKETS] = f[9];
+    nif->counters[NL_NET_TX_ERRORS] = f[10];
+    nif->counters[NL_NET_TX_DROPS] = f[11];
+    netif_facts(nif);
+    count++;
+    line = eol ? eol + 1 : NULL;
+  }
+  net->count = count;
+  netif_addresses(m);
+  return 0;
+}
+
+/* /proc/self/mounts escapes space, tab, newline and backslash as \ooo. */
+static void unescape_mount(char *s) {
+  char *out = s;
+  for (char *p = s; *p; p++) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+        p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+      *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+      p += 3;
+    } else {
+      *out++ = *p;
+    }
+  }
+  *out = '\0';
+}
+
+static bool pseudo_mount_point(const char *mount) {
+  static const char *const prefixes[] = {"/proc", "/sys", "/dev"};
+  for (size_t i = 0; i < 3; i++) {
+    size_t n = strlen(prefixes[i]);
+    if (strncmp(mount, prefixes[i], n) == 0 &&
+        (mount[n] == '\0' || mount[n] == '/'))
+      return true;
+  }
+  return false;
+}
+
+static int sample_filesystems(nl_metrics *m) {
+  nl_storage_sample *st = &m->snap.storage;
+  ssize_t n = slurp(m->os, "/proc/self/mounts");
+  if (n <= 0)
+    return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
+  size_t count = 0;
+  for (char *line = m->os->buf; line && *line;) {
+    char *eol = strchr(line, '\n');
+    if (eol)
+      *eol = '\0';
+    char *fields[4] = {0};
+    char *save = NULL;
+    int nf = 0;
+    for (char *tok = strtok_r(line, " ", &save); tok && nf < 4;
+         tok = strtok_r(NULL, " ", &save))
+      fields[nf++] = tok;
+    line = eol ? eol + 1 : NULL;
+    if (nf < 4)
+      continue;
+    unescape_mount(fields[0]);
+    unescape_mount(fields[1]);
+    if (nl_metrics_fstype_excluded(m, fields[2]) ||
+        pseudo_mount_point(fields[1]))
+      continue;
+    struct statvfs sv;
+    if (statvfs(fields[1], &sv) != 0 || sv.f_blocks == 0)
+      continue;
+    /* A later mount on the same point hides the earlier one. */
+    size_t slot = count;
+    for (size_t i = 0; i < count; i++) {
+      if (strcmp(st->fs[i].mount, fields[1]) == 0)
+        slot = i;
+    }
+    if (slot == count) {
+      if (nl_metrics_reserve((void **)&st->fs, &st->fs_cap, count + 1,
+                             sizeof *st->fs) != 0)
+        return -ENOMEM;
+      count++;
+    }
+    nl_filesystem *fs = &st->fs[slot];
+    set_str(fs->device, sizeof fs->device, fields[0]);
+    set_str(fs->mount, sizeof fs->mount, fields[1]);
+    set_str(fs->fstype, sizeof fs->fstype, fields[2]);
+    uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+    fs->size = (uint64_t)sv.f_blocks * frsize;
+    fs->free = (uint64_t)sv.f_bfree * frsize;
+    fs->available = (uint64_t)sv.f_bavail * frsize;
+    fs->used = fs->size - fs->free;
+    fs->inodes_total = sv.f_files;
+    fs->inodes_free = sv.f_ffree;
+    fs->readonly = (sv.f_flag & ST_RDONLY) != 0;
+  }
+  st->fs_count = count;
+  return 0;
+}
+
+static bool whole_disk(const char *name) {
+  static const char *const skip[] = {"loop", "ram", "zram", "fd"};
+  for (size_t i = 0; i < 4; i++) {
+    size_t n = strlen(skip[i]);
+    if (strncmp(name, skip[i], n) == 0 && isdigit((unsigned char)name[n]))
+      return false;
+  }
+  char path[96];
+  snprintf(path, sizeof path, "/sys/block/%s", name);
+  return exists(path); /* partitions are not in /sys/block */
+}
+
+static int sample_disks(nl_metrics *m) {
+  nl_storage_sample *st = &m->snap.storage;
+  ssize_t n = slurp(m->os, "/proc/diskstats");
+  if (n <= 0) {
+    st->disk_count = 0;
+    return n == -ENOMEM ? -ENOMEM : 0;
+  }
+  size_t count = 0;
+  for (char *line = m->os->buf; line && *line;) {
+    char *eol = strchr(line, '\n');
+    unsigned major, minor;
+    char name[32];
+    unsigned long long f[10];
+    int got = sscanf(line,
+                     "%u %u %31s %llu %llu %llu %llu %llu %llu %llu "
+                     "%llu %llu %llu",
+                     &major, &minor, name, &f[0], &f[1], &f[2], &f[3], &f[4],
+                     &f[5], &f[6], &f[7], &f[8], &f[9]);
+    line = eol ? eol + 1 : NULL;
+    if (got < 13 || !whole_disk(name))
+      continue;
+    if (nl_metrics_reserve((void **)&st->disks, &st->disk_cap, count + 1,
+                           sizeof *st->disks) != 0)
+      return -ENOMEM;
+    nl_disk *d = &st->disks[count++];
+    set_str(d->name, sizeof d->name, name);
+    /* reads, merged, sectors read, ms reading, writes, merged, sectors
+     * written, ms writing, in flight, ms doing I/O. Sectors are 512 bytes
+     * whatever the device's block size. */
+    d->counters[NL_DISK_READS] = f[0];
+    d->counters[NL_DISK_READ_BYTES] = f[2] * 512;
+    d->counters[NL_DISK_WRITES] = f[4];
+    d->counters[NL_DISK_WRITE_BYTES] = f[6] * 512;
+    d->counters[NL_DISK_BUSY_MS] = f[9];
+  }
+  st->disk_count = count;
+  return 0;
+}
+
+static int sample_storage(nl_metrics *m) {
+  int rc = sample_filesystems(m);
+  if (rc != 0)
+    return rc;
+  return sample_disks(m);
+}
+
+static int sample_system(nl_metrics *m) {
+  nl_system_sample *sys = &m->snap.system;
+  if (gethostname(sys->hostname, sizeof sys->hostname) != 0)
+    sys->hostname[0] = '\0';
+  sys->hostname[sizeof sys->hostname - 1] = '\0';
+  char buf[128];
+  sys->uptime = NAN;
+  if (read_small("/proc/uptime", buf, sizeof buf) > 0)
+    sys->uptime = strtod(buf, NULL);
+  sys->boot_time = NAN;
+  ssize_t n = slurp(m->os, "/proc/stat");
+  if (n == -ENOMEM)
+    return -ENOMEM;
+  char *b = n > 0 ? strstr(m->os->buf, "\nbtime ") : NULL;
+  if (b)
+    sys->boot_time = strtod(b + 7, NULL);
+  return 0;
+}
+
+static int sample_thermal(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_thermal_sample *th = &m->snap.thermal;
+  if (nl_metrics_reserve((void **)&th->sensors, &th->cap, os->sensor_count,
+                         sizeof *th->sensors) != 0)
+    return -ENOMEM;
+  size_t count = 0;
+  for (size_t i = 0; i < os->sensor_count; i++) {
+    long long milli;
+    if (read_int64(os->sensors[i].path, &milli) != 0)
+      continue;
+    nl_sensor *s = &th->sensors[count++];
+    set_str(s->name, sizeof s->name, os->sensors[i].name);
+    set_str(s->source, sizeof s->source, os->sensors[i].source);
+    set_str(s->chip, sizeof s->chip, os->sensors[i].chip);
+    s->celsius = (double)milli / 1000.0;
+  }
+  th->count = count;
+  return count > 0 ? 0 : -ENOTSUP;
+}
+
+static int sample_self(nl_metrics *m) {
+  nl_self_sample *self = &m->snap.self;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return -ENOTSUP;
+  self->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  char buf[128];
+  unsigned long long size, resident;
+  self->rss_bytes = NL_ABSENT;
+  if (read_small("/proc/self/statm", buf, sizeof buf) > 0 &&
+      sscanf(buf, "%llu %llu", &size, &resident) == 2)
+    self->rss_bytes = resident * (uint64_t)m->os->page_size;
+  self->start_time = m->os->self_start_time;
+  return 0;
+}
+
+int nl_metrics_os_sample(nl_metrics *m, unsigned group) {
+  switch (group) {
+  case NL_METRICS_CPU:
+    return sample_cpu(m);
+  case NL_METRICS_LOAD:
+    return sample_load(m);
+  case NL_METRICS_MEMORY:
+    return sample_memory(m);
+  case NL_METRICS_NETWORK:
+    return sample_network(m);
+  case NL_METRICS_STORAGE:
+    return sample_storage(m);
+  case NL_METRICS_SYSTEM:
+    return sample_system(m);
+  case NL_METRICS_THERMAL:
+    return sample_thermal(m);
+  case NL_METRICS_SELF:
+    return sample_self(m);
+  default:
+    return -ENOTSUP;
+  }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# nodelua metrics --prom: promtool accepts it, node_exporter's names and
+# labels are there, values agree with the kernel, and --json is JSON.
+source "$(dirname "$0")/lib.sh"
+PROMTOOL=${PROMTOOL:?set PROMTOOL to promtool}
+cd "$WORK"
+
+clean_env "$NODELUA" metrics --prom --interval 0.2 >prom.txt 2>err.txt
+check "metrics --prom exits 0" equals "$?" 0
+"$PROMTOOL" check metrics <prom.txt >lint.txt 2>&1
+rc=$?
+# promtool exits 1 on a parse error and 3 on lint findings. node_exporter's
+# own memory names (node_memory_MemTotal_bytes, ...) are camelCase, which
+# promtool lints; dashboards need them as they are, so those findings, and
+# only those, are accepted.
+check "promtool parses the output (exit 0 or 3, got $rc)" test "$rc" = 0 -o "$rc" = 3
+unexpected=$(grep -vE "^node_memory_[A-Za-z]+_bytes metric names should be written in 'snake_case' not 'camelCase'$" lint.txt)
+check "promtool finds nothing but node_exporter's camelCase memory names" equals "$unexpected" ""
+
+prom=$(cat prom.txt)
+for family in node_cpu_seconds_total node_load1 node_load5 node_load15 \
+  node_memory_MemTotal_bytes node_memory_MemAvailable_bytes \
+  node_network_receive_bytes_total node_network_transmit_bytes_total \
+  node_filesystem_size_bytes node_filesystem_avail_bytes node_boot_time_seconds \
+  node_uname_info process_resident_memory_bytes; do
+  check "$family has HELP" contains "$prom" "# HELP $family "
+  check "$family has TYPE" contains "$prom" "# TYPE $family "
+done
+check "cpu and mode labels" grep -qE '^node_cpu_seconds_total\{cpu="0",mode="idle"\} [0-9.e+]+$' prom.txt
+check "device label on network" grep -qE '^node_network_receive_bytes_total\{device="lo"\} [0-9]+$' prom.txt
+check "device, fstype and mountpoint on filesystems" \
+  grep -qE '^node_filesystem_size_bytes\{device="[^"]+",fstype="[^"]+",mountpoint="/"\} [0-9]+$' prom.txt
+check "counters are typed counter" contains "$prom" "# TYPE node_network_receive_bytes_total counter"
+kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+check "MemTotal agrees with /proc/meminfo" grep -qx "node_memory_MemTotal_bytes $((kib * 1024))" prom.txt
+btime=$(awk '/^btime/ {print $2}' /proc/stat)
+check "boot time agrees with /proc/stat" grep -qx "node_boot_time_seconds $btime" prom.txt
+check "uname sysname" grep -qE '^node_uname_info\{.*sysname="Linux".*\} 1$' prom.txt
+check "no invented temperature" lacks "$(grep -v '^#' prom.txt)" "temp"$'\x20'"0"
+
+clean_env "$NODELUA" metrics --json --interval 0.1 --groups memory,load >json.txt
+check "metrics --json exits 0" equals "$?" 0
+check "--json is one JSON object with the groups asked for" \
+  /usr/bin/python3 -c 'import json,sys; d=json.load(open("json.txt")); sys.exit(0 if set(d) == {"memory","load","timestamp"} else 1)'
+
+clean_env "$NODELUA" metrics --groups nope >/dev/null 2>err.txt
+check "an unknown group is a usage error" equals "$?" 2
+check "naming the group" contains "$(cat err.txt)" "unknown group 'nope'"
+clean_env "$NODELUA" metrics --interval -1 >/dev/null 2>&1
+check "a bad interval is a usage error" equals "$?" 2
+
+finish
