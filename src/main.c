@@ -143,7 +143,6 @@ typedef struct {
  * the embedded command module. Pushes the function and its arguments and
  * returns their count, or -1 after logging why it cannot load. */
 static int push_entry(lua_State *L, run_context *ctx) {
-  int first_arg = 1;
   if (ctx->module != NULL) {
     lua_getglobal(L, "require");
     lua_pushstring(L, ctx->module);
@@ -161,9 +160,9 @@ static int push_entry(lua_State *L, run_context *ctx) {
     nl_log_error("run", "cannot load script: %s", lua_tostring(L, -1));
     return -1;
   }
-  for (int i = first_arg; i < ctx->cli->argc; i++)
+  for (int i = 1; i < ctx->cli->argc; i++)
     lua_pushstring(L, ctx->cli->argv[i]);
-  return ctx->cli->argc - first_arg;
+  return ctx->cli->argc - 1;
 }
 
 /* Everything that touches Lua runs inside one protected call, as lua.c

@@ -1,4 +1,4 @@
-/* Linux: /proc, /sys, statvfs and one netlink dump for addresses. Files are
+/* Linux: /proc, /sys, statvfs, and netlink dumps for interfaces. Files are
  * read with open/read into one reused buffer (stdio would allocate), and
  * sensors are found by index rather than by listing directories, so a
  * steady-state sample makes no heap allocation. */
@@ -31,6 +31,12 @@ typedef struct {
   char chip[32];
 } sensor_spec;
 
+typedef struct {
+  int ifindex;
+  char name[32];
+  nl_link_kind kind;
+} kind_entry;
+
 struct nl_metrics_os {
   char *buf; /* the contents of the last file read */
   size_t cap;
@@ -42,7 +48,10 @@ struct nl_metrics_os {
   sensor_spec sensors[SENSORS_MAX];
   size_t sensor_count;
   bool have_cpufreq;
+  bool failed; /* an allocation failed inside a netlink callback */
   double self_start_time;
+  kind_entry *kinds;
+  size_t kind_count, kind_cap;
 };
 
 /* Reads a whole file into os->buf, NUL-terminated. The buffer grows only
@@ -340,6 +349,7 @@ void nl_metrics_os_close(nl_metrics *m) {
   if (m->os->netlink >= 0)
     close(m->os->netlink);
   free(m->os->buf);
+  free(m->os->kinds);
   free(m->os);
   m->os = NULL;
 }
@@ -492,7 +502,7 @@ static int sample_memory(nl_metrics *m) {
   return 0;
 }
 
-static nl_link_kind link_kind(const char *name, long long type) {
+static nl_link_kind link_kind(const char *name, unsigned type) {
   char path[128], target[128];
   if (type == 772) /* ARPHRD_LOOPBACK */
     return NL_LINK_LOOPBACK;
@@ -519,139 +529,188 @@ static nl_link_kind link_kind(const char *name, long long type) {
   return NL_LINK_OTHER;
 }
 
-static void netif_facts(nl_netif *nif) {
-  char path[128], buf[64];
-  long long v;
-  snprintf(path, sizeof path, "/sys/class/net/%s/type", nif->name);
-  long long type = read_int64(path, &v) == 0 ? v : -1;
-  nif->kind = link_kind(nif->name, type);
-  snprintf(path, sizeof path, "/sys/class/net/%s/address", nif->name);
-  nif->mac[0] = '\0';
-  if (read_small(path, buf, sizeof buf) == 17 &&
-      strcmp(buf, "00:00:00:00:00:00") != 0)
-    set_str(nif->mac, sizeof nif->mac, buf);
-  snprintf(path, sizeof path, "/sys/class/net/%s/mtu", nif->name);
-  nif->mtu = read_int64(path, &v) == 0 ? (int)v : 0;
-  snprintf(path, sizeof path, "/sys/class/net/%s/flags", nif->name);
-  nif->up = read_int64(path, &v) == 0 && (v & IFF_UP);
-  snprintf(path, sizeof path, "/sys/class/net/%s/ifindex", nif->name);
-  nif->ifindex = read_int64(path, &v) == 0 ? (int)v : 0;
-  /* speed reads EINVAL when the link is down, -1 when unknown. */
-  snprintf(path, sizeof path, "/sys/class/net/%s/speed", nif->name);
-  nif->speed_mbps = read_int64(path, &v) == 0 && v > 0 ? v : -1;
+/* The kind of a link does not change while it exists: it is looked up in
+ * sysfs once per (index, name) and kept. */
+static nl_link_kind cached_kind(nl_metrics_os *os, int ifindex,
+                                const char *name, unsigned type) {
+  for (size_t i = 0; i < os->kind_count; i++) {
+    if (os->kinds[i].ifindex == ifindex && strcmp(os->kinds[i].name, name) == 0)
+      return os->kinds[i].kind;
+  }
+  nl_link_kind kind = link_kind(name, type);
+  if (nl_metrics_reserve((void **)&os->kinds, &os->kind_cap, os->kind_count + 1,
+                         sizeof *os->kinds) == 0) {
+    kind_entry *e = &os->kinds[os->kind_count++];
+    e->ifindex = ifindex;
+    set_str(e->name, sizeof e->name, name);
+    e->kind = kind;
+  }
+  return kind;
 }
 
-/* Adds every interface address with one RTM_GETADDR dump. */
-static void netif_addresses(nl_metrics *m) {
+typedef void (*netlink_cb)(nl_metrics *m, struct nlmsghdr *h);
+
+/* Sends one dump request (RTM_GETLINK or RTM_GETADDR) and hands every reply
+ * message to cb. Returns 0, or -1 when the kernel could not be asked. */
+static int netlink_dump(nl_metrics *m, int type, netlink_cb cb) {
   nl_metrics_os *os = m->os;
-  nl_network_sample *net = &m->snap.network;
-  for (size_t i = 0; i < net->count; i++)
-    net->ifs[i].ipv4_count = net->ifs[i].ipv6_count = 0;
   if (os->netlink < 0)
-    return;
+    return -1;
   struct {
     struct nlmsghdr h;
-    struct ifaddrmsg a;
+    struct rtgenmsg g;
   } req;
   memset(&req, 0, sizeof req);
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.a);
-  req.h.nlmsg_type = RTM_GETADDR;
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.g);
+  req.h.nlmsg_type = (unsigned short)type;
   req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.h.nlmsg_seq = ++os->netlink_seq;
-  req.a.ifa_family = AF_UNSPEC;
+  req.g.rtgen_family = AF_UNSPEC;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   if (sendto(os->netlink, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel,
              sizeof kernel) < 0)
-    return;
+    return -1;
   for (;;) {
     ssize_t n = recv(os->netlink, os->netlink_buf, sizeof os->netlink_buf, 0);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      return;
+      return -1;
     for (struct nlmsghdr *h = (struct nlmsghdr *)os->netlink_buf;
          NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
       if (h->nlmsg_seq != os->netlink_seq)
         continue;
-      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
-        return;
-      if (h->nlmsg_type != RTM_NEWADDR)
-        continue;
-      struct ifaddrmsg *a = NLMSG_DATA(h);
-      nl_netif *nif = NULL;
-      for (size_t i = 0; i < net->count && !nif; i++) {
-        if (net->ifs[i].ifindex == (int)a->ifa_index)
-          nif = &net->ifs[i];
-      }
-      if (nif == NULL)
-        continue;
-      const void *addr = NULL, *local = NULL;
-      int len = (int)IFA_PAYLOAD(h);
-      for (struct rtattr *rta = IFA_RTA(a); RTA_OK(rta, len);
-           rta = RTA_NEXT(rta, len)) {
-        if (rta->rta_type == IFA_ADDRESS)
-          addr = RTA_DATA(rta);
-        else if (rta->rta_type == IFA_LOCAL)
-          local = RTA_DATA(rta);
-      }
-      if (a->ifa_family == AF_INET && (local || addr) &&
-          nif->ipv4_count < NL_ADDRS_MAX) {
-        /* IFA_LOCAL is ours; IFA_ADDRESS is the peer on point-to-point. */
-        inet_ntop(AF_INET, local ? local : addr, nif->ipv4[nif->ipv4_count++],
-                  sizeof nif->ipv4[0]);
-      } else if (a->ifa_family == AF_INET6 && addr &&
-                 nif->ipv6_count < NL_ADDRS_MAX) {
-        inet_ntop(AF_INET6, addr, nif->ipv6[nif->ipv6_count++],
-                  sizeof nif->ipv6[0]);
-      }
+      if (h->nlmsg_type == NLMSG_DONE)
+        return 0;
+      if (h->nlmsg_type == NLMSG_ERROR)
+        return -1;
+      cb(m, h);
     }
   }
 }
 
+static nl_netif *netif_by_index(nl_network_sample *net, int ifindex) {
+  for (size_t i = 0; i < net->count; i++) {
+    if (net->ifs[i].ifindex == ifindex)
+      return &net->ifs[i];
+  }
+  return NULL;
+}
+
+/* One RTM_NEWLINK: name, flags, MTU, MAC and the 64-bit counters. */
+static void take_link(nl_metrics *m, struct nlmsghdr *h) {
+  nl_network_sample *net = &m->snap.network;
+  if (h->nlmsg_type != RTM_NEWLINK)
+    return;
+  struct ifinfomsg *info = NLMSG_DATA(h);
+  if (nl_metrics_reserve((void **)&net->ifs, &net->cap, net->count + 1,
+                         sizeof *net->ifs) != 0) {
+    m->os->failed = true;
+    return;
+  }
+  nl_netif *nif = &net->ifs[net->count];
+  memset(nif, 0, sizeof *nif);
+  nif->ifindex = info->ifi_index;
+  nif->up = (info->ifi_flags & IFF_UP) != 0;
+  nif->speed_mbps = -1;
+  bool have_name = false, have_stats = false;
+  int len = (int)IFLA_PAYLOAD(h);
+  for (struct rtattr *rta = IFLA_RTA(info); RTA_OK(rta, len);
+       rta = RTA_NEXT(rta, len)) {
+    switch (rta->rta_type) {
+    case IFLA_IFNAME:
+      copy_field(nif->name, sizeof nif->name, RTA_DATA(rta),
+                 strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)));
+      have_name = nif->name[0] != '\0';
+      break;
+    case IFLA_MTU:
+      if (RTA_PAYLOAD(rta) >= sizeof(uint32_t))
+        nif->mtu = (int)*(uint32_t *)RTA_DATA(rta);
+      break;
+    case IFLA_ADDRESS:
+      if (RTA_PAYLOAD(rta) == 6) {
+        const unsigned char *a = RTA_DATA(rta);
+        if (a[0] | a[1] | a[2] | a[3] | a[4] | a[5])
+          snprintf(nif->mac, sizeof nif->mac, "%02x:%02x:%02x:%02x:%02x:%02x",
+                   a[0], a[1], a[2], a[3], a[4], a[5]);
+      }
+      break;
+    case IFLA_STATS64:
+      if (RTA_PAYLOAD(rta) >= sizeof(struct rtnl_link_stats64)) {
+        struct rtnl_link_stats64 st;
+        memcpy(&st, RTA_DATA(rta), sizeof st);
+        nif->counters[NL_NET_RX_BYTES] = st.rx_bytes;
+        nif->counters[NL_NET_TX_BYTES] = st.tx_bytes;
+        nif->counters[NL_NET_RX_PACKETS] = st.rx_packets;
+        nif->counters[NL_NET_TX_PACKETS] = st.tx_packets;
+        nif->counters[NL_NET_RX_ERRORS] = st.rx_errors;
+        nif->counters[NL_NET_TX_ERRORS] = st.tx_errors;
+        /* As /proc/net/dev and node_exporter count receive drops. */
+        nif->counters[NL_NET_RX_DROPS] = st.rx_dropped + st.rx_missed_errors;
+        nif->counters[NL_NET_TX_DROPS] = st.tx_dropped;
+        have_stats = true;
+      }
+      break;
+    default:
+      break;
+    }
+  }
+  if (!have_name || !have_stats)
+    return;
+  nif->kind = cached_kind(m->os, nif->ifindex, nif->name, info->ifi_type);
+  /* Link speed means something only for a physical link; sysfs reads
+   * EINVAL while it is down and -1 when unknown. */
+  if (nif->kind == NL_LINK_ETHERNET || nif->kind == NL_LINK_THUNDERBOLT ||
+      nif->kind == NL_LINK_WIFI || nif->kind == NL_LINK_OTHER) {
+    char path[96];
+    long long v;
+    snprintf(path, sizeof path, "/sys/class/net/%s/speed", nif->name);
+    if (read_int64(path, &v) == 0 && v > 0)
+      nif->speed_mbps = v;
+  }
+  net->count++;
+}
+
+/* One RTM_NEWADDR: an address of an interface already listed. */
+static void take_address(nl_metrics *m, struct nlmsghdr *h) {
+  if (h->nlmsg_type != RTM_NEWADDR)
+    return;
+  struct ifaddrmsg *a = NLMSG_DATA(h);
+  nl_netif *nif = netif_by_index(&m->snap.network, (int)a->ifa_index);
+  if (nif == NULL)
+    return;
+  const void *addr = NULL, *local = NULL;
+  int len = (int)IFA_PAYLOAD(h);
+  for (struct rtattr *rta = IFA_RTA(a); RTA_OK(rta, len);
+       rta = RTA_NEXT(rta, len)) {
+    if (rta->rta_type == IFA_ADDRESS)
+      addr = RTA_DATA(rta);
+    else if (rta->rta_type == IFA_LOCAL)
+      local = RTA_DATA(rta);
+  }
+  if (a->ifa_family == AF_INET && (local || addr) &&
+      nif->ipv4_count < NL_ADDRS_MAX) {
+    /* IFA_LOCAL is ours; IFA_ADDRESS is the peer on point-to-point. */
+    inet_ntop(AF_INET, local ? local : addr, nif->ipv4[nif->ipv4_count++],
+              sizeof nif->ipv4[0]);
+  } else if (a->ifa_family == AF_INET6 && addr &&
+             nif->ipv6_count < NL_ADDRS_MAX) {
+    inet_ntop(AF_INET6, addr, nif->ipv6[nif->ipv6_count++],
+              sizeof nif->ipv6[0]);
+  }
+}
+
+/* Two netlink dumps give every interface, its counters and its addresses:
+ * far cheaper than a dozen sysfs files per interface. */
 static int sample_network(nl_metrics *m) {
   nl_network_sample *net = &m->snap.network;
-  ssize_t n = slurp(m->os, "/proc/net/dev");
-  if (n <= 0)
-    return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
-  size_t count = 0;
-  char *line = strchr(m->os->buf, '\n');
-  line = line ? strchr(line + 1, '\n') : NULL; /* two header lines */
-  for (line = line ? line + 1 : NULL; line && *line;) {
-    char *eol = strchr(line, '\n');
-    char *colon = strchr(line, ':');
-    if (colon == NULL || (eol && colon > eol))
-      break;
-    char *name = line;
-    while (*name == ' ')
-      name++;
-    if (nl_metrics_reserve((void **)&net->ifs, &net->cap, count + 1,
-                           sizeof *net->ifs) != 0)
-      return -ENOMEM;
-    nl_netif *nif = &net->ifs[count];
-    copy_field(nif->name, sizeof nif->name, name, (size_t)(colon - name));
-    unsigned long long f[16];
-    char *p = colon + 1;
-    for (int i = 0; i < 16; i++) {
-      char *end;
-      f[i] = strtoull(p, &end, 10);
-      p = end;
-    }
-    /* rx: bytes packets errs drop fifo frame compressed multicast;
-     * tx: bytes packets errs drop fifo colls carrier compressed. */
-    nif->counters[NL_NET_RX_BYTES] = f[0];
-    nif->counters[NL_NET_RX_PACKETS] = f[1];
-    nif->counters[NL_NET_RX_ERRORS] = f[2];
-    nif->counters[NL_NET_RX_DROPS] = f[3];
-    nif->counters[NL_NET_TX_BYTES] = f[8];
-    nif->counters[NL_NET_TX_PACKETS] = f[9];
-    nif->counters[NL_NET_TX_ERRORS] = f[10];
-    nif->counters[NL_NET_TX_DROPS] = f[11];
-    netif_facts(nif);
-    count++;
-    line = eol ? eol + 1 : NULL;
-  }
-  net->count = count;
-  netif_addresses(m);
+  net->count = 0;
+  m->os->failed = false;
+  if (netlink_dump(m, RTM_GETLINK, take_link) != 0)
+    return -ENOTSUP;
+  if (m->os->failed)
+    return -ENOMEM;
+  netlink_dump(m, RTM_GETADDR, take_address);
   return 0;
 }
 

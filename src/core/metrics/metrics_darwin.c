@@ -1,0 +1,663 @@
+/* macOS 11+: sysctl, Mach host statistics, the routing socket's 64-bit
+ * interface counters, getfsstat/statvfs, IOKit block-storage statistics and
+ * SystemConfiguration for link kinds. Built only on macOS (see
+ * CMakeLists.txt); not verified on a Mac by us yet (README says so).
+ *
+ * Differences from Linux, on purpose:
+ * - CPU modes are user, nice, system and idle: the only ones Mach counts.
+ * - Thermal is absent: macOS has no documented, unprivileged temperature
+ *   source (the SMC and IOHID sensors are private), and we invent nothing.
+ * - Disk busy time is absent: IOKit gives read and write times, whose sum
+ *   is not busy time when requests overlap.
+ * - getifaddrs (addresses) and IOKit (disk statistics) allocate inside the
+ *   system libraries; the zero-allocation guarantee is verified on Linux. */
+#include "metrics_internal.h"
+
+#include <CoreFoundation/CoreFoundation.h>
+#include <IOKit/IOBSD.h>
+#include <IOKit/IOKitLib.h>
+#include <IOKit/storage/IOBlockStorageDriver.h>
+#include <IOKit/storage/IOMedia.h>
+#include <SystemConfiguration/SystemConfiguration.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <libproc.h>
+#include <mach/mach.h>
+#include <mach/mach_host.h>
+#include <mach/processor_info.h>
+#include <mach/vm_page_size.h>
+#include <math.h>
+#include <net/if.h>
+#include <net/if_dl.h>
+#include <net/if_types.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/sysctl.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define KIND_CACHE_MAX 64
+
+typedef struct {
+  char name[32];
+  nl_link_kind kind;
+} kind_entry;
+
+struct nl_metrics_os {
+  host_t host;
+  double ticks_per_second;
+  uint64_t page_size;
+  char *route_buf; /* the NET_RT_IFLIST2 dump, reused */
+  size_t route_cap;
+  struct statfs *mounts; /* the getfsstat list, reused */
+  int mount_cap;
+  kind_entry kinds[KIND_CACHE_MAX];
+  size_t kind_count;
+};
+
+static void set_str(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+static int sysctl_string(const char *name, char *out, size_t cap) {
+  size_t len = cap;
+  if (sysctlbyname(name, out, &len, NULL, 0) != 0 || len == 0) {
+    out[0] = '\0';
+    return -1;
+  }
+  out[cap - 1] = '\0';
+  return 0;
+}
+
+static int sysctl_u64(const char *name, uint64_t *out) {
+  uint64_t v = 0;
+  size_t len = sizeof v;
+  if (sysctlbyname(name, &v, &len, NULL, 0) != 0)
+    return -1;
+  /* Some are 32-bit: the value sits in the low bytes on little-endian. */
+  if (len == sizeof(uint32_t)) {
+    uint32_t v32;
+    memcpy(&v32, &v, sizeof v32);
+    v = v32;
+  }
+  *out = v;
+  return 0;
+}
+
+/* ---- link kinds, from SystemConfiguration and IOKit ---- */
+
+/* Whether the BSD interface sits on a Thunderbolt controller: its IOKit
+ * ancestry names a Thunderbolt class. This looks at drivers, not at the
+ * user-visible (and localised) port names. */
+static bool is_thunderbolt(const char *bsd_name) {
+  io_service_t service = IOServiceGetMatchingService(
+      MACH_PORT_NULL, IOBSDNameMatching(MACH_PORT_NULL, 0, bsd_name));
+  if (service == IO_OBJECT_NULL)
+    return false;
+  bool found = false;
+  io_registry_entry_t entry = service;
+  IOObjectRetain(entry);
+  for (int depth = 0; depth < 12 && entry != IO_OBJECT_NULL && !found;
+       depth++) {
+    io_name_t class_name;
+    if (IOObjectGetClass(entry, class_name) == KERN_SUCCESS &&
+        strstr(class_name, "Thunderbolt") != NULL)
+      found = true;
+    io_registry_entry_t parent = IO_OBJECT_NULL;
+    if (IORegistryEntryGetParentEntry(entry, kIOServicePlane, &parent) !=
+        KERN_SUCCESS)
+      parent = IO_OBJECT_NULL;
+    IOObjectRelease(entry);
+    entry = parent;
+  }
+  if (entry != IO_OBJECT_NULL)
+    IOObjectRelease(entry);
+  IOObjectRelease(service);
+  return found;
+}
+
+static bool cf_to_cstr(CFStringRef s, char *out, size_t cap) {
+  return s != NULL &&
+         CFStringGetCString(s, out, (CFIndex)cap, kCFStringEncodingUTF8);
+}
+
+/* Rebuilds the name -> kind table: Wi-Fi and Ethernet from the interface
+ * type, Thunderbolt from the driver, and a bridge is Thunderbolt when its
+ * members are (the "Thunderbolt Bridge" service is found by its members,
+ * never by its name). */
+static void refresh_kinds(nl_metrics_os *os) {
+  os->kind_count = 0;
+  CFArrayRef all = SCNetworkInterfaceCopyAll();
+  if (all != NULL) {
+    for (CFIndex i = 0;
+         i < CFArrayGetCount(all) && os->kind_count < KIND_CACHE_MAX; i++) {
+      SCNetworkInterfaceRef nif =
+          (SCNetworkInterfaceRef)CFArrayGetValueAtIndex(all, i);
+      kind_entry e;
+      if (!cf_to_cstr(SCNetworkInterfaceGetBSDName(nif), e.name, sizeof e.name))
+        continue;
+      CFStringRef type = SCNetworkInterfaceGetInterfaceType(nif);
+      if (type != NULL && CFEqual(type, kSCNetworkInterfaceTypeIEEE80211))
+        e.kind = NL_LINK_WIFI;
+      else if (is_thunderbolt(e.name))
+        e.kind = NL_LINK_THUNDERBOLT;
+      else if (type != NULL && CFEqual(type, kSCNetworkInterfaceTypeEthernet))
+        e.kind = NL_LINK_ETHERNET;
+      else
+        e.kind = NL_LINK_OTHER;
+      os->kinds[os->kind_count++] = e;
+    }
+    CFRelease(all);
+  }
+  /* Bridge membership: the SCBridgeInterface functions are private, so it
+   * is read from the network preferences through the public SCPreferences
+   * API: VirtualNetworkInterfaces -> Bridge -> bridgeN -> Interfaces. */
+  SCPreferencesRef prefs = SCPreferencesCreate(NULL, CFSTR("nodelua"), NULL);
+  if (prefs == NULL)
+    return;
+  CFDictionaryRef virtuals = (CFDictionaryRef)SCPreferencesGetValue(
+      prefs, CFSTR("VirtualNetworkInterfaces"));
+  CFDictionaryRef bridges =
+      virtuals != NULL && CFGetTypeID(virtuals) == CFDictionaryGetTypeID()
+          ? (CFDictionaryRef)CFDictionaryGetValue(virtuals, CFSTR("Bridge"))
+          : NULL;
+  if (bridges != NULL && CFGetTypeID(bridges) == CFDictionaryGetTypeID()) {
+    CFIndex n = CFDictionaryGetCount(bridges);
+    if (n > 16)
+      n = 16; /* CFDictionaryGetKeysAndValues fills every entry */
+    const void *keys[16], *values[16];
+    if (CFDictionaryGetCount(bridges) > 16)
+      n = 0;
+    else
+      CFDictionaryGetKeysAndValues(bridges, keys, values);
+    for (CFIndex i = 0; i < n && os->kind_count < KIND_CACHE_MAX; i++) {
+      kind_entry e = {.kind = NL_LINK_BRIDGE};
+      if (CFGetTypeID(keys[i]) != CFStringGetTypeID() ||
+          !cf_to_cstr((CFStringRef)keys[i], e.name, sizeof e.name) ||
+          CFGetTypeID(values[i]) != CFDictionaryGetTypeID())
+        continue;
+      CFArrayRef members = (CFArrayRef)CFDictionaryGetValue(
+          (CFDictionaryRef)values[i], CFSTR("Interfaces"));
+      for (CFIndex j = 0;
+           members != NULL && CFGetTypeID(members) == CFArrayGetTypeID() &&
+           j < CFArrayGetCount(members);
+           j++) {
+        char member[32];
+        CFTypeRef m = CFArrayGetValueAtIndex(members, j);
+        if (CFGetTypeID(m) == CFStringGetTypeID() &&
+            cf_to_cstr((CFStringRef)m, member, sizeof member) &&
+            is_thunderbolt(member))
+          e.kind = NL_LINK_THUNDERBOLT;
+      }
+      os->kinds[os->kind_count++] = e;
+    }
+  }
+  CFRelease(prefs);
+}
+
+static nl_link_kind kind_of(nl_metrics_os *os, const char *name,
+                            unsigned ifi_type, unsigned flags) {
+  if (flags & IFF_LOOPBACK)
+    return NL_LINK_LOOPBACK;
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < os->kind_count; i++) {
+      if (strcmp(os->kinds[i].name, name) == 0)
+        return os->kinds[i].kind;
+    }
+    /* An interface that SystemConfiguration did not list: if it is new
+     * since the last look, look once more; a second miss means virtual. */
+    if (pass == 0 && ifi_type == IFT_ETHER && strncmp(name, "en", 2) == 0)
+      refresh_kinds(os);
+    else
+      break;
+  }
+  if (ifi_type == IFT_BRIDGE)
+    return NL_LINK_BRIDGE;
+  return NL_LINK_VIRTUAL; /* utun, awdl, llw, gif, stf, anpi, ... */
+}
+
+/* ---- open ---- */
+
+int nl_metrics_os_open(nl_metrics *m) {
+  nl_metrics_os *os = calloc(1, sizeof *os);
+  if (os == NULL)
+    return -ENOMEM;
+  m->os = os;
+  os->host = mach_host_self();
+  long hz = sysconf(_SC_CLK_TCK);
+  os->ticks_per_second = hz > 0 ? (double)hz : 100.0;
+  /* The kernel's page size: 16 KiB on Apple Silicon. hw.pagesize reports
+   * 4 KiB to a process translated by Rosetta, so it only stands in. */
+  os->page_size = vm_kernel_page_size;
+  if (os->page_size == 0 && sysctl_u64("hw.pagesize", &os->page_size) != 0)
+    os->page_size = 4096;
+
+  nl_cpu_sample *cpu = &m->snap.cpu;
+  sysctl_string("machdep.cpu.vendor", cpu->vendor, sizeof cpu->vendor);
+  sysctl_string("machdep.cpu.brand_string", cpu->brand, sizeof cpu->brand);
+  uint64_t v;
+  if (sysctl_u64("hw.physicalcpu", &v) == 0)
+    cpu->physical_cores = (int)v;
+  /* Intel Macs tell their clock; Apple Silicon does not, and then it is
+   * absent. */
+  cpu->base_mhz =
+      sysctl_u64("hw.cpufrequency", &v) == 0 ? (double)v / 1e6 : NAN;
+  cpu->max_mhz =
+      sysctl_u64("hw.cpufrequency_max", &v) == 0 ? (double)v / 1e6 : NAN;
+  cpu->modes = (1u << NL_CPU_USER) | (1u << NL_CPU_NICE) |
+               (1u << NL_CPU_SYSTEM) | (1u << NL_CPU_IDLE);
+
+  nl_system_sample *sys = &m->snap.system;
+  set_str(sys->os_name, sizeof sys->os_name, "macOS");
+  sysctl_string("kern.osproductversion", sys->os_version,
+                sizeof sys->os_version);
+  sysctl_string("hw.model", sys->model, sizeof sys->model);
+  struct utsname u;
+  if (uname(&u) == 0) {
+    set_str(sys->sysname, sizeof sys->sysname, u.sysname);
+    set_str(sys->kernel, sizeof sys->kernel, u.release);
+    set_str(sys->kernel_version, sizeof sys->kernel_version, u.version);
+    set_str(sys->arch, sizeof sys->arch, u.machine);
+  }
+  /* hw.optional.arm64 is 1 on Apple Silicon, also to translated processes,
+   * which is what the machine is. */
+  sys->apple_silicon = sysctl_u64("hw.optional.arm64", &v) == 0 && v == 1;
+  refresh_kinds(os);
+  return 0;
+}
+
+void nl_metrics_os_close(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  if (os == NULL)
+    return;
+  mach_port_deallocate(mach_task_self(), os->host);
+  free(os->route_buf);
+  free(os->mounts);
+  free(os);
+  m->os = NULL;
+}
+
+/* ---- samples ---- */
+
+static int sample_cpu(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_cpu_sample *cpu = &m->snap.cpu;
+  natural_t count = 0;
+  processor_info_array_t info = NULL;
+  mach_msg_type_number_t info_count = 0;
+  if (host_processor_info(os->host, PROCESSOR_CPU_LOAD_INFO, &count, &info,
+                          &info_count) != KERN_SUCCESS)
+    return -ENOTSUP;
+  if (nl_metrics_reserve((void **)&cpu->cores, &cpu->core_cap, count,
+                         sizeof *cpu->cores) != 0) {
+    vm_deallocate(mach_task_self(), (vm_address_t)info,
+                  info_count * sizeof(integer_t));
+    return -ENOMEM;
+  }
+  processor_cpu_load_info_t load = (processor_cpu_load_info_t)info;
+  memset(&cpu->total, 0, sizeof cpu->total);
+  cpu->total.index = -1;
+  cpu->total.mhz = NAN;
+  static const struct {
+    int state;
+    nl_cpu_mode mode;
+  } map[] = {{CPU_STATE_USER, NL_CPU_USER},
+             {CPU_STATE_NICE, NL_CPU_NICE},
+             {CPU_STATE_SYSTEM, NL_CPU_SYSTEM},
+             {CPU_STATE_IDLE, NL_CPU_IDLE}};
+  for (natural_t i = 0; i < count; i++) {
+    nl_cpu_times *core = &cpu->cores[i];
+    memset(core->seconds, 0, sizeof core->seconds);
+    core->index = (int)i;
+    core->mhz = NAN;
+    for (size_t k = 0; k < 4; k++) {
+      double s = (double)load[i].cpu_ticks[map[k].state] / os->ticks_per_second;
+      core->seconds[map[k].mode] = s;
+      cpu->total.seconds[map[k].mode] += s;
+    }
+  }
+  vm_deallocate(mach_task_self(), (vm_address_t)info,
+                info_count * sizeof(integer_t));
+  cpu->core_count = count;
+  cpu->logical_cores = (int)count;
+  return 0;
+}
+
+static int sample_load(nl_metrics *m) {
+  struct loadavg la;
+  size_t len = sizeof la;
+  if (sysctlbyname("vm.loadavg", &la, &len, NULL, 0) != 0 || la.fscale == 0)
+    return -ENOTSUP;
+  m->snap.load.load1 = (double)la.ldavg[0] / (double)la.fscale;
+  m->snap.load.load5 = (double)la.ldavg[1] / (double)la.fscale;
+  m->snap.load.load15 = (double)la.ldavg[2] / (double)la.fscale;
+  return 0;
+}
+
+static int sample_memory(nl_metrics *m) {
+  nl_memory_sample *mem = &m->snap.memory;
+  uint64_t *all = (uint64_t *)mem;
+  for (size_t i = 0; i < sizeof *mem / sizeof(uint64_t); i++)
+    all[i] = NL_ABSENT;
+  if (sysctl_u64("hw.memsize", &mem->total) != 0)
+    return -ENOTSUP;
+  vm_statistics64_data_t vm;
+  mach_msg_type_number_t count = HOST_VM_INFO64_COUNT;
+  if (host_statistics64(m->os->host, HOST_VM_INFO64, (host_info64_t)&vm,
+                        &count) != KERN_SUCCESS)
+    return -ENOTSUP;
+  uint64_t page = m->os->page_size;
+  mem->free = ((uint64_t)vm.free_count - vm.speculative_count) * page;
+  mem->active = (uint64_t)vm.active_count * page;
+  mem->inactive = (uint64_t)vm.inactive_count * page;
+  mem->wired = (uint64_t)vm.wire_count * page;
+  mem->compressed = (uint64_t)vm.compressor_page_count * page;
+  /* Free, inactive and speculative pages can be handed out at once. */
+  mem->available = ((uint64_t)vm.free_count + vm.inactive_count) * page;
+  if (mem->available > mem->total)
+    mem->available = mem->total;
+  mem->used = mem->total - mem->available;
+  struct xsw_usage swap;
+  size_t len = sizeof swap;
+  if (sysctlbyname("vm.swapusage", &swap, &len, NULL, 0) == 0) {
+    mem->swap_total = swap.xsu_total;
+    mem->swap_used = swap.xsu_used;
+    mem->swap_free = swap.xsu_avail;
+  }
+  return 0;
+}
+
+static void netif_addresses(nl_network_sample *net) {
+  struct ifaddrs *list = NULL;
+  for (size_t i = 0; i < net->count; i++)
+    net->ifs[i].ipv4_count = net->ifs[i].ipv6_count = 0;
+  if (getifaddrs(&list) != 0)
+    return;
+  for (struct ifaddrs *a = list; a != NULL; a = a->ifa_next) {
+    if (a->ifa_addr == NULL)
+      continue;
+    nl_netif *nif = NULL;
+    for (size_t i = 0; i < net->count && !nif; i++) {
+      if (strcmp(net->ifs[i].name, a->ifa_name) == 0)
+        nif = &net->ifs[i];
+    }
+    if (nif == NULL)
+      continue;
+    if (a->ifa_addr->sa_family == AF_INET && nif->ipv4_count < NL_ADDRS_MAX)
+      inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)a->ifa_addr)->sin_addr,
+                nif->ipv4[nif->ipv4_count++], sizeof nif->ipv4[0]);
+    else if (a->ifa_addr->sa_family == AF_INET6 &&
+             nif->ipv6_count < NL_ADDRS_MAX)
+      inet_ntop(AF_INET6,
+                &((struct sockaddr_in6 *)(void *)a->ifa_addr)->sin6_addr,
+                nif->ipv6[nif->ipv6_count++], sizeof nif->ipv6[0]);
+  }
+  freeifaddrs(list);
+}
+
+/* Interface counters from the routing socket's NET_RT_IFLIST2 dump: 64-bit
+ * (getifaddrs' if_data is 32-bit and wraps at 4 GiB). */
+static int sample_network(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_network_sample *net = &m->snap.network;
+  int mib[] = {CTL_NET, PF_ROUTE, 0, 0, NET_RT_IFLIST2, 0};
+  size_t needed = 0;
+  for (int attempt = 0;; attempt++) {
+    if (sysctl(mib, 6, NULL, &needed, NULL, 0) != 0)
+      return -ENOTSUP;
+    if (needed > os->route_cap) {
+      char *grown = realloc(os->route_buf, needed * 2);
+      if (grown == NULL)
+        return -ENOMEM;
+      os->route_buf = grown;
+      os->route_cap = needed * 2;
+    }
+    needed = os->route_cap;
+    if (sysctl(mib, 6, os->route_buf, &needed, NULL, 0) == 0)
+      break;
+    if (errno != ENOMEM || attempt > 3)
+      return -ENOTSUP;
+  }
+  size_t count = 0;
+  for (char *p = os->route_buf; p < os->route_buf + needed;) {
+    struct if_msghdr *ifm = (struct if_msghdr *)(void *)p;
+    if (ifm->ifm_msglen == 0)
+      break;
+    p += ifm->ifm_msglen;
+    if (ifm->ifm_type != RTM_IFINFO2)
+      continue;
+    struct if_msghdr2 *if2 = (struct if_msghdr2 *)(void *)ifm;
+    struct sockaddr_dl *sdl = (struct sockaddr_dl *)(void *)(if2 + 1);
+    if (sdl->sdl_family != AF_LINK)
+      continue;
+    if (nl_metrics_reserve((void **)&net->ifs, &net->cap, count + 1,
+                           sizeof *net->ifs) != 0)
+      return -ENOMEM;
+    nl_netif *nif = &net->ifs[count++];
+    size_t nlen =
+        sdl->sdl_nlen < sizeof nif->name ? sdl->sdl_nlen : sizeof nif->name - 1;
+    memcpy(nif->name, sdl->sdl_data, nlen);
+    nif->name[nlen] = '\0';
+    nif->ifindex = if2->ifm_index;
+    nif->mac[0] = '\0';
+    if (sdl->sdl_alen == 6) {
+      const unsigned char *mac = (const unsigned char *)LLADDR(sdl);
+      snprintf(nif->mac, sizeof nif->mac, "%02x:%02x:%02x:%02x:%02x:%02x",
+               mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    }
+    const struct if_data64 *d = &if2->ifm_data;
+    nif->up = (if2->ifm_flags & IFF_UP) != 0;
+    nif->mtu = (int)d->ifi_mtu;
+    nif->speed_mbps =
+        d->ifi_baudrate > 0 ? (int64_t)(d->ifi_baudrate / 1000000) : -1;
+    if (nif->speed_mbps == 0)
+      nif->speed_mbps = -1;
+    nif->kind = kind_of(os, nif->name, d->ifi_type, (unsigned)if2->ifm_flags);
+    nif->counters[NL_NET_RX_BYTES] = d->ifi_ibytes;
+    nif->counters[NL_NET_TX_BYTES] = d->ifi_obytes;
+    nif->counters[NL_NET_RX_PACKETS] = d->ifi_ipackets;
+    nif->counters[NL_NET_TX_PACKETS] = d->ifi_opackets;
+    nif->counters[NL_NET_RX_ERRORS] = d->ifi_ierrors;
+    nif->counters[NL_NET_TX_ERRORS] = d->ifi_oerrors;
+    nif->counters[NL_NET_RX_DROPS] = d->ifi_iqdrops;
+    nif->counters[NL_NET_TX_DROPS] = NL_ABSENT; /* Darwin does not count it */
+  }
+  net->count = count;
+  netif_addresses(net);
+  return 0;
+}
+
+static int sample_filesystems(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  nl_storage_sample *st = &m->snap.storage;
+  int n = getfsstat(NULL, 0, MNT_NOWAIT);
+  if (n < 0)
+    return -ENOTSUP;
+  if (n + 4 > os->mount_cap) {
+    struct statfs *grown = realloc(os->mounts, sizeof *grown * (size_t)(n + 8));
+    if (grown == NULL)
+      return -ENOMEM;
+    os->mounts = grown;
+    os->mount_cap = n + 8;
+  }
+  /* MNT_NOWAIT: never wait on an unresponsive network filesystem. */
+  n = getfsstat(os->mounts, (int)(sizeof *os->mounts * (size_t)os->mount_cap),
+                MNT_NOWAIT);
+  if (n < 0)
+    return -ENOTSUP;
+  size_t count = 0;
+  for (int i = 0; i < n; i++) {
+    const struct statfs *f = &os->mounts[i];
+    if (nl_metrics_fstype_excluded(m, f->f_fstypename))
+      continue;
+    struct statvfs sv;
+    if (statvfs(f->f_mntonname, &sv) != 0 || sv.f_blocks == 0)
+      continue;
+    if (nl_metrics_reserve((void **)&st->fs, &st->fs_cap, count + 1,
+                           sizeof *st->fs) != 0)
+      return -ENOMEM;
+    nl_filesystem *fs = &st->fs[count++];
+    set_str(fs->device, sizeof fs->device, f->f_mntfromname);
+    set_str(fs->mount, sizeof fs->mount, f->f_mntonname);
+    set_str(fs->fstype, sizeof fs->fstype, f->f_fstypename);
+    uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+    fs->size = (uint64_t)sv.f_blocks * frsize;
+    fs->free = (uint64_t)sv.f_bfree * frsize;
+    fs->available = (uint64_t)sv.f_bavail * frsize;
+    fs->used = fs->size - fs->free;
+    fs->inodes_total = sv.f_files;
+    fs->inodes_free = sv.f_ffree;
+    fs->readonly = (f->f_flags & MNT_RDONLY) != 0;
+  }
+  st->fs_count = count;
+  return 0;
+}
+
+static uint64_t dict_u64(CFDictionaryRef d, const char *key) {
+  CFStringRef k = CFStringCreateWithCString(NULL, key, kCFStringEncodingUTF8);
+  CFNumberRef n = k ? (CFNumberRef)CFDictionaryGetValue(d, k) : NULL;
+  uint64_t v = NL_ABSENT;
+  if (n != NULL && CFGetTypeID(n) == CFNumberGetTypeID())
+    CFNumberGetValue(n, kCFNumberSInt64Type, &v);
+  if (k)
+    CFRelease(k);
+  return v;
+}
+
+/* Disk I/O of every whole disk: its IOMedia's BSD name and the statistics
+ * of the IOBlockStorageDriver above it. */
+static int sample_disks(nl_metrics *m) {
+  nl_storage_sample *st = &m->snap.storage;
+  st->disk_count = 0;
+  CFMutableDictionaryRef match = IOServiceMatching(kIOMediaClass);
+  if (match == NULL)
+    return 0;
+  CFDictionarySetValue(match, CFSTR(kIOMediaWholeKey), kCFBooleanTrue);
+  io_iterator_t iter;
+  if (IOServiceGetMatchingServices(MACH_PORT_NULL, match, &iter) !=
+      KERN_SUCCESS)
+    return 0;
+  size_t count = 0;
+  int rc = 0;
+  io_registry_entry_t media;
+  while ((media = IOIteratorNext(iter)) != IO_OBJECT_NULL) {
+    io_registry_entry_t driver = IO_OBJECT_NULL;
+    CFStringRef bsd = IORegistryEntryCreateCFProperty(
+        media, CFSTR(kIOBSDNameKey), kCFAllocatorDefault, 0);
+    if (bsd != NULL &&
+        IORegistryEntryGetParentEntry(media, kIOServicePlane, &driver) ==
+            KERN_SUCCESS &&
+        IOObjectConformsTo(driver, "IOBlockStorageDriver")) {
+      CFDictionaryRef stats = IORegistryEntryCreateCFProperty(
+          driver, CFSTR(kIOBlockStorageDriverStatisticsKey),
+          kCFAllocatorDefault, 0);
+      if (stats != NULL) {
+        if (nl_metrics_reserve((void **)&st->disks, &st->disk_cap, count + 1,
+                               sizeof *st->disks) != 0) {
+          rc = -ENOMEM;
+        } else {
+          nl_disk *d = &st->disks[count++];
+          cf_to_cstr(bsd, d->name, sizeof d->name);
+          d->counters[NL_DISK_READ_BYTES] =
+              dict_u64(stats, kIOBlockStorageDriverStatisticsBytesReadKey);
+          d->counters[NL_DISK_WRITE_BYTES] =
+              dict_u64(stats, kIOBlockStorageDriverStatisticsBytesWrittenKey);
+          d->counters[NL_DISK_READS] =
+              dict_u64(stats, kIOBlockStorageDriverStatisticsReadsKey);
+          d->counters[NL_DISK_WRITES] =
+              dict_u64(stats, kIOBlockStorageDriverStatisticsWritesKey);
+          d->counters[NL_DISK_BUSY_MS] = NL_ABSENT;
+        }
+        CFRelease(stats);
+      }
+    }
+    if (driver != IO_OBJECT_NULL)
+      IOObjectRelease(driver);
+    if (bsd != NULL)
+      CFRelease(bsd);
+    IOObjectRelease(media);
+    if (rc != 0)
+      break;
+  }
+  IOObjectRelease(iter);
+  st->disk_count = count;
+  return rc;
+}
+
+static int sample_storage(nl_metrics *m) {
+  int rc = sample_filesystems(m);
+  return rc != 0 ? rc : sample_disks(m);
+}
+
+static int sample_system(nl_metrics *m) {
+  nl_system_sample *sys = &m->snap.system;
+  if (gethostname(sys->hostname, sizeof sys->hostname) != 0)
+    sys->hostname[0] = '\0';
+  sys->hostname[sizeof sys->hostname - 1] = '\0';
+  struct timeval boot;
+  size_t len = sizeof boot;
+  sys->boot_time = sys->uptime = NAN;
+  if (sysctlbyname("kern.boottime", &boot, &len, NULL, 0) == 0) {
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    sys->boot_time = (double)boot.tv_sec + boot.tv_usec / 1e6;
+    sys->uptime = (double)now.tv_sec + now.tv_usec / 1e6 - sys->boot_time;
+  }
+  return 0;
+}
+
+static int sample_self(nl_metrics *m) {
+  nl_self_sample *self = &m->snap.self;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return -ENOTSUP;
+  self->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  mach_task_basic_info_data_t info;
+  mach_msg_type_number_t count = MACH_TASK_BASIC_INFO_COUNT;
+  self->rss_bytes = task_info(mach_task_self(), MACH_TASK_BASIC_INFO,
+                              (task_info_t)&info, &count) == KERN_SUCCESS
+                        ? info.resident_size
+                        : NL_ABSENT;
+  struct proc_bsdinfo bsd;
+  self->start_time = NAN;
+  if (proc_pidinfo(getpid(), PROC_PIDTBSDINFO, 0, &bsd, sizeof bsd) ==
+      (int)sizeof bsd)
+    self->start_time = (double)bsd.pbi_start_tvsec + bsd.pbi_start_tvusec / 1e6;
+  return 0;
+}
+
+int nl_metrics_os_sample(nl_metrics *m, unsigned group) {
+  switch (group) {
+  case NL_METRICS_CPU:
+    return sample_cpu(m);
+  case NL_METRICS_LOAD:
+    return sample_load(m);
+  case NL_METRICS_MEMORY:
+    return sample_memory(m);
+  case NL_METRICS_NETWORK:
+    return sample_network(m);
+  case NL_METRICS_STORAGE:
+    return sample_storage(m);
+  case NL_METRICS_SYSTEM:
+    return sample_system(m);
+  case NL_METRICS_SELF:
+    return sample_self(m);
+  case NL_METRICS_THERMAL: /* no documented unprivileged source */
+  default:
+    return -ENOTSUP;
+  }
+}
