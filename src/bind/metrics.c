@@ -232,6 +232,7 @@ static void push_storage(lua_State *L, const nl_storage_sample *st) {
 static void push_system(lua_State *L, const nl_system_sample *sys) {
   lua_createtable(L, 0, 10);
   set_string(L, "hostname", sys->hostname);
+  set_string(L, "sysname", sys->sysname);
   set_string(L, "os_name", sys->os_name);
   set_string(L, "os_version", sys->os_version);
   set_string(L, "kernel", sys->kernel);

@@ -18,8 +18,9 @@ unexpected=$(grep -vE "^node_memory_[A-Za-z]+_bytes metric names should be writt
 check "promtool finds nothing but node_exporter's camelCase memory names" equals "$unexpected" ""
 
 prom=$(cat prom.txt)
-for family in node_cpu_seconds_total node_load1 node_load5 node_load15 \
-  node_memory_MemTotal_bytes node_memory_MemAvailable_bytes \
+memory_families="node_memory_MemTotal_bytes node_memory_MemAvailable_bytes"
+[ "$(uname -s)" = Darwin ] && memory_families="node_memory_total_bytes node_memory_wired_bytes"
+for family in node_cpu_seconds_total node_load1 node_load5 node_load15 $memory_families \
   node_network_receive_bytes_total node_network_transmit_bytes_total \
   node_filesystem_size_bytes node_filesystem_avail_bytes node_boot_time_seconds \
   node_uname_info process_resident_memory_bytes; do
@@ -27,15 +28,20 @@ for family in node_cpu_seconds_total node_load1 node_load5 node_load15 \
   check "$family has TYPE" contains "$prom" "# TYPE $family "
 done
 check "cpu and mode labels" grep -qE '^node_cpu_seconds_total\{cpu="0",mode="idle"\} [0-9.e+]+$' prom.txt
-check "device label on network" grep -qE '^node_network_receive_bytes_total\{device="lo"\} [0-9]+$' prom.txt
+check "device label on network" grep -qE '^node_network_receive_bytes_total\{device="lo0?"\} [0-9]+$' prom.txt
 check "device, fstype and mountpoint on filesystems" \
   grep -qE '^node_filesystem_size_bytes\{device="[^"]+",fstype="[^"]+",mountpoint="/"\} [0-9]+$' prom.txt
 check "counters are typed counter" contains "$prom" "# TYPE node_network_receive_bytes_total counter"
-kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-check "MemTotal agrees with /proc/meminfo" grep -qx "node_memory_MemTotal_bytes $((kib * 1024))" prom.txt
-btime=$(awk '/^btime/ {print $2}' /proc/stat)
-check "boot time agrees with /proc/stat" grep -qx "node_boot_time_seconds $btime" prom.txt
-check "uname sysname" grep -qE '^node_uname_info\{.*sysname="Linux".*\} 1$' prom.txt
+check "uname sysname" grep -qE "^node_uname_info\\{.*sysname=\"$(uname -s)\".*\\} 1$" prom.txt
+if [ "$(uname -s)" = Linux ]; then
+  kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+  check "MemTotal agrees with /proc/meminfo" grep -qx "node_memory_MemTotal_bytes $((kib * 1024))" prom.txt
+  btime=$(awk '/^btime/ {print $2}' /proc/stat)
+  check "boot time agrees with /proc/stat" grep -qx "node_boot_time_seconds $btime" prom.txt
+else
+  check "MemTotal agrees with hw.memsize" \
+    grep -qx "node_memory_total_bytes $(sysctl -n hw.memsize)" prom.txt
+fi
 check "no invented temperature" lacks "$(grep -v '^#' prom.txt)" "temp"$'\x20'"0"
 
 clean_env "$NODELUA" metrics --json --interval 0.1 --groups memory,load >json.txt

@@ -45,7 +45,11 @@ static void test_groups_present(nl_metrics *m) {
   CHECK(s->cpu.logical_cores == (int)s->cpu.core_count);
   CHECK(s->memory.total != NL_ABSENT && s->memory.total > 0);
   CHECK(s->memory.used <= s->memory.total);
+#ifdef __linux__
   CHECK(s->memory.wired == NL_ABSENT); /* a macOS figure: absent here */
+#else
+  CHECK(s->memory.buffers == NL_ABSENT); /* a Linux figure */
+#endif
   bool have_lo = false;
   for (size_t i = 0; i < s->network.count; i++)
     have_lo = have_lo || (s->network.ifs[i].kind == NL_LINK_LOOPBACK &&
@@ -164,6 +168,100 @@ static void test_no_steady_state_allocation(nl_metrics *m) {
 #endif
 }
 
+#ifdef __linux__
+static char fixture[64];
+
+static void put(const char *rel, const char *text) {
+  char path[200], cmd[1024];
+  snprintf(path, sizeof path, "%s/%s", fixture, rel);
+  snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
+  CHECK(system(cmd) == 0);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+static void link_to(const char *rel, const char *target) {
+  char path[200], cmd[1024];
+  snprintf(path, sizeof path, "%s/%s", fixture, rel);
+  snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && ln -s '%s' '%s'",
+           path, target, path);
+  CHECK(system(cmd) == 0);
+}
+
+/* Sensors and link kinds this machine may not have, from a fixture tree
+ * laid out as the kernel lays out sysfs. */
+static void test_sysfs_fixtures(void) {
+  snprintf(fixture, sizeof fixture, "/tmp/nodelua-sysfs-XXXXXX");
+  CHECK(mkdtemp(fixture) != NULL);
+  put("class/thermal/thermal_zone0/type", "x86_pkg_temp\n");
+  put("class/thermal/thermal_zone0/temp", "45500\n");
+  put("class/thermal/thermal_zone1/type", "acpitz\n");
+  put("class/thermal/thermal_zone1/temp", "27800\n");
+  put("class/hwmon/hwmon0/name", "coretemp\n");
+  put("class/hwmon/hwmon0/temp1_input", "51000\n");
+  put("class/hwmon/hwmon0/temp1_label", "Package id 0\n");
+  put("class/hwmon/hwmon0/temp2_input", "49000\n");
+
+  nl_metrics *m = nl_metrics_open();
+  CHECK(nl_metrics_linux_set_sysfs(m, fixture) == 0);
+  CHECK(nl_metrics_sample(m, NL_METRICS_THERMAL) == 0);
+  const nl_metrics_snapshot *s = nl_metrics_get(m);
+  CHECK(s->present & NL_METRICS_THERMAL);
+  CHECK(s->thermal.count == 4);
+  if (s->thermal.count == 4) {
+    CHECK_STR(s->thermal.sensors[0].name, "x86_pkg_temp");
+    CHECK(s->thermal.sensors[0].celsius == 45.5);
+    CHECK_STR(s->thermal.sensors[0].source, "thermal_zone");
+    CHECK_STR(s->thermal.sensors[2].name, "coretemp/Package id 0");
+    CHECK(s->thermal.sensors[2].celsius == 51.0);
+    CHECK_STR(s->thermal.sensors[3].name, "coretemp/temp2");
+  }
+  nl_buf prom = {0};
+  CHECK(nl_metrics_format_prom(s, &prom) == 0);
+  CHECK_CONTAINS(prom.data,
+                 "node_thermal_zone_temp{type=\"x86_pkg_temp\",zone=\"0\"} "
+                 "45.5\n");
+  CHECK_CONTAINS(prom.data, "node_hwmon_temp_celsius{chip=\"coretemp\","
+                            "sensor=\"Package id 0\"} 51\n");
+  nl_buf_free(&prom);
+
+  /* A sensor that goes away is skipped; with none left the group is
+   * absent, not zero. */
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s/class/thermal' '%s/class/hwmon'",
+           fixture, fixture);
+  CHECK(system(cmd) == 0);
+  CHECK(nl_metrics_sample(m, NL_METRICS_THERMAL) == 0);
+  CHECK(!(s->present & NL_METRICS_THERMAL));
+
+  put("class/net/wlan0/wireless/.keep", "");
+  put("class/ieee80211/phy0/index", "0\n");
+  link_to("class/net/wlp2s0/phy80211", "../../ieee80211/phy0");
+  put("class/net/br0/bridge/.keep", "");
+  link_to("class/net/thunderbolt0/device/driver",
+          "../../../../bus/thunderbolt/drivers/thunderbolt-net");
+  link_to("class/net/eth0/device/driver", "../../../../bus/pci/drivers/e1000e");
+  link_to("class/net/ib0/device/driver", "../../../../bus/pci/drivers/mlx5");
+  put("class/net/veth0/.keep", "");
+  CHECK(nl_metrics_linux_link_kind(fixture, "wlan0", 1) == NL_LINK_WIFI);
+  CHECK(nl_metrics_linux_link_kind(fixture, "wlp2s0", 1) == NL_LINK_WIFI);
+  CHECK(nl_metrics_linux_link_kind(fixture, "br0", 1) == NL_LINK_BRIDGE);
+  CHECK(nl_metrics_linux_link_kind(fixture, "thunderbolt0", 1) ==
+        NL_LINK_THUNDERBOLT);
+  CHECK(nl_metrics_linux_link_kind(fixture, "eth0", 1) == NL_LINK_ETHERNET);
+  CHECK(nl_metrics_linux_link_kind(fixture, "ib0", 32) == NL_LINK_OTHER);
+  CHECK(nl_metrics_linux_link_kind(fixture, "veth0", 1) == NL_LINK_VIRTUAL);
+  CHECK(nl_metrics_linux_link_kind(fixture, "lo", 772) == NL_LINK_LOOPBACK);
+  nl_metrics_close(m);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", fixture);
+  CHECK(system(cmd) == 0);
+}
+#endif
+
 int main(void) {
   nl_metrics *m = nl_metrics_open();
   CHECK(m != NULL);
@@ -173,6 +271,9 @@ int main(void) {
   test_rates();
   test_exclusion();
   test_no_steady_state_allocation(m);
+#ifdef __linux__
+  test_sysfs_fixtures();
+#endif
   nl_metrics_close(m);
   return check_report("test_metrics");
 }

@@ -36,4 +36,12 @@ int nl_metrics_os_open(nl_metrics *m);
 void nl_metrics_os_close(nl_metrics *m);
 int nl_metrics_os_sample(nl_metrics *m, unsigned group);
 
+#ifdef __linux__
+/* Where sysfs is (for the class/ trees: net, thermal, hwmon): "/sys", or a
+ * fixture tree in tests. Finds the sensors again. */
+int nl_metrics_linux_set_sysfs(nl_metrics *m, const char *root);
+nl_link_kind nl_metrics_linux_link_kind(const char *sysfs, const char *name,
+                                        unsigned type);
+#endif
+
 #endif

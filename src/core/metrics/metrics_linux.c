@@ -3,6 +3,7 @@
  * sensors are found by index rather than by listing directories, so a
  * steady-state sample makes no heap allocation. */
 #include "metrics_internal.h"
+#include "procfs.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -38,7 +39,8 @@ typedef struct {
 } kind_entry;
 
 struct nl_metrics_os {
-  char *buf; /* the contents of the last file read */
+  char sysfs[128]; /* "/sys"; a fixture tree in tests */
+  char *buf;       /* the contents of the last file read */
   size_t cap;
   double ticks_per_second;
   long page_size;
@@ -267,9 +269,11 @@ static void read_system_facts(nl_metrics *m) {
 /* Sensors are found once, by index: thermal_zone0.., hwmon0/temp1_input..
  * A gap of a few indices ends the search. */
 static void find_sensors(nl_metrics_os *os) {
-  char path[128], buf[96];
+  os->sensor_count = 0;
+  char path[256], buf[96];
   for (int z = 0; z < 256 && os->sensor_count < SENSORS_MAX; z++) {
-    snprintf(path, sizeof path, "/sys/class/thermal/thermal_zone%d/temp", z);
+    snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/temp",
+             os->sysfs, z);
     if (!exists(path)) {
       if (z > 8)
         break;
@@ -277,7 +281,8 @@ static void find_sensors(nl_metrics_os *os) {
     }
     sensor_spec *s = &os->sensors[os->sensor_count++];
     set_str(s->path, sizeof s->path, path);
-    snprintf(path, sizeof path, "/sys/class/thermal/thermal_zone%d/type", z);
+    snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/type",
+             os->sysfs, z);
     if (read_small(path, buf, sizeof buf) <= 0)
       snprintf(buf, sizeof buf, "zone%d", z);
     set_str(s->name, sizeof s->name, buf);
@@ -286,15 +291,15 @@ static void find_sensors(nl_metrics_os *os) {
   }
   for (int h = 0; h < 64 && os->sensor_count < SENSORS_MAX; h++) {
     char chip[32];
-    snprintf(path, sizeof path, "/sys/class/hwmon/hwmon%d/name", h);
+    snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/name", os->sysfs, h);
     if (read_small(path, chip, sizeof chip) <= 0) {
       if (h > 8)
         break;
       continue;
     }
     for (int t = 1; t < 64 && os->sensor_count < SENSORS_MAX; t++) {
-      snprintf(path, sizeof path, "/sys/class/hwmon/hwmon%d/temp%d_input", h,
-               t);
+      snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_input",
+               os->sysfs, h, t);
       if (!exists(path)) {
         if (t > 8)
           break;
@@ -302,11 +307,12 @@ static void find_sensors(nl_metrics_os *os) {
       }
       sensor_spec *s = &os->sensors[os->sensor_count++];
       set_str(s->path, sizeof s->path, path);
-      snprintf(path, sizeof path, "/sys/class/hwmon/hwmon%d/temp%d_label", h,
-               t);
-      if (read_small(path, buf, sizeof buf) <= 0)
-        snprintf(buf, sizeof buf, "temp%d", t);
-      snprintf(s->name, sizeof s->name, "%s/%s", chip, buf);
+      snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_label",
+               os->sysfs, h, t);
+      char label[48]; /* chip (32) + '/' + label fit the name (96) */
+      if (read_small(path, label, sizeof label) <= 0)
+        snprintf(label, sizeof label, "temp%d", t);
+      snprintf(s->name, sizeof s->name, "%s/%s", chip, label);
       snprintf(s->source, sizeof s->source, "hwmon");
       set_str(s->chip, sizeof s->chip, chip);
     }
@@ -318,6 +324,7 @@ int nl_metrics_os_open(nl_metrics *m) {
   if (os == NULL)
     return -ENOMEM;
   m->os = os;
+  set_str(os->sysfs, sizeof os->sysfs, "/sys");
   long hz = sysconf(_SC_CLK_TCK);
   os->ticks_per_second = hz > 0 ? (double)hz : 100.0;
   os->page_size = sysconf(_SC_PAGESIZE);
@@ -328,11 +335,8 @@ int nl_metrics_os_open(nl_metrics *m) {
   /* The process start time, for the self group: field 22 of stat. */
   os->self_start_time = NAN;
   double btime = NAN;
-  if (slurp(os, "/proc/stat") > 0) {
-    char *b = strstr(os->buf, "\nbtime ");
-    if (b)
-      btime = strtod(b + 7, NULL);
-  }
+  if (slurp(os, "/proc/stat") > 0)
+    nl_procfs_stat_btime(os->buf, &btime);
   if (slurp(os, "/proc/self/stat") > 0) {
     char *p = strrchr(os->buf, ')');
     for (int field = 2; p && field < 22; field++)
@@ -340,6 +344,15 @@ int nl_metrics_os_open(nl_metrics *m) {
     if (p && !isnan(btime))
       os->self_start_time = btime + strtod(p + 1, NULL) / os->ticks_per_second;
   }
+  return 0;
+}
+
+int nl_metrics_linux_set_sysfs(nl_metrics *m, const char *root) {
+  if (strlen(root) >= sizeof m->os->sysfs)
+    return -ENAMETOOLONG;
+  set_str(m->os->sysfs, sizeof m->os->sysfs, root);
+  m->os->kind_count = 0;
+  find_sensors(m->os);
   return 0;
 }
 
@@ -356,12 +369,11 @@ void nl_metrics_os_close(nl_metrics *m) {
 
 /* ---- samples ---- */
 
-static void parse_cpu_line(const char *p, nl_cpu_times *t, double hz) {
-  for (int i = 0; i < NL_CPU_MODE_COUNT; i++) {
-    char *end;
-    unsigned long long v = strtoull(p, &end, 10);
-    t->seconds[i] = end == p ? 0 : (double)v / hz;
-    p = end;
+static void set_core_mhz(void *ud, int processor, double mhz) {
+  nl_cpu_sample *cpu = ud;
+  for (size_t i = 0; i < cpu->core_count; i++) {
+    if (cpu->cores[i].index == processor)
+      cpu->cores[i].mhz = mhz;
   }
 }
 
@@ -384,57 +396,44 @@ static void cpu_current_mhz(nl_metrics *m) {
   }
   /* Without cpufreq (virtual machines) /proc/cpuinfo has "cpu MHz" per
    * processor; x86 only. */
-  if (slurp(os, "/proc/cpuinfo") <= 0)
-    return;
-  int processor = -1;
-  for (char *line = os->buf; line && *line;) {
-    char *eol = strchr(line, '\n');
-    if (strncmp(line, "processor", 9) == 0) {
-      char *colon = strchr(line, ':');
-      processor = colon ? atoi(colon + 1) : -1;
-    } else if (strncmp(line, "cpu MHz", 7) == 0 && processor >= 0) {
-      char *colon = strchr(line, ':');
-      for (size_t i = 0; colon && i < cpu->core_count; i++) {
-        if (cpu->cores[i].index == processor)
-          cpu->cores[i].mhz = strtod(colon + 1, NULL);
-      }
-    }
-    line = eol ? eol + 1 : NULL;
+  if (slurp(os, "/proc/cpuinfo") > 0)
+    nl_procfs_cpuinfo_mhz(os->buf, set_core_mhz, cpu);
+}
+
+typedef struct {
+  nl_metrics *m;
+  size_t count;
+} cpu_fill;
+
+static int take_cpu_line(void *ud, int index, const unsigned long long *ticks) {
+  cpu_fill *fill = ud;
+  nl_cpu_sample *cpu = &fill->m->snap.cpu;
+  nl_cpu_times *t = &cpu->total;
+  if (index >= 0) {
+    if (nl_metrics_reserve((void **)&cpu->cores, &cpu->core_cap,
+                           fill->count + 1, sizeof *cpu->cores) != 0)
+      return -ENOMEM;
+    t = &cpu->cores[fill->count++];
   }
+  t->index = index;
+  for (int i = 0; i < NL_CPU_MODE_COUNT; i++)
+    t->seconds[i] = (double)ticks[i] / fill->m->os->ticks_per_second;
+  return 0;
 }
 
 static int sample_cpu(nl_metrics *m) {
-  nl_metrics_os *os = m->os;
   nl_cpu_sample *cpu = &m->snap.cpu;
-  ssize_t n = slurp(os, "/proc/stat");
+  ssize_t n = slurp(m->os, "/proc/stat");
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
-  size_t count = 0;
-  bool have_total = false;
-  for (char *line = os->buf; line && *line;) {
-    char *eol = strchr(line, '\n');
-    if (strncmp(line, "cpu", 3) != 0)
-      break; /* the cpu lines come first */
-    if (line[3] == ' ') {
-      parse_cpu_line(line + 4, &cpu->total, os->ticks_per_second);
-      cpu->total.index = -1;
-      have_total = true;
-    } else if (isdigit((unsigned char)line[3])) {
-      char *end;
-      long index = strtol(line + 3, &end, 10);
-      if (nl_metrics_reserve((void **)&cpu->cores, &cpu->core_cap, count + 1,
-                             sizeof *cpu->cores) != 0)
-        return -ENOMEM;
-      cpu->cores[count].index = (int)index;
-      parse_cpu_line(end, &cpu->cores[count], os->ticks_per_second);
-      count++;
-    }
-    line = eol ? eol + 1 : NULL;
-  }
-  if (!have_total || count == 0)
+  cpu_fill fill = {m, 0};
+  int cores = nl_procfs_stat_cpu(m->os->buf, take_cpu_line, &fill);
+  if (cores == -ENOMEM)
+    return -ENOMEM;
+  if (cores <= 0)
     return -ENOTSUP;
-  cpu->core_count = count;
-  cpu->logical_cores = (int)count;
+  cpu->core_count = fill.count;
+  cpu->logical_cores = (int)fill.count;
   cpu->total.mhz = NAN;
   cpu_current_mhz(m);
   return 0;
@@ -442,79 +441,33 @@ static int sample_cpu(nl_metrics *m) {
 
 static int sample_load(nl_metrics *m) {
   char buf[128];
-  nl_load_sample *l = &m->snap.load;
   if (read_small("/proc/loadavg", buf, sizeof buf) <= 0 ||
-      sscanf(buf, "%lf %lf %lf", &l->load1, &l->load5, &l->load15) != 3)
+      nl_procfs_loadavg(buf, &m->snap.load) != 0)
     return -ENOTSUP;
   return 0;
 }
 
 static int sample_memory(nl_metrics *m) {
-  nl_memory_sample *mem = &m->snap.memory;
   ssize_t n = slurp(m->os, "/proc/meminfo");
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
-  static const struct {
-    const char *key;
-    size_t offset;
-  } fields[] = {
-      {"MemTotal:", offsetof(nl_memory_sample, total)},
-      {"MemFree:", offsetof(nl_memory_sample, free)},
-      {"MemAvailable:", offsetof(nl_memory_sample, available)},
-      {"Buffers:", offsetof(nl_memory_sample, buffers)},
-      {"Cached:", offsetof(nl_memory_sample, cached)},
-      {"SReclaimable:", offsetof(nl_memory_sample, slab_reclaimable)},
-      {"Active:", offsetof(nl_memory_sample, active)},
-      {"Inactive:", offsetof(nl_memory_sample, inactive)},
-      {"SwapTotal:", offsetof(nl_memory_sample, swap_total)},
-      {"SwapFree:", offsetof(nl_memory_sample, swap_free)},
-  };
-  uint64_t *all = (uint64_t *)mem;
-  for (size_t i = 0; i < sizeof *mem / sizeof(uint64_t); i++)
-    all[i] = NL_ABSENT;
-  for (char *line = m->os->buf; line && *line;) {
-    char *eol = strchr(line, '\n');
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-      size_t klen = strlen(fields[i].key);
-      if (strncmp(line, fields[i].key, klen) == 0) {
-        uint64_t kib = strtoull(line + klen, NULL, 10);
-        *(uint64_t *)((char *)mem + fields[i].offset) = kib * 1024;
-        break;
-      }
-    }
-    line = eol ? eol + 1 : NULL;
-  }
-  if (mem->total == NL_ABSENT || mem->free == NL_ABSENT)
-    return -ENOTSUP;
-  /* As free(1) computes it: what is neither free nor reclaimable cache. */
-  uint64_t reclaimable = 0;
-  if (mem->buffers != NL_ABSENT)
-    reclaimable += mem->buffers;
-  if (mem->cached != NL_ABSENT)
-    reclaimable += mem->cached;
-  if (mem->slab_reclaimable != NL_ABSENT)
-    reclaimable += mem->slab_reclaimable;
-  mem->used = mem->total > mem->free + reclaimable
-                  ? mem->total - mem->free - reclaimable
-                  : mem->total - mem->free;
-  if (mem->swap_total != NL_ABSENT && mem->swap_free != NL_ABSENT)
-    mem->swap_used = mem->swap_total - mem->swap_free;
-  return 0;
+  return nl_procfs_meminfo(m->os->buf, &m->snap.memory) == 0 ? 0 : -ENOTSUP;
 }
 
-static nl_link_kind link_kind(const char *name, unsigned type) {
-  char path[128], target[128];
+nl_link_kind nl_metrics_linux_link_kind(const char *sysfs, const char *name,
+                                        unsigned type) {
+  char path[256], target[256];
   if (type == 772) /* ARPHRD_LOOPBACK */
     return NL_LINK_LOOPBACK;
-  snprintf(path, sizeof path, "/sys/class/net/%s/bridge", name);
+  snprintf(path, sizeof path, "%s/class/net/%s/bridge", sysfs, name);
   if (exists(path))
     return NL_LINK_BRIDGE;
-  snprintf(path, sizeof path, "/sys/class/net/%s/wireless", name);
-  char phy[128];
-  snprintf(phy, sizeof phy, "/sys/class/net/%s/phy80211", name);
+  snprintf(path, sizeof path, "%s/class/net/%s/wireless", sysfs, name);
+  char phy[256];
+  snprintf(phy, sizeof phy, "%s/class/net/%s/phy80211", sysfs, name);
   if (exists(path) || exists(phy))
     return NL_LINK_WIFI;
-  snprintf(path, sizeof path, "/sys/class/net/%s/device/driver", name);
+  snprintf(path, sizeof path, "%s/class/net/%s/device/driver", sysfs, name);
   ssize_t n = readlink(path, target, sizeof target - 1);
   if (n <= 0)
     return NL_LINK_VIRTUAL; /* no device behind it: veth, tun, bond, ifb */
@@ -537,7 +490,7 @@ static nl_link_kind cached_kind(nl_metrics_os *os, int ifindex,
     if (os->kinds[i].ifindex == ifindex && strcmp(os->kinds[i].name, name) == 0)
       return os->kinds[i].kind;
   }
-  nl_link_kind kind = link_kind(name, type);
+  nl_link_kind kind = nl_metrics_linux_link_kind(os->sysfs, name, type);
   if (nl_metrics_reserve((void **)&os->kinds, &os->kind_cap, os->kind_count + 1,
                          sizeof *os->kinds) == 0) {
     kind_entry *e = &os->kinds[os->kind_count++];
@@ -662,9 +615,10 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
    * EINVAL while it is down and -1 when unknown. */
   if (nif->kind == NL_LINK_ETHERNET || nif->kind == NL_LINK_THUNDERBOLT ||
       nif->kind == NL_LINK_WIFI || nif->kind == NL_LINK_OTHER) {
-    char path[96];
+    char path[256];
     long long v;
-    snprintf(path, sizeof path, "/sys/class/net/%s/speed", nif->name);
+    snprintf(path, sizeof path, "%s/class/net/%s/speed", m->os->sysfs,
+             nif->name);
     if (read_int64(path, &v) == 0 && v > 0)
       nif->speed_mbps = v;
   }
@@ -714,21 +668,6 @@ static int sample_network(nl_metrics *m) {
   return 0;
 }
 
-/* /proc/self/mounts escapes space, tab, newline and backslash as \ooo. */
-static void unescape_mount(char *s) {
-  char *out = s;
-  for (char *p = s; *p; p++) {
-    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
-        p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
-      *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-      p += 3;
-    } else {
-      *out++ = *p;
-    }
-  }
-  *out = '\0';
-}
-
 static bool pseudo_mount_point(const char *mount) {
   static const char *const prefixes[] = {"/proc", "/sys", "/dev"};
   for (size_t i = 0; i < 3; i++) {
@@ -740,59 +679,56 @@ static bool pseudo_mount_point(const char *mount) {
   return false;
 }
 
+typedef struct {
+  nl_metrics *m;
+  size_t count;
+} storage_fill;
+
+static int take_mount(void *ud, const nl_mount_entry *e) {
+  storage_fill *fill = ud;
+  nl_storage_sample *st = &fill->m->snap.storage;
+  if (nl_metrics_fstype_excluded(fill->m, e->fstype) ||
+      pseudo_mount_point(e->mount))
+    return 0;
+  struct statvfs sv;
+  if (statvfs(e->mount, &sv) != 0 || sv.f_blocks == 0)
+    return 0;
+  /* A later mount on the same point hides the earlier one. */
+  size_t slot = fill->count;
+  for (size_t i = 0; i < fill->count; i++) {
+    if (strcmp(st->fs[i].mount, e->mount) == 0)
+      slot = i;
+  }
+  if (slot == fill->count) {
+    if (nl_metrics_reserve((void **)&st->fs, &st->fs_cap, fill->count + 1,
+                           sizeof *st->fs) != 0)
+      return -ENOMEM;
+    fill->count++;
+  }
+  nl_filesystem *fs = &st->fs[slot];
+  set_str(fs->device, sizeof fs->device, e->device);
+  set_str(fs->mount, sizeof fs->mount, e->mount);
+  set_str(fs->fstype, sizeof fs->fstype, e->fstype);
+  uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+  fs->size = (uint64_t)sv.f_blocks * frsize;
+  fs->free = (uint64_t)sv.f_bfree * frsize;
+  fs->available = (uint64_t)sv.f_bavail * frsize;
+  fs->used = fs->size - fs->free;
+  fs->inodes_total = sv.f_files;
+  fs->inodes_free = sv.f_ffree;
+  fs->readonly = (sv.f_flag & ST_RDONLY) != 0;
+  return 0;
+}
+
 static int sample_filesystems(nl_metrics *m) {
-  nl_storage_sample *st = &m->snap.storage;
   ssize_t n = slurp(m->os, "/proc/self/mounts");
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
-  size_t count = 0;
-  for (char *line = m->os->buf; line && *line;) {
-    char *eol = strchr(line, '\n');
-    if (eol)
-      *eol = '\0';
-    char *fields[4] = {0};
-    char *save = NULL;
-    int nf = 0;
-    for (char *tok = strtok_r(line, " ", &save); tok && nf < 4;
-         tok = strtok_r(NULL, " ", &save))
-      fields[nf++] = tok;
-    line = eol ? eol + 1 : NULL;
-    if (nf < 4)
-      continue;
-    unescape_mount(fields[0]);
-    unescape_mount(fields[1]);
-    if (nl_metrics_fstype_excluded(m, fields[2]) ||
-        pseudo_mount_point(fields[1]))
-      continue;
-    struct statvfs sv;
-    if (statvfs(fields[1], &sv) != 0 || sv.f_blocks == 0)
-      continue;
-    /* A later mount on the same point hides the earlier one. */
-    size_t slot = count;
-    for (size_t i = 0; i < count; i++) {
-      if (strcmp(st->fs[i].mount, fields[1]) == 0)
-        slot = i;
-    }
-    if (slot == count) {
-      if (nl_metrics_reserve((void **)&st->fs, &st->fs_cap, count + 1,
-                             sizeof *st->fs) != 0)
-        return -ENOMEM;
-      count++;
-    }
-    nl_filesystem *fs = &st->fs[slot];
-    set_str(fs->device, sizeof fs->device, fields[0]);
-    set_str(fs->mount, sizeof fs->mount, fields[1]);
-    set_str(fs->fstype, sizeof fs->fstype, fields[2]);
-    uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-    fs->size = (uint64_t)sv.f_blocks * frsize;
-    fs->free = (uint64_t)sv.f_bfree * frsize;
-    fs->available = (uint64_t)sv.f_bavail * frsize;
-    fs->used = fs->size - fs->free;
-    fs->inodes_total = sv.f_files;
-    fs->inodes_free = sv.f_ffree;
-    fs->readonly = (sv.f_flag & ST_RDONLY) != 0;
-  }
-  st->fs_count = count;
+  storage_fill fill = {m, 0};
+  int rc = nl_procfs_mounts(m->os->buf, take_mount, &fill);
+  if (rc != 0)
+    return rc;
+  m->snap.storage.fs_count = fill.count;
   return 0;
 }
 
@@ -803,48 +739,42 @@ static bool whole_disk(const char *name) {
     if (strncmp(name, skip[i], n) == 0 && isdigit((unsigned char)name[n]))
       return false;
   }
+  if (strchr(name, '/') != NULL)
+    return false;
   char path[96];
   snprintf(path, sizeof path, "/sys/block/%s", name);
   return exists(path); /* partitions are not in /sys/block */
 }
 
+static int take_disk(void *ud, const nl_diskstat *d) {
+  storage_fill *fill = ud;
+  nl_storage_sample *st = &fill->m->snap.storage;
+  if (!whole_disk(d->name))
+    return 0;
+  if (nl_metrics_reserve((void **)&st->disks, &st->disk_cap, fill->count + 1,
+                         sizeof *st->disks) != 0)
+    return -ENOMEM;
+  nl_disk *disk = &st->disks[fill->count++];
+  set_str(disk->name, sizeof disk->name, d->name);
+  /* Sectors are 512 bytes whatever the device's block size. */
+  disk->counters[NL_DISK_READS] = d->reads;
+  disk->counters[NL_DISK_READ_BYTES] = d->read_sectors * 512;
+  disk->counters[NL_DISK_WRITES] = d->writes;
+  disk->counters[NL_DISK_WRITE_BYTES] = d->write_sectors * 512;
+  disk->counters[NL_DISK_BUSY_MS] = d->io_ms;
+  return 0;
+}
+
 static int sample_disks(nl_metrics *m) {
   nl_storage_sample *st = &m->snap.storage;
+  st->disk_count = 0;
   ssize_t n = slurp(m->os, "/proc/diskstats");
-  if (n <= 0) {
-    st->disk_count = 0;
+  if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : 0;
-  }
-  size_t count = 0;
-  for (char *line = m->os->buf; line && *line;) {
-    char *eol = strchr(line, '\n');
-    unsigned major, minor;
-    char name[32];
-    unsigned long long f[10];
-    int got = sscanf(line,
-                     "%u %u %31s %llu %llu %llu %llu %llu %llu %llu "
-                     "%llu %llu %llu",
-                     &major, &minor, name, &f[0], &f[1], &f[2], &f[3], &f[4],
-                     &f[5], &f[6], &f[7], &f[8], &f[9]);
-    line = eol ? eol + 1 : NULL;
-    if (got < 13 || !whole_disk(name))
-      continue;
-    if (nl_metrics_reserve((void **)&st->disks, &st->disk_cap, count + 1,
-                           sizeof *st->disks) != 0)
-      return -ENOMEM;
-    nl_disk *d = &st->disks[count++];
-    set_str(d->name, sizeof d->name, name);
-    /* reads, merged, sectors read, ms reading, writes, merged, sectors
-     * written, ms writing, in flight, ms doing I/O. Sectors are 512 bytes
-     * whatever the device's block size. */
-    d->counters[NL_DISK_READS] = f[0];
-    d->counters[NL_DISK_READ_BYTES] = f[2] * 512;
-    d->counters[NL_DISK_WRITES] = f[4];
-    d->counters[NL_DISK_WRITE_BYTES] = f[6] * 512;
-    d->counters[NL_DISK_BUSY_MS] = f[9];
-  }
-  st->disk_count = count;
-  return 0;
+  storage_fill fill = {m, 0};
+  int rc = nl_procfs_diskstats(m->os->buf, take_disk, &fill);
+  st->disk_count = fill.count;
+  return rc;
 }
 
 static int sample_storage(nl_metrics *m) {
@@ -867,9 +797,8 @@ static int sample_system(nl_metrics *m) {
   ssize_t n = slurp(m->os, "/proc/stat");
   if (n == -ENOMEM)
     return -ENOMEM;
-  char *b = n > 0 ? strstr(m->os->buf, "\nbtime ") : NULL;
-  if (b)
-    sys->boot_time = strtod(b + 7, NULL);
+  if (n > 0)
+    nl_procfs_stat_btime(m->os->buf, &sys->boot_time);
   return 0;
 }
 
