@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 const char *const nl_cpu_mode_names[NL_CPU_MODE_COUNT] = {
@@ -60,6 +61,36 @@ double nl_metrics_monotonic(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void nl_metrics_copy_n(char *dst, size_t cap, const char *src, size_t n) {
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+void nl_metrics_copy(char *dst, size_t cap, const char *src) {
+  nl_metrics_copy_n(dst, cap, src, strlen(src));
+}
+
+bool nl_metrics_statvfs(nl_filesystem *fs, const char *device,
+                        const char *mount, const char *fstype) {
+  struct statvfs sv;
+  if (statvfs(mount, &sv) != 0 || sv.f_blocks == 0)
+    return false;
+  nl_metrics_copy(fs->device, sizeof fs->device, device);
+  nl_metrics_copy(fs->mount, sizeof fs->mount, mount);
+  nl_metrics_copy(fs->fstype, sizeof fs->fstype, fstype);
+  uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+  fs->size = (uint64_t)sv.f_blocks * frsize;
+  fs->free = (uint64_t)sv.f_bfree * frsize;
+  fs->available = (uint64_t)sv.f_bavail * frsize;
+  fs->used = fs->size - fs->free;
+  fs->inodes_total = sv.f_files;
+  fs->inodes_free = sv.f_ffree;
+  fs->readonly = (sv.f_flag & ST_RDONLY) != 0;
+  return true;
 }
 
 int nl_metrics_reserve(void **array, size_t *cap, size_t need, size_t size) {

@@ -39,7 +39,6 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <sys/sysctl.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
@@ -63,14 +62,6 @@ struct nl_metrics_os {
   kind_entry kinds[KIND_CACHE_MAX];
   size_t kind_count;
 };
-
-static void set_str(char *dst, size_t cap, const char *src) {
-  size_t n = strlen(src);
-  if (n >= cap)
-    n = cap - 1;
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
 
 static int sysctl_string(const char *name, char *out, size_t cap) {
   size_t len = cap;
@@ -261,16 +252,16 @@ int nl_metrics_os_open(nl_metrics *m) {
                (1u << NL_CPU_SYSTEM) | (1u << NL_CPU_IDLE);
 
   nl_system_sample *sys = &m->snap.system;
-  set_str(sys->os_name, sizeof sys->os_name, "macOS");
+  nl_metrics_copy(sys->os_name, sizeof sys->os_name, "macOS");
   sysctl_string("kern.osproductversion", sys->os_version,
                 sizeof sys->os_version);
   sysctl_string("hw.model", sys->model, sizeof sys->model);
   struct utsname u;
   if (uname(&u) == 0) {
-    set_str(sys->sysname, sizeof sys->sysname, u.sysname);
-    set_str(sys->kernel, sizeof sys->kernel, u.release);
-    set_str(sys->kernel_version, sizeof sys->kernel_version, u.version);
-    set_str(sys->arch, sizeof sys->arch, u.machine);
+    nl_metrics_copy(sys->sysname, sizeof sys->sysname, u.sysname);
+    nl_metrics_copy(sys->kernel, sizeof sys->kernel, u.release);
+    nl_metrics_copy(sys->kernel_version, sizeof sys->kernel_version, u.version);
+    nl_metrics_copy(sys->arch, sizeof sys->arch, u.machine);
   }
   /* hw.optional.arm64 is 1 on Apple Silicon, also to translated processes,
    * which is what the machine is. */
@@ -503,24 +494,15 @@ static int sample_filesystems(nl_metrics *m) {
     const struct statfs *f = &os->mounts[i];
     if (nl_metrics_fstype_excluded(m, f->f_fstypename))
       continue;
-    struct statvfs sv;
-    if (statvfs(f->f_mntonname, &sv) != 0 || sv.f_blocks == 0)
-      continue;
     if (nl_metrics_reserve((void **)&st->fs, &st->fs_cap, count + 1,
                            sizeof *st->fs) != 0)
       return -ENOMEM;
-    nl_filesystem *fs = &st->fs[count++];
-    set_str(fs->device, sizeof fs->device, f->f_mntfromname);
-    set_str(fs->mount, sizeof fs->mount, f->f_mntonname);
-    set_str(fs->fstype, sizeof fs->fstype, f->f_fstypename);
-    uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-    fs->size = (uint64_t)sv.f_blocks * frsize;
-    fs->free = (uint64_t)sv.f_bfree * frsize;
-    fs->available = (uint64_t)sv.f_bavail * frsize;
-    fs->used = fs->size - fs->free;
-    fs->inodes_total = sv.f_files;
-    fs->inodes_free = sv.f_ffree;
-    fs->readonly = (f->f_flags & MNT_RDONLY) != 0;
+    nl_filesystem *fs = &st->fs[count];
+    if (!nl_metrics_statvfs(fs, f->f_mntfromname, f->f_mntonname,
+                            f->f_fstypename))
+      continue;
+    fs->readonly = fs->readonly || (f->f_flags & MNT_RDONLY) != 0;
+    count++;
   }
   st->fs_count = count;
   return 0;

@@ -30,6 +30,16 @@ int nl_metrics_reserve(void **array, size_t *cap, size_t need, size_t size);
 
 double nl_metrics_monotonic(void);
 
+/* Copies n bytes (or all of src) into dst of cap bytes, cut to fit, always
+ * terminated. */
+void nl_metrics_copy_n(char *dst, size_t cap, const char *src, size_t n);
+void nl_metrics_copy(char *dst, size_t cap, const char *src);
+
+/* Fills fs from statvfs(2) of mount: sizes, inodes, read-only. Returns
+ * false when it cannot be read or has no blocks (then it is left out). */
+bool nl_metrics_statvfs(nl_filesystem *fs, const char *device,
+                        const char *mount, const char *fstype);
+
 /* The OS file's half. nl_metrics_os_sample returns 0, -ENOTSUP when the OS
  * cannot give the group (it is then absent), or -ENOMEM. */
 int nl_metrics_os_open(nl_metrics *m);

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -124,17 +123,6 @@ static int read_int64(const char *path, long long *out) {
   return 0;
 }
 
-static void copy_field(char *dst, size_t cap, const char *src, size_t n) {
-  if (n >= cap)
-    n = cap - 1;
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
-static void set_str(char *dst, size_t cap, const char *src) {
-  copy_field(dst, cap, src, strlen(src));
-}
-
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* ---- static facts, read once ---- */
@@ -157,13 +145,13 @@ static void read_cpu_facts(nl_metrics *m) {
         size_t vlen = eol ? (size_t)(eol - value) : strlen(value);
         if (keylen == 9 && strncmp(line, "vendor_id", 9) == 0 &&
             !cpu->vendor[0])
-          copy_field(cpu->vendor, sizeof cpu->vendor, value, vlen);
+          nl_metrics_copy_n(cpu->vendor, sizeof cpu->vendor, value, vlen);
         else if (keylen == 10 && strncmp(line, "model name", 10) == 0 &&
                  !cpu->brand[0])
-          copy_field(cpu->brand, sizeof cpu->brand, value, vlen);
+          nl_metrics_copy_n(cpu->brand, sizeof cpu->brand, value, vlen);
         else if (keylen == 8 && strncmp(line, "Hardware", 8) == 0 &&
                  !cpu->brand[0])
-          copy_field(cpu->brand, sizeof cpu->brand, value, vlen);
+          nl_metrics_copy_n(cpu->brand, sizeof cpu->brand, value, vlen);
       }
       line = eol ? eol + 1 : NULL;
     }
@@ -234,7 +222,7 @@ static void read_os_release(nl_system_sample *sys, nl_metrics_os *os) {
         v++;
         vlen -= 2;
       }
-      copy_field(target, cap, v, vlen);
+      nl_metrics_copy_n(target, cap, v, vlen);
     }
     line = eol ? eol + 1 : NULL;
   }
@@ -251,15 +239,15 @@ static void read_system_facts(nl_metrics *m) {
     /* The device-tree string ends in a NUL. */
     if (n > 0) {
       buf[strcspn(buf, "\n")] = '\0';
-      set_str(sys->model, sizeof sys->model, buf);
+      nl_metrics_copy(sys->model, sizeof sys->model, buf);
     }
   }
   struct utsname u;
   if (uname(&u) == 0) {
-    set_str(sys->sysname, sizeof sys->sysname, u.sysname);
-    set_str(sys->kernel, sizeof sys->kernel, u.release);
-    set_str(sys->kernel_version, sizeof sys->kernel_version, u.version);
-    set_str(sys->arch, sizeof sys->arch, u.machine);
+    nl_metrics_copy(sys->sysname, sizeof sys->sysname, u.sysname);
+    nl_metrics_copy(sys->kernel, sizeof sys->kernel, u.release);
+    nl_metrics_copy(sys->kernel_version, sizeof sys->kernel_version, u.version);
+    nl_metrics_copy(sys->arch, sizeof sys->arch, u.machine);
   }
   /* Linux on Apple Silicon (Asahi) tells by its device-tree model. */
   sys->apple_silicon = strcmp(sys->arch, "aarch64") == 0 &&
@@ -280,12 +268,12 @@ static void find_sensors(nl_metrics_os *os) {
       continue;
     }
     sensor_spec *s = &os->sensors[os->sensor_count++];
-    set_str(s->path, sizeof s->path, path);
+    nl_metrics_copy(s->path, sizeof s->path, path);
     snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/type",
              os->sysfs, z);
     if (read_small(path, buf, sizeof buf) <= 0)
       snprintf(buf, sizeof buf, "zone%d", z);
-    set_str(s->name, sizeof s->name, buf);
+    nl_metrics_copy(s->name, sizeof s->name, buf);
     snprintf(s->source, sizeof s->source, "thermal_zone");
     snprintf(s->chip, sizeof s->chip, "%d", z);
   }
@@ -306,7 +294,7 @@ static void find_sensors(nl_metrics_os *os) {
         continue;
       }
       sensor_spec *s = &os->sensors[os->sensor_count++];
-      set_str(s->path, sizeof s->path, path);
+      nl_metrics_copy(s->path, sizeof s->path, path);
       snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_label",
                os->sysfs, h, t);
       char label[48]; /* chip (32) + '/' + label fit the name (96) */
@@ -314,7 +302,7 @@ static void find_sensors(nl_metrics_os *os) {
         snprintf(label, sizeof label, "temp%d", t);
       snprintf(s->name, sizeof s->name, "%s/%s", chip, label);
       snprintf(s->source, sizeof s->source, "hwmon");
-      set_str(s->chip, sizeof s->chip, chip);
+      nl_metrics_copy(s->chip, sizeof s->chip, chip);
     }
   }
 }
@@ -324,7 +312,7 @@ int nl_metrics_os_open(nl_metrics *m) {
   if (os == NULL)
     return -ENOMEM;
   m->os = os;
-  set_str(os->sysfs, sizeof os->sysfs, "/sys");
+  nl_metrics_copy(os->sysfs, sizeof os->sysfs, "/sys");
   long hz = sysconf(_SC_CLK_TCK);
   os->ticks_per_second = hz > 0 ? (double)hz : 100.0;
   os->page_size = sysconf(_SC_PAGESIZE);
@@ -350,7 +338,7 @@ int nl_metrics_os_open(nl_metrics *m) {
 int nl_metrics_linux_set_sysfs(nl_metrics *m, const char *root) {
   if (strlen(root) >= sizeof m->os->sysfs)
     return -ENAMETOOLONG;
-  set_str(m->os->sysfs, sizeof m->os->sysfs, root);
+  nl_metrics_copy(m->os->sysfs, sizeof m->os->sysfs, root);
   m->os->kind_count = 0;
   find_sensors(m->os);
   return 0;
@@ -495,7 +483,7 @@ static nl_link_kind cached_kind(nl_metrics_os *os, int ifindex,
                          sizeof *os->kinds) == 0) {
     kind_entry *e = &os->kinds[os->kind_count++];
     e->ifindex = ifindex;
-    set_str(e->name, sizeof e->name, name);
+    nl_metrics_copy(e->name, sizeof e->name, name);
     e->kind = kind;
   }
   return kind;
@@ -572,8 +560,8 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
        rta = RTA_NEXT(rta, len)) {
     switch (rta->rta_type) {
     case IFLA_IFNAME:
-      copy_field(nif->name, sizeof nif->name, RTA_DATA(rta),
-                 strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)));
+      nl_metrics_copy_n(nif->name, sizeof nif->name, RTA_DATA(rta),
+                        strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)));
       have_name = nif->name[0] != '\0';
       break;
     case IFLA_MTU:
@@ -690,8 +678,8 @@ static int take_mount(void *ud, const nl_mount_entry *e) {
   if (nl_metrics_fstype_excluded(fill->m, e->fstype) ||
       pseudo_mount_point(e->mount))
     return 0;
-  struct statvfs sv;
-  if (statvfs(e->mount, &sv) != 0 || sv.f_blocks == 0)
+  nl_filesystem fs;
+  if (!nl_metrics_statvfs(&fs, e->device, e->mount, e->fstype))
     return 0;
   /* A later mount on the same point hides the earlier one. */
   size_t slot = fill->count;
@@ -705,18 +693,7 @@ static int take_mount(void *ud, const nl_mount_entry *e) {
       return -ENOMEM;
     fill->count++;
   }
-  nl_filesystem *fs = &st->fs[slot];
-  set_str(fs->device, sizeof fs->device, e->device);
-  set_str(fs->mount, sizeof fs->mount, e->mount);
-  set_str(fs->fstype, sizeof fs->fstype, e->fstype);
-  uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
-  fs->size = (uint64_t)sv.f_blocks * frsize;
-  fs->free = (uint64_t)sv.f_bfree * frsize;
-  fs->available = (uint64_t)sv.f_bavail * frsize;
-  fs->used = fs->size - fs->free;
-  fs->inodes_total = sv.f_files;
-  fs->inodes_free = sv.f_ffree;
-  fs->readonly = (sv.f_flag & ST_RDONLY) != 0;
+  st->fs[slot] = fs;
   return 0;
 }
 
@@ -755,7 +732,7 @@ static int take_disk(void *ud, const nl_diskstat *d) {
                          sizeof *st->disks) != 0)
     return -ENOMEM;
   nl_disk *disk = &st->disks[fill->count++];
-  set_str(disk->name, sizeof disk->name, d->name);
+  nl_metrics_copy(disk->name, sizeof disk->name, d->name);
   /* Sectors are 512 bytes whatever the device's block size. */
   disk->counters[NL_DISK_READS] = d->reads;
   disk->counters[NL_DISK_READ_BYTES] = d->read_sectors * 512;
@@ -814,9 +791,9 @@ static int sample_thermal(nl_metrics *m) {
     if (read_int64(os->sensors[i].path, &milli) != 0)
       continue;
     nl_sensor *s = &th->sensors[count++];
-    set_str(s->name, sizeof s->name, os->sensors[i].name);
-    set_str(s->source, sizeof s->source, os->sensors[i].source);
-    set_str(s->chip, sizeof s->chip, os->sensors[i].chip);
+    nl_metrics_copy(s->name, sizeof s->name, os->sensors[i].name);
+    nl_metrics_copy(s->source, sizeof s->source, os->sensors[i].source);
+    nl_metrics_copy(s->chip, sizeof s->chip, os->sensors[i].chip);
     s->celsius = (double)milli / 1000.0;
   }
   th->count = count;
