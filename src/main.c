@@ -35,6 +35,8 @@ static void print_main_help(FILE *out) {
           "A node agent for Mac and Linux clusters: C cores, Lua policies.\n"
           "\n"
           "Commands:\n"
+          "  agent                   Run the node agent: sample, report "
+          "through the spool, serve /metrics\n"
           "  run SCRIPT.lua [ARGS]   Run a Lua script with the nodelua "
           "modules and the event loop\n"
           "  metrics [--json|--prom]  Print one snapshot of this machine's "
@@ -326,5 +328,7 @@ int main(int argc, char **argv) {
     return cmd_run(&c);
   if (strcmp(command, "metrics") == 0)
     return run_on_loop(&c, "nodelua.cli.metrics");
+  if (strcmp(command, "agent") == 0)
+    return run_on_loop(&c, "nodelua.agent");
   return usage_error("unknown command '%s'", command);
 }

@@ -1,6 +1,7 @@
 #include "runtime_internal.h"
 
 #include "core/log.h"
+#include "nl_build.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -364,6 +365,20 @@ static int l_pid(lua_State *L) {
   return 1;
 }
 
+static int l_version(lua_State *L) {
+  lua_pushstring(L, NL_VERSION);
+  return 1;
+}
+
+/* Wall-clock time in seconds, with the milliseconds: for timestamps. */
+static int l_time(lua_State *L) {
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0)
+    return luaL_error(L, "runtime.time: no clock");
+  lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+  return 1;
+}
+
 static int l_now(lua_State *L) {
   nl_runtime *rt = check_runtime(L);
   uv_update_time(&rt->loop);
@@ -383,6 +398,8 @@ static const luaL_Reg runtime_functions[] = {
     {"errors", l_errors},
     {"pid", l_pid},
     {"now", l_now},
+    {"time", l_time},
+    {"version", l_version},
     {NULL, NULL},
 };
 
@@ -399,6 +416,9 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.log", luaopen_nodelua_log},
       {"nodelua.config", luaopen_nodelua_config},
       {"nodelua.metrics", luaopen_nodelua_metrics},
+      {"nodelua.http", luaopen_nodelua_http},
+      {"nodelua.spool", luaopen_nodelua_spool},
+      {"nodelua.json", luaopen_nodelua_json},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

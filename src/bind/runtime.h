@@ -50,6 +50,9 @@ int luaopen_nodelua_timer(lua_State *L);
 int luaopen_nodelua_log(lua_State *L);
 int luaopen_nodelua_config(lua_State *L);
 int luaopen_nodelua_metrics(lua_State *L);
+int luaopen_nodelua_http(lua_State *L);
+int luaopen_nodelua_spool(lua_State *L);
+int luaopen_nodelua_json(lua_State *L);
 
 /* Registers the bindings above in package.preload (for the executable). */
 void nl_runtime_preload(lua_State *L);

@@ -23,62 +23,92 @@
 static const nl_config_var vars[NL_CFG_COUNT] = {
     [NL_CFG_MONITORING_API_URL] =
         {"MONITORING_API_URL", NULL, NL_CFG_STRING, false,
-         "http://localhost:3000",
+         "http://localhost:3000", "http://localhost:3000",
          "an http:// or https:// URL: scheme://host[:port][/path], without "
          "credentials, query or fragment",
          "Base URL of the central monitoring API."},
     [NL_CFG_MONITORING_API_KEY] =
         {"MONITORING_API_KEY", NULL, NL_CFG_STRING, true, "dev-api-key",
-         "1 to 4096 printable characters without spaces",
+         "dev-api-key", "1 to 4096 printable characters without spaces",
          "API key sent as X-API-Key; a secret, never logged."},
     [NL_CFG_LOG] = {"NODELUA_LOG", "RUST_LOG", NL_CFG_STRING, false, "info",
-                    "one of error, warn, info, debug, trace",
+                    "info", "one of error, warn, info, debug, trace",
                     "Log level; RUST_LOG is read as an alias, NODELUA_LOG "
                     "wins."},
     [NL_CFG_LOG_FORMAT] = {"NODELUA_LOG_FORMAT", NULL, NL_CFG_STRING, false,
-                           "text", "text or json",
+                           "text", "text", "text or json",
                            "Log line format; --log-format overrides it."},
     [NL_CFG_AUTO_UPDATE] = {"AUTO_UPDATE", NULL, NL_CFG_BOOLEAN, false, "true",
-                            "true or false (also 1/0, yes/no, on/off)",
+                            "true", "true or false (also 1/0, yes/no, on/off)",
                             "Whether the agent updates itself."},
     [NL_CFG_UPDATE_CHANNEL] =
-        {"UPDATE_CHANNEL", NULL, NL_CFG_STRING, false, "stable",
+        {"UPDATE_CHANNEL", NULL, NL_CFG_STRING, false, "stable", "stable",
          "stable, beta, nightly, or a custom prefix of 1 to 32 characters "
          "from a-z, 0-9, '.' and '_' (no '-': tags are {channel}-{version})",
          "Release channel: the tag prefix of accepted releases."},
     [NL_CFG_UPDATE_CHECK_INTERVAL] =
-        {"UPDATE_CHECK_INTERVAL", NULL, NL_CFG_INTEGER, false, "60",
+        {"UPDATE_CHECK_INTERVAL", NULL, NL_CFG_INTEGER, false, "60", "60",
          "a whole number of minutes from 1 to 525600",
          "Minutes between update checks."},
     [NL_CFG_UPDATE_REPOSITORY] =
         {"UPDATE_REPOSITORY", NULL, NL_CFG_STRING, false, "nodelua/nodelua",
+         "nodelua/nodelua",
          "a GitHub repository as owner/name (letters, digits, '-', '_', '.')",
          "GitHub repository whose releases are the updates."},
-    [NL_CFG_UPDATE_DIR] = {"UPDATE_DIR", NULL, NL_CFG_STRING, false,
+    [NL_CFG_UPDATE_DIR] = {"UPDATE_DIR", NULL, NL_CFG_STRING, false, NULL,
                            "$NODELUA_STATE_DIR/updates", "an absolute path",
                            "Where updates are downloaded, staged and backed "
                            "up."},
-    [NL_CFG_NODE_NAME] = {"NODE_NAME", NULL, NL_CFG_STRING, false,
+    [NL_CFG_NODE_NAME] = {"NODE_NAME", NULL, NL_CFG_STRING, false, NULL,
                           "the host name",
                           "1 to 63 bytes without control characters",
                           "Friendly name of this node."},
     [NL_CFG_STATE_DIR] =
-        {"NODELUA_STATE_DIR", NULL, NL_CFG_STRING, false,
+        {"NODELUA_STATE_DIR", NULL, NL_CFG_STRING, false, NULL,
          "root: /var/lib/nodelua (Linux), /Library/Application "
          "Support/nodelua (macOS); others: $XDG_STATE_HOME/nodelua or "
          "~/.local/state/nodelua (Linux), ~/Library/Application "
          "Support/nodelua (macOS)",
          "an absolute path", "Directory of the agent's persistent state."},
     [NL_CFG_POLICY_DIR] =
-        {"NODELUA_POLICY_DIR", NULL, NL_CFG_STRING, false,
+        {"NODELUA_POLICY_DIR", NULL, NL_CFG_STRING, false, "",
          "(empty: the shipped policies only)",
          "empty, or the path of an existing directory",
          "Directory whose NAME.lua files override the shipped policies file "
          "by file."},
     [NL_CFG_CALLBACK_BUDGET] =
         {"NODELUA_CALLBACK_BUDGET", NULL, NL_CFG_INTEGER, false, "50000000",
+         "50000000",
          "a whole number of Lua instructions from 10000 to 2000000000",
          "Instructions one Lua callback may run before it is stopped."},
+    [NL_CFG_REPORT_INTERVAL] = {"REPORT_INTERVAL", NULL, NL_CFG_INTEGER, false,
+                                "5", "5",
+                                "a whole number of seconds from 1 to 86400",
+                                "Seconds between reports to the monitoring "
+                                "API."},
+    [NL_CFG_METRICS_LISTEN] =
+        {"METRICS_LISTEN", NULL, NL_CFG_STRING, false, "127.0.0.1:9101",
+         "127.0.0.1:9101",
+         "empty, or host:port or [v6]:port with a port from 0 to 65535",
+         "Address of the local endpoint (/metrics, /healthz); empty turns it "
+         "off."},
+    [NL_CFG_API_CA_FILE] =
+        {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
+         "(empty: the OS's CA store)", "empty, or a readable PEM file",
+         "CA certificates that the API's TLS certificate must chain to."},
+    [NL_CFG_HTTP_TIMEOUT] = {"NODELUA_HTTP_TIMEOUT", NULL, NL_CFG_INTEGER,
+                             false, "30", "30",
+                             "a whole number of seconds from 1 to 3600",
+                             "Seconds a report request may take in all."},
+    [NL_CFG_SPOOL_MAX_BYTES] =
+        {"NODELUA_SPOOL_MAX_BYTES", NULL, NL_CFG_INTEGER, false, "67108864",
+         "67108864", "a whole number of bytes from 65536 to 1099511627776",
+         "Bytes of reports kept while the API is unreachable; beyond, the "
+         "oldest are dropped."},
+    [NL_CFG_SPOOL_MAX_AGE] =
+        {"NODELUA_SPOOL_MAX_AGE", NULL, NL_CFG_INTEGER, false, "168", "168",
+         "a whole number of hours from 1 to 87600",
+         "Hours a report may wait; older ones are dropped."},
 };
 
 const nl_config_var *nl_config_var_info(nl_config_id id) {
@@ -244,6 +274,38 @@ static int validate_absolute_path(const char *v, char *why, size_t whylen) {
   return 0;
 }
 
+static int parse_ranged(const char *v, long long lo, long long hi,
+                        long long *number, char *why, size_t whylen,
+                        nl_config_id id) {
+  if (parse_integer(v, lo, hi, number) != 0)
+    return why_fail(why, whylen, "expected %s", vars[id].expected);
+  return 0;
+}
+
+/* host:port or [v6]:port, as the endpoint binds it. */
+static int validate_listen(const char *v, char *why, size_t whylen) {
+  const char *expected = vars[NL_CFG_METRICS_LISTEN].expected;
+  if (v[0] == '\0')
+    return 0;
+  const char *port;
+  if (v[0] == '[') {
+    const char *close = strchr(v, ']');
+    if (close == NULL || close == v + 1 || close[1] != ':' ||
+        !valid_host(v, (size_t)(close - v + 1)))
+      return why_fail(why, whylen, "expected %s", expected);
+    port = close + 2;
+  } else {
+    const char *colon = strrchr(v, ':');
+    if (colon == NULL || colon == v || !valid_host(v, (size_t)(colon - v)))
+      return why_fail(why, whylen, "expected %s", expected);
+    port = colon + 1;
+  }
+  long long n;
+  if (parse_integer(port, 0, 65535, &n) != 0)
+    return why_fail(why, whylen, "expected %s", expected);
+  return 0;
+}
+
 int nl_config_validate(nl_config_id id, const char *v, long long *number,
                        char *why, size_t whylen) {
   long long n = 0;
@@ -319,6 +381,25 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
       return why_fail(why, whylen, "expected %s", vars[id].expected);
     *number = n;
     return 0;
+  case NL_CFG_REPORT_INTERVAL:
+    return parse_ranged(v, 1, 86400, number, why, whylen, id);
+  case NL_CFG_HTTP_TIMEOUT:
+    return parse_ranged(v, 1, 3600, number, why, whylen, id);
+  case NL_CFG_SPOOL_MAX_BYTES:
+    return parse_ranged(v, 65536, 1099511627776LL, number, why, whylen, id);
+  case NL_CFG_SPOOL_MAX_AGE:
+    return parse_ranged(v, 1, 87600, number, why, whylen, id);
+  case NL_CFG_METRICS_LISTEN:
+    return validate_listen(v, why, whylen);
+  case NL_CFG_API_CA_FILE: {
+    struct stat st;
+    if (v[0] == '\0')
+      return 0;
+    if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(v, R_OK) != 0)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    return 0;
+  }
   case NL_CFG_COUNT:
     break;
   }
@@ -440,13 +521,9 @@ static const char *environ_get(char *const *env, const char *name) {
 static int set_defaults(nl_config *cfg, char *const *env) {
   char buf[PATH_MAX];
   for (int i = 0; i < NL_CFG_COUNT; i++) {
-    const char *d = vars[i].default_text;
-    if (i == NL_CFG_UPDATE_DIR || i == NL_CFG_NODE_NAME ||
-        i == NL_CFG_STATE_DIR)
+    if (vars[i].default_value == NULL)
       continue; /* computed below */
-    if (i == NL_CFG_POLICY_DIR)
-      d = "";
-    if (set_value(cfg, i, d, "the default") != 0)
+    if (set_value(cfg, i, vars[i].default_value, "the default") != 0)
       return -ENOMEM;
   }
   char host[256] = "localhost";

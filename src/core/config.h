@@ -24,6 +24,12 @@ typedef enum {
   NL_CFG_UPDATE_DIR,
   NL_CFG_POLICY_DIR,
   NL_CFG_CALLBACK_BUDGET,
+  NL_CFG_REPORT_INTERVAL,
+  NL_CFG_METRICS_LISTEN,
+  NL_CFG_API_CA_FILE,
+  NL_CFG_HTTP_TIMEOUT,
+  NL_CFG_SPOOL_MAX_BYTES,
+  NL_CFG_SPOOL_MAX_AGE,
   NL_CFG_COUNT
 } nl_config_id;
 
@@ -38,9 +44,10 @@ typedef struct {
   const char *alias; /* an older name read too, e.g. RUST_LOG; or NULL */
   nl_config_type type;
   bool secret;
-  const char *default_text; /* as README and --help show it */
-  const char *expected;     /* the form, as error messages say it */
-  const char *summary;      /* one line for --help and README */
+  const char *default_value; /* NULL when computed at load (host name...) */
+  const char *default_text;  /* as README and --help show it */
+  const char *expected;      /* the form, as error messages say it */
+  const char *summary;       /* one line for --help and README */
 } nl_config_var;
 
 #define NL_CONFIG_SOURCE_MAX 320

@@ -236,6 +236,24 @@ static void test_validation(void) {
              "existing directory");
   expect_good("NODELUA_POLICY_DIR=/tmp");
 
+  expect_bad("REPORT_INTERVAL=0", "REPORT_INTERVAL", "seconds from 1");
+  expect_bad("REPORT_INTERVAL=5s", "REPORT_INTERVAL", "seconds from 1");
+  expect_good("REPORT_INTERVAL=60");
+  expect_bad("METRICS_LISTEN=9101", "METRICS_LISTEN", "host:port");
+  expect_bad("METRICS_LISTEN=127.0.0.1:99999", "METRICS_LISTEN", "host:port");
+  expect_bad("METRICS_LISTEN=:9101", "METRICS_LISTEN", "host:port");
+  expect_bad("METRICS_LISTEN=[::1]9101", "METRICS_LISTEN", "host:port");
+  expect_good("METRICS_LISTEN=");
+  expect_good("METRICS_LISTEN=[::1]:9101");
+  expect_good("METRICS_LISTEN=0.0.0.0:9101");
+  expect_bad("MONITORING_API_CA_FILE=/nonexistent.pem",
+             "MONITORING_API_CA_FILE", "readable PEM file");
+  expect_bad("MONITORING_API_CA_FILE=/tmp", "MONITORING_API_CA_FILE",
+             "readable PEM file");
+  expect_bad("NODELUA_HTTP_TIMEOUT=0", "NODELUA_HTTP_TIMEOUT", "seconds");
+  expect_bad("NODELUA_SPOOL_MAX_BYTES=1000", "NODELUA_SPOOL_MAX_BYTES",
+             "bytes from 65536");
+  expect_bad("NODELUA_SPOOL_MAX_AGE=-1", "NODELUA_SPOOL_MAX_AGE", "hours");
   expect_bad("NODELUA_CALLBACK_BUDGET=10", "NODELUA_CALLBACK_BUDGET",
              "10000 to 2000000000");
   expect_bad("NODELUA_CALLBACK_BUDGET=3000000000", "NODELUA_CALLBACK_BUDGET",

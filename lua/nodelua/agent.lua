@@ -1,0 +1,262 @@
+--- `nodelua agent`: the service. It samples on the schedule policy's
+-- periods, builds a report with the report policy, writes it to the spool
+-- (durably) and delivers the spool in order; it serves /metrics, /healthz
+-- and the last payload on METRICS_LISTEN. SIGHUP reloads the policies and
+-- the schedule; SIGINT and SIGTERM stop it cleanly.
+local config = require("nodelua.config")
+local http = require("nodelua.http")
+local json = require("nodelua.json")
+local log = require("nodelua.log")
+local metrics = require("nodelua.metrics")
+local policy = require("nodelua.policy")
+local runtime = require("nodelua.runtime")
+local sender_mod = require("nodelua.sender")
+local spool_mod = require("nodelua.spool")
+local timer = require("nodelua.timer")
+
+local M = {}
+
+M.usage = [[
+Usage: nodelua agent
+
+Runs the node agent: samples this machine on the schedule policy's periods,
+reports to MONITORING_API_URL every REPORT_INTERVAL seconds through an
+on-disk spool in NODELUA_STATE_DIR (nothing is lost while the API is down),
+and serves /metrics, /healthz and /api/v1/metrics/latest on METRICS_LISTEN.
+SIGHUP reloads the policies; SIGINT and SIGTERM stop it.
+]]
+
+local GROUPS = { "cpu", "load", "memory", "network", "storage", "thermal", "self" }
+
+local function check_intervals(t)
+  if type(t) ~= "table" then
+    return nil, "intervals() must return a table"
+  end
+  for _, key in ipairs({ "report", table.unpack(GROUPS) }) do
+    local v = t[key]
+    if v ~= nil and (type(v) ~= "number" or v < 0.1 or v > 86400) then
+      return nil, ("%s must be seconds from 0.1 to 86400, not %s"):format(key, tostring(v))
+    end
+  end
+  if not t.report then
+    return nil, "report is missing"
+  end
+  return t
+end
+
+local function agent_families(spool_stats, sender_stats)
+  local lines = {}
+  local function family(name, kind, help, value)
+    lines[#lines + 1] = ("# HELP %s %s\n# TYPE %s %s\n%s %s\n"):format(name, help, name, kind, name,
+      math.tointeger(value) or value)
+  end
+  family("nodelua_spool_reports", "gauge", "Reports waiting in the spool.", spool_stats.depth)
+  family("nodelua_spool_bytes", "gauge", "Bytes of reports waiting in the spool.", spool_stats.bytes)
+  family("nodelua_spool_dropped_total", "counter", "Reports dropped for the spool's bounds since start.",
+    spool_stats.dropped)
+  family("nodelua_reports_delivered_total", "counter", "Reports the monitoring API accepted since start.",
+    sender_stats.delivered)
+  family("nodelua_report_attempts_failed_total", "counter", "Delivery attempts that failed and will be retried.",
+    sender_stats.failed_attempts)
+  family("nodelua_reports_dead_lettered_total", "counter", "Reports the monitoring API refused for good.",
+    sender_stats.dead_lettered)
+  return table.concat(lines)
+end
+
+function M.main(args)
+  if args[1] == "--help" or args[1] == "-h" then
+    io.stdout:write(M.usage)
+    return 0
+  elseif args[1] then
+    io.stderr:write(("nodelua agent: unknown argument '%s'; see nodelua agent --help\n"):format(args[1]))
+    return 2
+  end
+  local started = runtime.now()
+  local state_dir = config.get("NODELUA_STATE_DIR")
+  local spool, err = spool_mod.open(state_dir .. "/spool", {
+    max_bytes = config.get("NODELUA_SPOOL_MAX_BYTES"),
+    max_age = config.get("NODELUA_SPOOL_MAX_AGE") * 3600,
+  })
+  if not spool then
+    log.error("cannot open the spool: %s (NODELUA_STATE_DIR=%s)", err, state_dir)
+    return 1
+  end
+  local waiting = spool:stats().depth
+  if waiting > 0 then
+    log.info("%d reports from before wait in %s", waiting, spool:dir())
+  end
+
+  local timeout = config.get("NODELUA_HTTP_TIMEOUT")
+  local client = http.client({
+    timeout = timeout,
+    connect_timeout = math.min(10, timeout),
+    ca_file = config.get("MONITORING_API_CA_FILE") ~= "" and config.get("MONITORING_API_CA_FILE") or nil,
+    user_agent = "nodelua/" .. runtime.version(),
+  })
+
+  local listen = config.get("METRICS_LISTEN")
+  local endpoint
+  if listen ~= "" then
+    endpoint, err = http.serve(listen)
+    if not endpoint then
+      log.error("METRICS_LISTEN=%s: %s", listen, err)
+      client:close()
+      spool:close()
+      return 1
+    end
+    log.info("serving /metrics, /healthz and /api/v1/metrics/latest on %s (port %d)", listen, endpoint:port())
+  end
+
+  local policies = policy.default()
+  for _, name in ipairs({ "schedule", "report" }) do
+    local ok, why = policies:get(name)
+    if not ok then
+      log.error("no %s policy: %s", name, why)
+      return 1
+    end
+  end
+
+  local sender = sender_mod.new({
+    spool = spool,
+    client = client,
+    destination = function()
+      local dest = policies:call("report", "destination")
+      if type(dest) ~= "table" or type(dest.url) ~= "string" then
+        log.error("the report policy's destination() gave no {url=, headers=}")
+        return nil
+      end
+      dest.headers = dest.headers or {}
+      return dest
+    end,
+  })
+
+  local latest = {}
+  local last_payload
+  local reports = 0
+
+  local function publish_metrics()
+    if endpoint then
+      endpoint:publish("/metrics", metrics.prometheus() .. agent_families(spool:stats(), sender:stats()),
+        "text/plain; version=0.0.4; charset=utf-8")
+    end
+  end
+
+  local function sample(groups)
+    local s = metrics.sample(groups)
+    for _, g in ipairs(type(groups) == "table" and groups or { groups }) do
+      latest[g] = s[g]
+    end
+  end
+
+  local function report()
+    sample("system")
+    local report_policy = policies:get("report")
+    local every = report_policy and report_policy.full_info_every or 60
+    local body = policies:call("report", "build", latest, {
+      time = runtime.time(),
+      full = reports % every == 0,
+      sequence = reports + 1,
+    })
+    if type(body) ~= "string" then
+      return -- the policy's failure is already logged
+    end
+    reports = reports + 1
+    local ok, why = spool:push(body)
+    if not ok then
+      log.error("cannot spool a report: %s", why)
+      return
+    end
+    last_payload = body
+    if endpoint then
+      endpoint:publish("/api/v1/metrics/latest", body, "application/json")
+    end
+    sender:kick()
+  end
+
+  local function health()
+    if not endpoint then
+      return
+    end
+    local st, ds = spool:stats(), sender:stats()
+    endpoint:publish("/healthz", json.encode({
+      status = "ok",
+      version = runtime.version(),
+      uptime_seconds = math.floor(runtime.now() - started),
+      spool = st,
+      delivery = ds,
+      reports = reports,
+      have_payload = last_payload ~= nil,
+    }) .. "\n", "application/json", true)
+    endpoint:beat(10)
+  end
+
+  local timers = {}
+  local first_report_done = false
+  local report_interval
+  local function start_report_timer()
+    timers[#timers + 1] = timer.every(report_interval, report)
+  end
+  local function schedule()
+    for _, t in ipairs(timers) do
+      t:cancel()
+    end
+    timers = {}
+    local intervals, why = check_intervals(policies:call("schedule", "intervals"))
+    if not intervals then
+      log.error("schedule policy: %s; keeping 2 s samples and a report every %d s", why,
+        config.get("REPORT_INTERVAL"))
+      intervals = { cpu = 2, load = 2, memory = 2, network = 5, storage = 10, thermal = 10, self = 10,
+        report = config.get("REPORT_INTERVAL") }
+    end
+    for _, g in ipairs(GROUPS) do
+      if intervals[g] then
+        timers[#timers + 1] = timer.every(intervals[g], function()
+          sample(g)
+          publish_metrics()
+        end)
+      end
+    end
+    report_interval = intervals.report
+    -- Reports run on their period from the first one on (see below).
+    if first_report_done then
+      start_report_timer()
+    end
+    timers[#timers + 1] = timer.every(1, function()
+      spool:expire()
+      health()
+    end)
+    log.info("schedule: report every %s s; cpu %s s, network %s s, storage %s s", intervals.report,
+      intervals.cpu or "-", intervals.network or "-", intervals.storage or "-")
+  end
+
+  -- Everything at once, then a first report a second later (rates need two
+  -- samples), which carries the full system information.
+  sample({ "cpu", "load", "memory", "network", "storage", "system", "thermal", "self" })
+  publish_metrics()
+  health()
+  schedule()
+  timer.after(1, function()
+    sample({ "cpu", "network", "storage" })
+    report()
+    first_report_done = true
+    start_report_timer()
+  end)
+  sender:kick()
+
+  runtime.on_reload(schedule)
+  runtime.on_shutdown(function()
+    sender:stop()
+    client:close()
+    if endpoint then
+      endpoint:close()
+    end
+    local depth = spool:stats().depth
+    spool:close()
+    log.info("stopped; %d reports wait in the spool for the next start", depth)
+  end)
+  log.info("agent %s started: reporting to %s as %s", runtime.version(), config.get("MONITORING_API_URL"),
+    config.get("NODE_NAME"))
+  return 0
+end
+
+return M

@@ -1,0 +1,238 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define ROUTES_MAX 16
+
+typedef struct {
+  char path[64];
+  char content_type[64];
+  char *body;
+  size_t len;
+  int live;
+} route;
+
+struct nl_endpoint {
+  struct MHD_Daemon *daemon;
+  pthread_mutex_t lock;
+  route routes[ROUTES_MAX];
+  size_t route_count;
+  double beat; /* monotonic seconds of the loop's last beat */
+  long stale_after_ms;
+  unsigned long requests;
+  int port;
+};
+
+static double monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, unsigned status,
+                              const char *type, const char *body, size_t len) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (r == NULL)
+    return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **state) {
+  (void)version;
+  (void)upload;
+  nl_endpoint *ep = cls;
+  /* The first call is for the headers alone; a body is not wanted. */
+  if (*state == NULL) {
+    *state = ep;
+    return MHD_YES;
+  }
+  if (*upload_size != 0) {
+    *upload_size = 0; /* discarded: no route takes a body */
+    return MHD_YES;
+  }
+  static const char text[] = "text/plain; charset=utf-8";
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, "only GET and HEAD\n",
+                  18);
+  pthread_mutex_lock(&ep->lock);
+  ep->requests++;
+  route *hit = NULL;
+  for (size_t i = 0; i < ep->route_count && hit == NULL; i++) {
+    if (strcmp(ep->routes[i].path, url) == 0)
+      hit = &ep->routes[i];
+  }
+  enum MHD_Result ret;
+  if (hit == NULL) {
+    pthread_mutex_unlock(&ep->lock);
+    return answer(c, MHD_HTTP_NOT_FOUND, text, "not found\n", 10);
+  }
+  double stalled = monotonic() - ep->beat;
+  if (hit->live && stalled * 1000 > (double)ep->stale_after_ms) {
+    char body[128];
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"stalled\",\"loop_silent_seconds\":%.1f}\n",
+                     stalled);
+    pthread_mutex_unlock(&ep->lock);
+    return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body,
+                  (size_t)n);
+  }
+  ret = answer(c, MHD_HTTP_OK, hit->content_type, hit->body ? hit->body : "",
+               hit->len);
+  pthread_mutex_unlock(&ep->lock);
+  return ret;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *addr,
+                        char *err, size_t errlen) {
+  char host[256];
+  const char *port;
+  if (listen[0] == '[') {
+    const char *close = strchr(listen, ']');
+    if (close == NULL || close[1] != ':' || (size_t)(close - listen) > 250)
+      goto bad;
+    memcpy(host, listen + 1, (size_t)(close - listen - 1));
+    host[close - listen - 1] = '\0';
+    port = close + 2;
+  } else {
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || (size_t)(colon - listen) > 250)
+      goto bad;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    port = colon + 1;
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot resolve %s: %s", listen, gai_strerror(rc));
+    return -EINVAL;
+  }
+  memcpy(addr, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return 0;
+bad:
+  snprintf(err, errlen, "expected host:port or [v6]:port, not %s", listen);
+  return -EINVAL;
+}
+
+int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
+                      size_t errlen) {
+  struct sockaddr_storage addr;
+  int rc = parse_listen(listen, &addr, err, errlen);
+  if (rc != 0)
+    return rc;
+  nl_endpoint *ep = calloc(1, sizeof *ep);
+  if (ep == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  pthread_mutex_init(&ep->lock, NULL);
+  ep->beat = monotonic();
+  ep->stale_after_ms = 10000;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
+  if (addr.ss_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  ep->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, ep, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&addr,
+      /* Each connection's buffers, request line and headers included. */
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
+      /* Idle and slow (header-dribbling) connections go after 10 s. */
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_THREAD_STACK_SIZE,
+      (size_t)(256 * 1024), MHD_OPTION_END);
+  if (ep->daemon == NULL) {
+    snprintf(err, errlen,
+             "cannot listen on %s (in use, or not an address "
+             "of this machine)",
+             listen);
+    pthread_mutex_destroy(&ep->lock);
+    free(ep);
+    return -EADDRINUSE;
+  }
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(ep->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  ep->port = info ? info->port : 0;
+  *out = ep;
+  return 0;
+}
+
+void nl_endpoint_stop(nl_endpoint *ep) {
+  if (ep == NULL)
+    return;
+  MHD_stop_daemon(ep->daemon);
+  for (size_t i = 0; i < ep->route_count; i++)
+    free(ep->routes[i].body);
+  pthread_mutex_destroy(&ep->lock);
+  free(ep);
+}
+
+int nl_endpoint_port(const nl_endpoint *ep) { return ep->port; }
+
+int nl_endpoint_publish(nl_endpoint *ep, const char *path, const char *body,
+                        size_t len, const char *content_type, int live) {
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return -ENOMEM;
+  memcpy(copy, body, len);
+  copy[len] = '\0';
+  pthread_mutex_lock(&ep->lock);
+  route *r = NULL;
+  for (size_t i = 0; i < ep->route_count && r == NULL; i++) {
+    if (strcmp(ep->routes[i].path, path) == 0)
+      r = &ep->routes[i];
+  }
+  if (r == NULL) {
+    if (ep->route_count == ROUTES_MAX || strlen(path) >= sizeof r->path) {
+      pthread_mutex_unlock(&ep->lock);
+      free(copy);
+      return -ENOSPC;
+    }
+    r = &ep->routes[ep->route_count++];
+    snprintf(r->path, sizeof r->path, "%s", path);
+  }
+  char *old = r->body;
+  r->body = copy;
+  r->len = len;
+  r->live = live;
+  snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+  pthread_mutex_unlock(&ep->lock);
+  free(old);
+  return 0;
+}
+
+void nl_endpoint_beat(nl_endpoint *ep, long stale_after_ms) {
+  pthread_mutex_lock(&ep->lock);
+  ep->beat = monotonic();
+  ep->stale_after_ms = stale_after_ms;
+  pthread_mutex_unlock(&ep->lock);
+}
+
+unsigned long nl_endpoint_requests(nl_endpoint *ep) {
+  pthread_mutex_lock(&ep->lock);
+  unsigned long n = ep->requests;
+  pthread_mutex_unlock(&ep->lock);
+  return n;
+}

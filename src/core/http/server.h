@@ -1,0 +1,35 @@
+/* The local endpoint: a small HTTP server (libmicrohttpd, on a thread of its
+ * own) that serves what the loop publishes: /metrics, /healthz and the last
+ * JSON payload. The request thread never touches Lua or the samples; it
+ * copies the latest published body under a lock, so a slow monitoring API
+ * or a busy loop cannot make it slow. libmicrohttpd bounds each
+ * connection's memory (and so the request size), times idle connections
+ * out, limits connections, and answers malformed requests with 400. */
+#ifndef NODELUA_HTTP_SERVER_H
+#define NODELUA_HTTP_SERVER_H
+
+#include <stddef.h>
+
+typedef struct nl_endpoint nl_endpoint;
+
+/* listen is "host:port" or "[v6]:port". Returns 0 or a negative errno with
+ * a message in err. */
+int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
+                      size_t errlen);
+void nl_endpoint_stop(nl_endpoint *ep);
+
+/* The port bound (useful with port 0). */
+int nl_endpoint_port(const nl_endpoint *ep);
+
+/* Sets what GET path answers: a copy of body, with content_type. A route
+ * marked live answers 503 once the loop has not called nl_endpoint_beat
+ * for stale_after_ms: it is the health check of the loop itself. Returns 0
+ * or -ENOMEM / -ENOSPC (at most 16 routes). */
+int nl_endpoint_publish(nl_endpoint *ep, const char *path, const char *body,
+                        size_t len, const char *content_type, int live);
+void nl_endpoint_beat(nl_endpoint *ep, long stale_after_ms);
+
+/* Requests that reached a handler so far. */
+unsigned long nl_endpoint_requests(nl_endpoint *ep);
+
+#endif
