@@ -1,7 +1,7 @@
 # Every test is its own process under ctest.
 
 # C unit tests.
-foreach(name envfile config log metrics procfs)
+foreach(name envfile config log metrics procfs spool)
   add_executable(test_${name} tests/unit/test_${name}.c)
   target_link_libraries(test_${name} PRIVATE nodelua_core)
   if(NODELUA_SANITIZE OR NODELUA_FUZZ)
@@ -62,7 +62,7 @@ if(CLANG_FORMAT)
 endif()
 
 # Integration tests: the real binary, real processes and signals.
-foreach(name run_timers config_errors signals)
+foreach(name run_timers config_errors signals deploy)
   add_test(NAME integration_${name}
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/${name}.sh $<TARGET_FILE:nodelua>
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
@@ -91,6 +91,17 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
   set_tests_properties(integration_metrics_accuracy PROPERTIES LABELS integration RUN_SERIAL ON)
 endif()
 
+# The agent against a real, schema-validating receiver: normal flow, a 30 s
+# outage, a kill -9 during an outage, error answers, Retry-After, a slow
+# receiver, a full spool, bad clients of the endpoint.
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_test(NAME integration_agent_reporting
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/agent_reporting.py
+            $<TARGET_FILE:nodelua>)
+  set_tests_properties(integration_agent_reporting PROPERTIES LABELS integration RUN_SERIAL ON
+    TIMEOUT 600 ENVIRONMENT "PROMTOOL=${PROMTOOL}")
+endif()
+
 # Fuzz targets: a bounded run of each, from its seed corpus.
 if(NODELUA_FUZZ)
   foreach(name envfile procfs)
@@ -109,6 +120,12 @@ endif()
 # A valgrind leak check of a short run of the real binary.
 find_program(VALGRIND NAMES valgrind)
 if(VALGRIND AND NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ)
+  # And of the agent: a few seconds of sampling, spooling (no API is up),
+  # serving /metrics, then SIGTERM.
+  add_test(NAME valgrind_agent
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/valgrind_agent.sh ${VALGRIND}
+            $<TARGET_FILE:nodelua>)
+  set_tests_properties(valgrind_agent PROPERTIES LABELS leak)
   add_test(NAME valgrind_run
     COMMAND ${VALGRIND} --quiet --leak-check=full --show-leak-kinds=definite,indirect
             --errors-for-leak-kinds=definite,indirect --error-exitcode=1

@@ -14,7 +14,8 @@ install_debian() {
     lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check
     libuv1-dev libcurl4-openssl-dev libssl-dev
     valgrind procps
-    python3 python3-psutil iproute2 curl
+    python3 python3-psutil python3-jsonschema iproute2 curl
+    libmicrohttpd-dev
   )
   local missing=()
   for p in "${packages[@]}"; do
@@ -64,7 +65,8 @@ unpack_debian_tools() {
 
 install_macos() {
   command -v brew >/dev/null || { log "Homebrew is needed on macOS: https://brew.sh"; exit 1; }
-  local formulae=(cmake pkg-config lua libuv curl openssl@3 luarocks clang-format prometheus node_exporter)
+  local formulae=(cmake pkg-config lua libuv curl openssl@3 libmicrohttpd luarocks clang-format
+    prometheus node_exporter)
   local missing=()
   for f in "${formulae[@]}"; do
     brew list --formula "$f" >/dev/null 2>&1 || missing+=("$f")

@@ -134,10 +134,16 @@ function M.main(args)
   local last_payload
   local reports = 0
 
+  -- /metrics is rendered when it is scraped, and only if a sample came in
+  -- since the last rendering: nobody scraping costs nothing.
+  if endpoint then
+    endpoint:on_demand("/metrics", "text/plain; version=0.0.4; charset=utf-8", function()
+      return metrics.prometheus() .. agent_families(spool:stats(), sender:stats())
+    end)
+  end
   local function publish_metrics()
     if endpoint then
-      endpoint:publish("/metrics", metrics.prometheus() .. agent_families(spool:stats(), sender:stats()),
-        "text/plain; version=0.0.4; charset=utf-8")
+      endpoint:invalidate("/metrics")
     end
   end
 
@@ -173,21 +179,26 @@ function M.main(args)
     sender:kick()
   end
 
+  -- /healthz is rendered on demand as well: a request that finds the loop
+  -- unable to render it within half a second, or silent for 10 s, gets 503.
+  if endpoint then
+    endpoint:on_demand("/healthz", "application/json", function()
+      return json.encode({
+        status = "ok",
+        version = runtime.version(),
+        uptime_seconds = math.floor(runtime.now() - started),
+        spool = spool:stats(),
+        delivery = sender:stats(),
+        reports = reports,
+        have_payload = last_payload ~= nil,
+      }) .. "\n"
+    end, true)
+  end
   local function health()
-    if not endpoint then
-      return
+    if endpoint then
+      endpoint:invalidate("/healthz")
+      endpoint:beat(10)
     end
-    local st, ds = spool:stats(), sender:stats()
-    endpoint:publish("/healthz", json.encode({
-      status = "ok",
-      version = runtime.version(),
-      uptime_seconds = math.floor(runtime.now() - started),
-      spool = st,
-      delivery = ds,
-      reports = reports,
-      have_payload = last_payload ~= nil,
-    }) .. "\n", "application/json", true)
-    endpoint:beat(10)
   end
 
   local timers = {}
@@ -250,9 +261,10 @@ function M.main(args)
     if endpoint then
       endpoint:close()
     end
-    local depth = spool:stats().depth
+    local st = spool:stats()
     spool:close()
-    log.info("stopped; %d reports wait in the spool for the next start", depth)
+    log.info("stopped; %d reports wait in the spool for the next start (%d dropped for its bounds since start)",
+      st.depth, st.dropped)
   end)
   log.info("agent %s started: reporting to %s as %s", runtime.version(), config.get("MONITORING_API_URL"),
     config.get("NODE_NAME"))

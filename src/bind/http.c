@@ -175,66 +175,157 @@ static int l_client_close(lua_State *L) {
   return 0;
 }
 
+/* The endpoint's userdata: the server, and the loop side of on-demand
+ * rendering (an async handle the request thread signals). */
+typedef struct {
+  nl_endpoint *ep;
+  nl_runtime *rt;
+  uv_async_t *async;
+  int renders_ref; /* path -> function that returns the body */
+} endpoint;
+
+static void async_closed(uv_handle_t *h) { free(h); }
+
+static void wake_loop(void *ud) { uv_async_send(ud); }
+
+/* On the loop: render every on-demand path that a request waits for. */
+static void on_render_request(uv_async_t *async) {
+  endpoint *e = async->data;
+  if (e->ep == NULL || e->rt->closing_state)
+    return;
+  lua_State *L = e->rt->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->renders_ref);
+  int renders = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, renders) != 0) {
+    /* Stack: renders, path, render function. */
+    const char *path = lua_tostring(L, -2);
+    if (path != NULL && e->ep != NULL && nl_endpoint_wanted(e->ep, path)) {
+      lua_pushvalue(L, -1);
+      if (nl_runtime_pcall(L, 0, 1, NL_CALL_BOUNDED,
+                           "endpoint render failed") == LUA_OK) {
+        size_t len;
+        const char *body = lua_tolstring(L, -1, &len);
+        if (body != NULL && e->ep != NULL)
+          nl_endpoint_publish(e->ep, path, body, len, NULL, 0);
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 static int l_serve(lua_State *L) {
-  nl_runtime_get(L);
+  nl_runtime *rt = nl_runtime_get(L);
   const char *listen = luaL_checkstring(L, 1);
-  nl_endpoint **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-  *slot = NULL;
+  endpoint *e = lua_newuserdatauv(L, sizeof *e, 0);
+  memset(e, 0, sizeof *e);
+  e->renders_ref = LUA_NOREF;
   luaL_setmetatable(L, ENDPOINT_KEY);
   char err[256];
-  int rc = nl_endpoint_start(listen, slot, err, sizeof err);
+  int rc = nl_endpoint_start(listen, &e->ep, err, sizeof err);
   if (rc != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     lua_pushinteger(L, rc);
     return 3;
   }
+  e->rt = rt;
+  lua_newtable(L);
+  e->renders_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
 }
 
-static nl_endpoint *check_endpoint(lua_State *L) {
-  nl_endpoint **slot = luaL_checkudata(L, 1, ENDPOINT_KEY);
-  if (*slot == NULL)
+static endpoint *check_endpoint(lua_State *L) {
+  endpoint *e = luaL_checkudata(L, 1, ENDPOINT_KEY);
+  if (e->ep == NULL)
     luaL_error(L, "endpoint is closed");
-  return *slot;
+  return e;
 }
 
 static int l_publish(lua_State *L) {
-  nl_endpoint *ep = check_endpoint(L);
+  endpoint *e = check_endpoint(L);
   const char *path = luaL_checkstring(L, 2);
   size_t len;
   const char *body = luaL_checklstring(L, 3, &len);
   const char *type = luaL_checkstring(L, 4);
   int live = lua_toboolean(L, 5);
   luaL_argcheck(L, path[0] == '/', 2, "a path starting with '/'");
-  if (nl_endpoint_publish(ep, path, body, len, type, live) != 0)
+  if (nl_endpoint_publish(e->ep, path, body, len, type, live) != 0)
     return luaL_error(L, "endpoint: cannot publish %s", path);
   return 0;
 }
 
+/* ep:on_demand(path, content_type, render [, live]): render() is called on
+ * the loop when a request for path finds it out of date (ep:invalidate). */
+static int l_on_demand(lua_State *L) {
+  endpoint *e = check_endpoint(L);
+  const char *path = luaL_checkstring(L, 2);
+  const char *type = luaL_checkstring(L, 3);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  luaL_argcheck(L, path[0] == '/', 2, "a path starting with '/'");
+  if (e->async == NULL) {
+    e->async = malloc(sizeof *e->async);
+    if (e->async == NULL || uv_async_init(nl_runtime_loop(e->rt), e->async,
+                                          on_render_request) != 0) {
+      free(e->async);
+      e->async = NULL;
+      return luaL_error(L, "endpoint: cannot wake the loop");
+    }
+    e->async->data = e;
+    /* It must not keep the loop alive on its own. */
+    uv_unref((uv_handle_t *)e->async);
+    nl_endpoint_set_wake(e->ep, wake_loop, e->async, 500);
+  }
+  if (nl_endpoint_on_demand(e->ep, path, type, lua_toboolean(L, 5)) != 0)
+    return luaL_error(L, "endpoint: too many paths");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->renders_ref);
+  lua_pushvalue(L, 4);
+  lua_setfield(L, -2, path);
+  return 0;
+}
+
+static int l_invalidate(lua_State *L) {
+  endpoint *e = check_endpoint(L);
+  nl_endpoint_invalidate(e->ep, luaL_checkstring(L, 2));
+  return 0;
+}
+
 static int l_beat(lua_State *L) {
-  nl_endpoint *ep = check_endpoint(L);
+  endpoint *e = check_endpoint(L);
   double stale = luaL_optnumber(L, 2, 10);
   luaL_argcheck(L, stale > 0, 2, "seconds above 0");
-  nl_endpoint_beat(ep, (long)(stale * 1000));
+  nl_endpoint_beat(e->ep, (long)(stale * 1000));
   return 0;
 }
 
 static int l_port(lua_State *L) {
-  lua_pushinteger(L, nl_endpoint_port(check_endpoint(L)));
+  lua_pushinteger(L, nl_endpoint_port(check_endpoint(L)->ep));
   return 1;
 }
 
 static int l_requests(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)nl_endpoint_requests(check_endpoint(L)));
+  lua_pushinteger(L, (lua_Integer)nl_endpoint_requests(check_endpoint(L)->ep));
   return 1;
 }
 
 static int l_endpoint_close(lua_State *L) {
-  nl_endpoint **slot = luaL_checkudata(L, 1, ENDPOINT_KEY);
-  if (*slot != NULL) {
-    nl_endpoint_stop(*slot);
-    *slot = NULL;
+  endpoint *e = luaL_checkudata(L, 1, ENDPOINT_KEY);
+  if (e->ep != NULL) {
+    /* The server's thread is joined first: nothing signals the async
+     * handle once it closes. */
+    nl_endpoint_stop(e->ep);
+    e->ep = NULL;
+  }
+  if (e->async != NULL) {
+    if (!uv_is_closing((uv_handle_t *)e->async))
+      uv_close((uv_handle_t *)e->async, async_closed);
+    e->async = NULL;
+  }
+  if (e->renders_ref != LUA_NOREF && e->rt != NULL && !e->rt->closing_state) {
+    luaL_unref(L, LUA_REGISTRYINDEX, e->renders_ref);
+    e->renders_ref = LUA_NOREF;
   }
   return 0;
 }
@@ -248,6 +339,8 @@ static const luaL_Reg client_methods[] = {
 
 static const luaL_Reg endpoint_methods[] = {
     {"publish", l_publish},
+    {"on_demand", l_on_demand},
+    {"invalidate", l_invalidate},
     {"beat", l_beat},
     {"port", l_port},
     {"requests", l_requests},

@@ -20,6 +20,10 @@ typedef struct {
   char *body;
   size_t len;
   int live;
+  int on_demand;
+  int stale;             /* on demand: the loop has newer data than body */
+  int wanted;            /* on demand: a request waits for a render */
+  unsigned long version; /* bumped by every publish */
 } route;
 
 struct nl_endpoint {
@@ -31,6 +35,10 @@ struct nl_endpoint {
   long stale_after_ms;
   unsigned long requests;
   int port;
+  pthread_cond_t published;
+  nl_endpoint_wake wake;
+  void *wake_ud;
+  long wait_ms;
 };
 
 static double monotonic(void) {
@@ -84,6 +92,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     pthread_mutex_unlock(&ep->lock);
     return answer(c, MHD_HTTP_NOT_FOUND, text, "not found\n", 10);
   }
+  if (hit->on_demand && hit->stale && ep->wake != NULL) {
+    /* Ask the loop for a fresh rendering and wait a little for it. */
+    unsigned long seen = hit->version;
+    hit->wanted = 1;
+    ep->wake(ep->wake_ud);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ep->wait_ms / 1000;
+    until.tv_nsec += (ep->wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (hit->version == seen &&
+           pthread_cond_timedwait(&ep->published, &ep->lock, &until) == 0)
+      ;
+  }
   double stalled = monotonic() - ep->beat;
   if (hit->live && stalled * 1000 > (double)ep->stale_after_ms) {
     char body[128];
@@ -94,8 +119,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body,
                   (size_t)n);
   }
-  ret = answer(c, MHD_HTTP_OK, hit->content_type, hit->body ? hit->body : "",
-               hit->len);
+  if (hit->body == NULL) {
+    pthread_mutex_unlock(&ep->lock);
+    return answer(c, MHD_HTTP_SERVICE_UNAVAILABLE, text, "not ready yet\n", 14);
+  }
+  ret = answer(c, MHD_HTTP_OK, hit->content_type, hit->body, hit->len);
   pthread_mutex_unlock(&ep->lock);
   return ret;
 }
@@ -148,6 +176,7 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
     return -ENOMEM;
   }
   pthread_mutex_init(&ep->lock, NULL);
+  pthread_cond_init(&ep->published, NULL);
   ep->beat = monotonic();
   ep->stale_after_ms = 10000;
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
@@ -169,6 +198,7 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
              "of this machine)",
              listen);
     pthread_mutex_destroy(&ep->lock);
+    pthread_cond_destroy(&ep->published);
     free(ep);
     return -EADDRINUSE;
   }
@@ -186,10 +216,26 @@ void nl_endpoint_stop(nl_endpoint *ep) {
   for (size_t i = 0; i < ep->route_count; i++)
     free(ep->routes[i].body);
   pthread_mutex_destroy(&ep->lock);
+  pthread_cond_destroy(&ep->published);
   free(ep);
 }
 
 int nl_endpoint_port(const nl_endpoint *ep) { return ep->port; }
+
+/* The route for path, made if there is none. Caller holds the lock. */
+static route *route_for(nl_endpoint *ep, const char *path) {
+  for (size_t i = 0; i < ep->route_count; i++) {
+    if (strcmp(ep->routes[i].path, path) == 0)
+      return &ep->routes[i];
+  }
+  if (ep->route_count == ROUTES_MAX ||
+      strlen(path) >= sizeof ep->routes[0].path)
+    return NULL;
+  route *r = &ep->routes[ep->route_count++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->path, sizeof r->path, "%s", path);
+  return r;
+}
 
 int nl_endpoint_publish(nl_endpoint *ep, const char *path, const char *body,
                         size_t len, const char *content_type, int live) {
@@ -199,28 +245,70 @@ int nl_endpoint_publish(nl_endpoint *ep, const char *path, const char *body,
   memcpy(copy, body, len);
   copy[len] = '\0';
   pthread_mutex_lock(&ep->lock);
-  route *r = NULL;
-  for (size_t i = 0; i < ep->route_count && r == NULL; i++) {
-    if (strcmp(ep->routes[i].path, path) == 0)
-      r = &ep->routes[i];
-  }
+  route *r = route_for(ep, path);
   if (r == NULL) {
-    if (ep->route_count == ROUTES_MAX || strlen(path) >= sizeof r->path) {
-      pthread_mutex_unlock(&ep->lock);
-      free(copy);
-      return -ENOSPC;
-    }
-    r = &ep->routes[ep->route_count++];
-    snprintf(r->path, sizeof r->path, "%s", path);
+    pthread_mutex_unlock(&ep->lock);
+    free(copy);
+    return -ENOSPC;
   }
   char *old = r->body;
   r->body = copy;
   r->len = len;
-  r->live = live;
-  snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+  r->stale = 0;
+  r->version++;
+  if (content_type != NULL) { /* NULL: an on-demand rendering keeps both */
+    r->live = live;
+    snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+  }
+  pthread_cond_broadcast(&ep->published);
   pthread_mutex_unlock(&ep->lock);
   free(old);
   return 0;
+}
+
+void nl_endpoint_set_wake(nl_endpoint *ep, nl_endpoint_wake wake, void *ud,
+                          long wait_ms) {
+  pthread_mutex_lock(&ep->lock);
+  ep->wake = wake;
+  ep->wake_ud = ud;
+  ep->wait_ms = wait_ms;
+  pthread_mutex_unlock(&ep->lock);
+}
+
+int nl_endpoint_on_demand(nl_endpoint *ep, const char *path,
+                          const char *content_type, int live) {
+  pthread_mutex_lock(&ep->lock);
+  route *r = route_for(ep, path);
+  if (r != NULL) {
+    r->on_demand = 1;
+    r->live = live;
+    r->stale = 1;
+    snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
+  }
+  pthread_mutex_unlock(&ep->lock);
+  return r != NULL ? 0 : -ENOSPC;
+}
+
+void nl_endpoint_invalidate(nl_endpoint *ep, const char *path) {
+  pthread_mutex_lock(&ep->lock);
+  for (size_t i = 0; i < ep->route_count; i++) {
+    if (strcmp(ep->routes[i].path, path) == 0)
+      ep->routes[i].stale = 1;
+  }
+  pthread_mutex_unlock(&ep->lock);
+}
+
+int nl_endpoint_wanted(nl_endpoint *ep, const char *path) {
+  int wanted = 0;
+  pthread_mutex_lock(&ep->lock);
+  for (size_t i = 0; i < ep->route_count; i++) {
+    if (strcmp(ep->routes[i].path, path) == 0) {
+      wanted = ep->routes[i].wanted;
+      ep->routes[i].wanted = 0;
+    }
+  }
+  pthread_mutex_unlock(&ep->lock);
+  return wanted;
 }
 
 void nl_endpoint_beat(nl_endpoint *ep, long stale_after_ms) {

@@ -21,13 +21,29 @@ void nl_endpoint_stop(nl_endpoint *ep);
 /* The port bound (useful with port 0). */
 int nl_endpoint_port(const nl_endpoint *ep);
 
-/* Sets what GET path answers: a copy of body, with content_type. A route
+/* Sets what GET path answers: a copy of body, with content_type (NULL
+ * keeps the one it had). A route
  * marked live answers 503 once the loop has not called nl_endpoint_beat
  * for stale_after_ms: it is the health check of the loop itself. Returns 0
  * or -ENOMEM / -ENOSPC (at most 16 routes). */
 int nl_endpoint_publish(nl_endpoint *ep, const char *path, const char *body,
                         size_t len, const char *content_type, int live);
 void nl_endpoint_beat(nl_endpoint *ep, long stale_after_ms);
+
+/* Renders path only when it is asked for: a request for it, once
+ * nl_endpoint_invalidate has marked it out of date, calls wake(ud) from the
+ * request thread (wake must only signal the loop, e.g. uv_async_send) and
+ * waits up to wait_ms for the loop to publish it afresh; then it answers
+ * with what is there. Nobody scraping costs nothing. */
+typedef void (*nl_endpoint_wake)(void *ud);
+void nl_endpoint_set_wake(nl_endpoint *ep, nl_endpoint_wake wake, void *ud,
+                          long wait_ms);
+int nl_endpoint_on_demand(nl_endpoint *ep, const char *path,
+                          const char *content_type, int live);
+void nl_endpoint_invalidate(nl_endpoint *ep, const char *path);
+/* Whether a request waits for path: the loop renders it then. Clears the
+ * request. */
+int nl_endpoint_wanted(nl_endpoint *ep, const char *path);
 
 /* Requests that reached a handler so far. */
 unsigned long nl_endpoint_requests(nl_endpoint *ep);

@@ -9,22 +9,45 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Appending without printf: rendering is on the path of every scrape. */
+static void put_str(nl_buf *b, const char *s) {
+  nl_buf_append(b, s, strlen(s));
+}
+
+static void put_u64(nl_buf *b, uint64_t v) {
+  char digits[24];
+  size_t n = sizeof digits;
+  do {
+    digits[--n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  nl_buf_append(b, digits + n, sizeof digits - n);
+}
+
 static void family(nl_buf *b, const char *name, const char *type,
                    const char *help) {
-  nl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  put_str(b, "# HELP ");
+  put_str(b, name);
+  nl_buf_append(b, " ", 1);
+  put_str(b, help);
+  put_str(b, "\n# TYPE ");
+  put_str(b, name);
+  nl_buf_append(b, " ", 1);
+  put_str(b, type);
+  nl_buf_append(b, "\n", 1);
 }
 
 /* Label values escape backslash, double quote and newline. */
 static void label_value(nl_buf *b, const char *v) {
-  for (const char *p = v; *p; p++) {
-    if (*p == '\\')
-      nl_buf_append(b, "\\\\", 2);
-    else if (*p == '"')
-      nl_buf_append(b, "\\\"", 2);
-    else if (*p == '\n')
-      nl_buf_append(b, "\\n", 2);
-    else
-      nl_buf_append(b, p, 1);
+  const char *run = v;
+  for (const char *p = v;; p++) {
+    if (*p != '\\' && *p != '"' && *p != '\n' && *p != '\0')
+      continue;
+    nl_buf_append(b, run, (size_t)(p - run));
+    if (*p == '\0')
+      return;
+    nl_buf_append(b, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : "\\\\", 2);
+    run = p + 1;
   }
 }
 
@@ -36,7 +59,8 @@ static void series(nl_buf *b, const char *name, const char *const *labels) {
     for (size_t i = 0; labels[i] != NULL; i += 2) {
       if (i > 0)
         nl_buf_append(b, ",", 1);
-      nl_buf_printf(b, "%s=\"", labels[i]);
+      put_str(b, labels[i]);
+      nl_buf_append(b, "=\"", 2);
       label_value(b, labels[i + 1]);
       nl_buf_append(b, "\"", 1);
     }
@@ -47,7 +71,9 @@ static void series(nl_buf *b, const char *name, const char *const *labels) {
 static void sample_u64(nl_buf *b, const char *name, const char *const *labels,
                        uint64_t v) {
   series(b, name, labels);
-  nl_buf_printf(b, " %llu\n", (unsigned long long)v);
+  nl_buf_append(b, " ", 1);
+  put_u64(b, v);
+  nl_buf_append(b, "\n", 1);
 }
 
 static void sample_double(nl_buf *b, const char *name,
