@@ -130,7 +130,6 @@ function M.main(args)
     end,
   })
 
-  local latest = {}
   local last_payload
   local reports = 0
 
@@ -147,18 +146,16 @@ function M.main(args)
     end
   end
 
+  -- Samples go into the collector; tables are made at report time only.
   local function sample(groups)
-    local s = metrics.sample(groups)
-    for _, g in ipairs(type(groups) == "table" and groups or { groups }) do
-      latest[g] = s[g]
-    end
+    metrics.update(groups)
   end
 
   local function report()
     sample("system")
     local report_policy = policies:get("report")
     local every = report_policy and report_policy.full_info_every or 60
-    local body = policies:call("report", "build", latest, {
+    local body = policies:call("report", "build", metrics.latest(), {
       time = runtime.time(),
       full = reports % every == 0,
       sequence = reports + 1,

@@ -285,13 +285,9 @@ static unsigned check_groups(lua_State *L, int arg) {
   return groups;
 }
 
-/* sample([groups]): groups is nil (all), a name, or a list of names. The
- * result has a field per group sampled that the OS could give. */
-static int l_sample(lua_State *L) {
-  unsigned groups = check_groups(L, 1);
-  collector *c = get_collector(L);
-  if (nl_metrics_sample(c->m, groups) != 0)
-    return luaL_error(L, "metrics: out of memory");
+/* The latest samples of the groups asked for, as tables: a field per
+ * group that the OS could give. */
+static int push_latest(lua_State *L, collector *c, unsigned groups) {
   const nl_metrics_snapshot *s = nl_metrics_get(c->m);
   unsigned got = groups & s->present;
   lua_createtable(L, 0, 8);
@@ -334,6 +330,34 @@ static int l_sample(lua_State *L) {
     lua_setfield(L, -2, "self");
   }
   return 1;
+}
+
+static void update(lua_State *L, collector *c, unsigned groups) {
+  if (nl_metrics_sample(c->m, groups) != 0)
+    luaL_error(L, "metrics: out of memory");
+}
+
+/* sample([groups]): samples, then returns the tables. groups is nil (all),
+ * a name, or a list of names. */
+static int l_sample(lua_State *L) {
+  unsigned groups = check_groups(L, 1);
+  collector *c = get_collector(L);
+  update(L, c, groups);
+  return push_latest(L, c, groups);
+}
+
+/* update([groups]): samples without making tables, for a caller that reads
+ * them less often than it samples (the agent: latest() at report time). */
+static int l_update(lua_State *L) {
+  unsigned groups = check_groups(L, 1);
+  update(L, get_collector(L), groups);
+  return 0;
+}
+
+/* latest([groups]): the tables of the last samples, sampling nothing. */
+static int l_latest(lua_State *L) {
+  unsigned groups = check_groups(L, 1);
+  return push_latest(L, get_collector(L), groups);
 }
 
 /* prometheus(): the exposition of the latest samples of every group. */
@@ -384,6 +408,8 @@ static int l_groups(lua_State *L) {
 
 static const luaL_Reg metrics_functions[] = {
     {"sample", l_sample},
+    {"update", l_update},
+    {"latest", l_latest},
     {"prometheus", l_prometheus},
     {"exclude_fstypes", l_exclude_fstypes},
     {"excluded_fstypes", l_excluded_fstypes},
