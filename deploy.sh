@@ -100,7 +100,9 @@ start() {
   [ -f "$envfile" ] || make_env
   say "starting $bin agent (log: $logfile)"
   # cwd is where .env is, so the agent reads it; stdin closed, no terminal.
-  (cd "$dir" && exec nohup "$bin" agent </dev/null >>"$logfile" 2>&1) &
+  # deploy.sh's own variables are not the agent's.
+  (cd "$dir" && exec env -u NODELUA_BIN -u NODELUA_DEPLOY_DIR nohup "$bin" agent \
+    </dev/null >>"$logfile" 2>&1) &
   echo $! >"$pidfile"
   local listen
   listen=$(env_value METRICS_LISTEN "${METRICS_LISTEN:-127.0.0.1:9101}")

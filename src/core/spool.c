@@ -142,7 +142,8 @@ int nl_spool_open(const char *dir, uint64_t max_bytes, int64_t max_age_ms,
       s->next_seq = e.seq + 1;
   }
   closedir(d);
-  qsort(s->entries + s->head, s->count, sizeof(entry), compare_entries);
+  if (s->count > 1) /* qsort must not be handed an empty (NULL) array */
+    qsort(s->entries + s->head, s->count, sizeof(entry), compare_entries);
   *out = s;
   return 0;
 }

@@ -27,6 +27,7 @@ sleep 6
 check "reports wait in the spool" test "$(ls "$dir/.nodelua/state/spool" | grep -c json)" -ge 1
 check "the log file has the agent's lines" contains "$(deploy logs)" "agent 0.1.0 started"
 check "the log has no key" lacks "$(cat "$dir/.nodelua/agent.log")" "$key"
+check "and no warning about deploy.sh's variables" lacks "$(cat "$dir/.nodelua/agent.log")" "unknown variable"
 check "stop" contains "$(deploy stop)" "stopped"
 check "the agent is gone" test ! -e "/proc/$pid"
 deploy status >/dev/null
