@@ -154,7 +154,8 @@ function M.main(args)
   local function report()
     sample("system")
     local report_policy = policies:get("report")
-    local every = report_policy and report_policy.full_info_every or 60
+    local every = math.tointeger(report_policy and report_policy.full_info_every) or 60
+    every = math.max(1, every)
     local body = policies:call("report", "build", metrics.latest(), {
       time = runtime.time(),
       full = reports % every == 0,

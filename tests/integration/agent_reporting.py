@@ -17,21 +17,14 @@ import tempfile
 import time
 import urllib.request
 
+import checks
+from checks import check, wait_for
+
 NODELUA = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROMTOOL = os.environ.get("PROMTOOL", "promtool")
 KEY = "test-key-" + os.urandom(6).hex()
-failures = 0
-checks = 0
-
-
-def check(what, ok, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-        print(f"FAIL: {what} {detail}", file=sys.stderr, flush=True)
 
 
 def free_port():
@@ -46,15 +39,6 @@ def get(url, timeout=5):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def wait_for(predicate, seconds, step=0.1):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 class Receiver:
@@ -155,6 +139,15 @@ def max_gap(times, start, end):
     return max(b - a for a, b in zip(inside, inside[1:]))
 
 
+def running_pair(work, receiver, reports=1, **env):
+    """The receiver up, an agent started, and its first reports taken."""
+    receiver.start()
+    agent = Agent(work, receiver.port, **env)
+    agent.start()
+    wait_for(lambda: len(receiver.accepted()) >= reports, 10)
+    return agent
+
+
 def scenario(fn):
     name = fn.__name__
     if ONLY and name not in ONLY:
@@ -170,7 +163,7 @@ def scenario(fn):
             if p and p.poll() is None:
                 p.kill()
                 p.wait()
-        if failures == 0:
+        if checks.failures == 0:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"   (kept {work})", flush=True)
@@ -211,10 +204,7 @@ def normal_flow(work, receiver):
 
 @scenario
 def outage(work, receiver):
-    receiver.start()
-    agent = Agent(work, receiver.port)
-    agent.start()
-    wait_for(lambda: len(receiver.accepted()) >= 2, 10)
+    agent = running_pair(work, receiver, 2)
     receiver.stop()
     down = time.time()
     time.sleep(30)
@@ -233,10 +223,7 @@ def outage(work, receiver):
 
 @scenario
 def crash_during_outage(work, receiver):
-    receiver.start()
-    agent = Agent(work, receiver.port)
-    agent.start()
-    wait_for(lambda: len(receiver.accepted()) >= 2, 10)
+    agent = running_pair(work, receiver, 2)
     receiver.stop()
     down = time.time()
     time.sleep(6)
@@ -257,10 +244,7 @@ def crash_during_outage(work, receiver):
 
 @scenario
 def error_answers(work, receiver):
-    receiver.start()
-    agent = Agent(work, receiver.port)
-    agent.start()
-    wait_for(lambda: len(receiver.accepted()) >= 1, 10)
+    agent = running_pair(work, receiver, 1)
     receiver.control({"status": 500, "body": "database is down"})
     time.sleep(3)
     receiver.control({})
@@ -300,10 +284,7 @@ def error_answers(work, receiver):
 
 @scenario
 def retry_after(work, receiver):
-    receiver.start()
-    agent = Agent(work, receiver.port)
-    agent.start()
-    wait_for(lambda: len(receiver.accepted()) >= 1, 10)
+    agent = running_pair(work, receiver, 1)
     receiver.control({"status": 503, "retry_after": "4"})
     wait_for(lambda: any(r["forced"] == 503 for r in receiver.records()), 5)
     first_503 = max(r["time"] for r in receiver.records() if r["forced"] == 503)
@@ -414,5 +395,4 @@ def endpoint_bad_clients(work, receiver):
     return agent
 
 
-print(f"agent_reporting: {checks} checks, {failures} failed")
-sys.exit(1 if failures else 0)
+checks.finish("agent_reporting")

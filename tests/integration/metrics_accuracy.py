@@ -16,17 +16,10 @@ import time
 
 import psutil
 
+import checks
+from checks import check
+
 NODELUA = sys.argv[1]
-failures = 0
-checks = 0
-
-
-def check(what, ok, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-        print(f"FAIL: {what} {detail}", file=sys.stderr)
 
 
 def snapshot(*args):
@@ -180,5 +173,4 @@ def test_busy_core():
 test_static_figures()
 test_loopback_traffic()
 test_busy_core()
-print(f"metrics_accuracy: {checks} checks, {failures} failed")
-sys.exit(1 if failures else 0)
+checks.finish("metrics_accuracy")

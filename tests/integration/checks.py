@@ -1,0 +1,28 @@
+"""Shared by the Python integration tests: counted checks and waiting."""
+import sys
+import time
+
+failures = 0
+checks = 0
+
+
+def check(what, ok, detail=""):
+    global failures, checks
+    checks += 1
+    if not ok:
+        failures += 1
+        print(f"FAIL: {what} {detail}", file=sys.stderr, flush=True)
+
+
+def wait_for(predicate, seconds, step=0.1):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def finish(name):
+    print(f"{name}: {checks} checks, {failures} failed")
+    sys.exit(1 if failures else 0)
