@@ -14,7 +14,7 @@ install_debian() {
     lua5.4 liblua5.4-dev lua-cjson lua-busted lua-check
     libuv1-dev libcurl4-openssl-dev libssl-dev
     valgrind procps
-    python3 python3-psutil python3-jsonschema iproute2 curl
+    python3 python3-psutil python3-jsonschema iproute2 curl openssl
     libmicrohttpd-dev
   )
   local missing=()

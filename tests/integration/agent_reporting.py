@@ -46,12 +46,13 @@ class Receiver:
         self.port = free_port()
         self.record = os.path.join(work, "received.jsonl")
         self.proc = None
+        self.tls = []
 
     def start(self):
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(SOURCE, "tests/receiver/receiver.py"), "--port", str(self.port),
              "--key", KEY, "--schema", os.path.join(SOURCE, "tests/schema/system-metrics.schema.json"),
-             "--record", self.record], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             "--record", self.record] + self.tls, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.proc.stdout.readline()  # "listening"
 
     def stop(self):
@@ -186,6 +187,8 @@ def normal_flow(work, receiver):
     check("CPU load from the first report on", "load" in first["cpu"])
     check("errors are errors, not packets", all("errors" in s for s in first["network"]["stats"]))
     assert_in_order_once("normal", records)
+    ports = [r["client_port"] for r in records]
+    check("the connection is kept alive and reused", len(set(ports)) < len(ports) / 2, str(ports))
     status, latest = get(f"http://127.0.0.1:{agent.port}/api/v1/metrics/latest")
     check("/api/v1/metrics/latest is the last payload", status == 200 and "timestamp" in json.loads(latest))
     status, text = get(f"http://127.0.0.1:{agent.port}/metrics")
@@ -278,6 +281,29 @@ def error_answers(work, receiver):
     text = agent.log_text()
     check("clearly", "HTTP 401: Invalid API key; check MONITORING_API_KEY" in text)
     check("with no key in the log", wrong not in text and KEY not in text)
+    agent.stop()
+    return agent
+
+
+@scenario
+def tls(work, receiver):
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    receiver.tls = ["--tls", cert, key]
+    receiver.start()
+    url = f"https://127.0.0.1:{receiver.port}"
+    agent = Agent(work, receiver.port, MONITORING_API_URL=url)
+    agent.start()
+    check("a certificate outside the OS's CA store is refused",
+          wait_for(lambda: "certificate" in agent.log_text(), 10))
+    check("and nothing is delivered", not receiver.records())
+    agent.stop()
+    agent = Agent(work, receiver.port, MONITORING_API_URL=url, MONITORING_API_CA_FILE=cert)
+    agent.start()
+    check("with MONITORING_API_CA_FILE the private CA is trusted",
+          wait_for(lambda: (agent.health() or {}).get("spool", {}).get("depth") == 0 and receiver.accepted(), 15))
     agent.stop()
     return agent
 

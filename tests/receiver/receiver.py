@@ -11,7 +11,7 @@ Test control, on the same port:
   GET  /_received every request so far, as a JSON list
 
 Usage: receiver.py --port PORT --key KEY [--schema FILE] [--log FILE]
-                   [--record FILE]
+                   [--record FILE] [--tls CERT KEY]
 """
 import argparse
 import json
@@ -79,6 +79,7 @@ def make_handler(state, log):
                 time.sleep(mode["delay"])
             record = {
                 "time": time.time(),
+                "client_port": self.client_address[1],
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "forced": mode.get("status"),
             }
@@ -124,12 +125,18 @@ def main():
     ap.add_argument("--schema", default="tests/schema/system-metrics.schema.json")
     ap.add_argument("--log")
     ap.add_argument("--record", help="append every request to this JSONL file")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this certificate")
     args = ap.parse_args()
     schema = json.load(open(args.schema))
     state = State(args.key, schema, open(args.record, "a") if args.record else None)
     log = open(args.log, "a") if args.log else None
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state, log))
     server.daemon_threads = True
+    if args.tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print("listening", flush=True)
     try:
         server.serve_forever()
