@@ -16,7 +16,7 @@ check "deploy starts the agent" contains "$out" "running (pid"
 check "and says nothing of the key" lacks "$out" "$key"
 check ".env is made from flags and the environment" contains "$(cat "$dir/.env")" 'NODE_NAME="deploy test"'
 check ".env has the key" contains "$(cat "$dir/.env")" "MONITORING_API_KEY=\"$key\""
-check ".env is mode 0600" equals "$(stat -c %a "$dir/.env")" 600
+check ".env is mode 0600" equals "$(stat -c %a "$dir/.env" 2>/dev/null || stat -f %Lp "$dir/.env")" 600
 pid=$(cat "$dir/.nodelua/agent.pid")
 STARTED_PIDS+=("$pid")
 metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
