@@ -39,7 +39,7 @@ static void print_main_help(FILE *out) {
           "through the spool, serve /metrics\n"
           "  run SCRIPT.lua [ARGS]   Run a Lua script with the nodelua "
           "modules and the event loop\n"
-          "  metrics [--json|--prom]  Print one snapshot of this machine's "
+          "  metrics [--json|--prom] Print one snapshot of this machine's "
           "metrics\n"
           "  version                 Print version, git revision, build "
           "options and library versions\n"
