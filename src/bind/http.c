@@ -150,10 +150,7 @@ static int l_post(lua_State *L) {
   if (rc != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, p->fn_ref);
     free(p);
-    lua_pushnil(L);
-    lua_pushstring(L, strerror(-rc));
-    lua_pushinteger(L, rc);
-    return 3;
+    return nl_push_failure(L, rc, "%s", strerror(-rc));
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -225,12 +222,8 @@ static int l_serve(lua_State *L) {
   luaL_setmetatable(L, ENDPOINT_KEY);
   char err[256];
   int rc = nl_endpoint_start(listen, &e->ep, err, sizeof err);
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushinteger(L, rc);
-    return 3;
-  }
+  if (rc != 0)
+    return nl_push_failure(L, rc, "%s", err);
   e->rt = rt;
   lua_newtable(L);
   e->renders_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -57,12 +57,8 @@ static int l_enabled(lua_State *L) {
 static int l_set_file(lua_State *L) {
   const char *path = luaL_optstring(L, 1, NULL);
   int rc = nl_log_set_file(path);
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(-rc));
-    lua_pushinteger(L, rc);
-    return 3;
-  }
+  if (rc != 0)
+    return nl_push_failure(L, rc, "%s: %s", path, strerror(-rc));
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -338,14 +339,20 @@ static int l_pcall(lua_State *L) {
   return 3;
 }
 
+int nl_push_failure(lua_State *L, int code, const char *fmt, ...) {
+  va_list ap;
+  lua_pushnil(L);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_pushinteger(L, code);
+  return 3;
+}
+
 static int l_install_signals(lua_State *L) {
   int rc = nl_runtime_install_signals(check_runtime(L));
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, uv_strerror(rc));
-    lua_pushinteger(L, rc);
-    return 3;
-  }
+  if (rc != 0)
+    return nl_push_failure(L, rc, "%s", uv_strerror(rc));
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -54,6 +54,10 @@ int luaopen_nodelua_http(lua_State *L);
 int luaopen_nodelua_spool(lua_State *L);
 int luaopen_nodelua_json(lua_State *L);
 
+/* The second tier of error (a failure of the world, not misuse): pushes nil,
+ * the formatted message and code, and returns 3 for the binding to return. */
+int nl_push_failure(lua_State *L, int code, const char *fmt, ...);
+
 /* Registers the bindings above in package.preload (for the executable). */
 void nl_runtime_preload(lua_State *L);
 

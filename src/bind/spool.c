@@ -24,13 +24,6 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int fail(lua_State *L, int rc, const char *what) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, strerror(-rc));
-  lua_pushinteger(L, rc);
-  return 3;
-}
-
 static int l_open(lua_State *L) {
   const char *dir = luaL_checkstring(L, 1);
   lua_Number max_bytes = 0, max_age = 0;
@@ -49,12 +42,8 @@ static int l_open(lua_State *L) {
   char err[512];
   int rc = nl_spool_open(dir, (uint64_t)max_bytes, (int64_t)(max_age * 1000),
                          slot, err, sizeof err);
-  if (rc != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushinteger(L, rc);
-    return 3;
-  }
+  if (rc != 0)
+    return nl_push_failure(L, rc, "%s", err);
   return 1;
 }
 
@@ -72,7 +61,7 @@ static int l_push(lua_State *L) {
   int64_t when = (int64_t)luaL_optnumber(L, 3, (lua_Number)now_ms());
   int rc = nl_spool_push(s, data, len, when);
   if (rc != 0)
-    return fail(L, rc, "spool push");
+    return nl_push_failure(L, rc, "spool push: %s", strerror(-rc));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -88,7 +77,7 @@ static int l_peek(lua_State *L) {
     return 1;
   }
   if (rc != 0)
-    return fail(L, rc, "spool read");
+    return nl_push_failure(L, rc, "spool read: %s", strerror(-rc));
   lua_pushlstring(L, data, len);
   free(data);
   lua_pushinteger(L, (lua_Integer)seq);
@@ -99,7 +88,7 @@ static int l_ack(lua_State *L) {
   nl_spool *s = check(L);
   int rc = nl_spool_ack(s, (uint64_t)luaL_checkinteger(L, 2));
   if (rc != 0)
-    return fail(L, rc, "spool ack");
+    return nl_push_failure(L, rc, "spool ack: %s", strerror(-rc));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -111,7 +100,7 @@ static int l_dead_letter(lua_State *L) {
   const char *reason = luaL_optstring(L, 4, "");
   int rc = nl_spool_dead_letter(s, seq, status, reason);
   if (rc != 0)
-    return fail(L, rc, "spool dead letter");
+    return nl_push_failure(L, rc, "spool dead letter: %s", strerror(-rc));
   lua_pushboolean(L, 1);
   return 1;
 }
