@@ -426,6 +426,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.http", luaopen_nodelua_http},
       {"nodelua.spool", luaopen_nodelua_spool},
       {"nodelua.json", luaopen_nodelua_json},
+      {"nodelua.dnssd", luaopen_nodelua_dnssd},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -92,6 +92,18 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          "empty, or host:port or [v6]:port with a port from 0 to 65535",
          "Address of the local endpoint (/metrics, /healthz); empty turns it "
          "off."},
+    [NL_CFG_TRANSFER_PORT] = {"TRANSFER_PORT", NULL, NL_CFG_INTEGER, false,
+                              "7879", "7879",
+                              "a port from 0 to 65535 (0: any free port)",
+                              "TCP port of the peer protocol (liveness "
+                              "probes), advertised over mDNS."},
+    [NL_CFG_PEERS] =
+        {"NODELUA_PEERS", NULL, NL_CFG_STRING, false, "", "(empty)",
+         "empty, or a comma-separated list of host:port or [v6]:port",
+         "Static peers, probed with or without mDNS."},
+    [NL_CFG_MDNS] = {"NODELUA_MDNS", NULL, NL_CFG_BOOLEAN, false, "true",
+                     "true", "true or false (also 1/0, yes/no, on/off)",
+                     "Whether the agent advertises and browses over mDNS."},
     [NL_CFG_API_CA_FILE] =
         {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
          "(empty: the OS's CA store)", "empty, or a readable PEM file",
@@ -282,27 +294,55 @@ static int parse_ranged(const char *v, long long lo, long long hi,
   return 0;
 }
 
-/* host:port or [v6]:port, as the endpoint binds it. */
-static int validate_listen(const char *v, char *why, size_t whylen) {
-  const char *expected = vars[NL_CFG_METRICS_LISTEN].expected;
-  if (v[0] == '\0')
-    return 0;
+/* Whether v[0..len) is host:port or [v6]:port with a port from min_port
+ * to 65535. */
+static bool valid_host_port(const char *v, size_t len, long long min_port) {
+  char buf[300];
+  if (len == 0 || len >= sizeof buf)
+    return false;
+  memcpy(buf, v, len);
+  buf[len] = '\0';
   const char *port;
-  if (v[0] == '[') {
-    const char *close = strchr(v, ']');
-    if (close == NULL || close == v + 1 || close[1] != ':' ||
-        !valid_host(v, (size_t)(close - v + 1)))
-      return why_fail(why, whylen, "expected %s", expected);
+  if (buf[0] == '[') {
+    const char *close = strchr(buf, ']');
+    if (close == NULL || close == buf + 1 || close[1] != ':' ||
+        !valid_host(buf, (size_t)(close - buf + 1)))
+      return false;
     port = close + 2;
   } else {
-    const char *colon = strrchr(v, ':');
-    if (colon == NULL || colon == v || !valid_host(v, (size_t)(colon - v)))
-      return why_fail(why, whylen, "expected %s", expected);
+    const char *colon = strrchr(buf, ':');
+    if (colon == NULL || colon == buf ||
+        !valid_host(buf, (size_t)(colon - buf)))
+      return false;
     port = colon + 1;
   }
   long long n;
-  if (parse_integer(port, 0, 65535, &n) != 0)
-    return why_fail(why, whylen, "expected %s", expected);
+  return parse_integer(port, min_port, 65535, &n) == 0;
+}
+
+/* host:port or [v6]:port, as the endpoint binds it. */
+static int validate_listen(const char *v, char *why, size_t whylen) {
+  if (v[0] != '\0' && !valid_host_port(v, strlen(v), 0))
+    return why_fail(why, whylen, "expected %s",
+                    vars[NL_CFG_METRICS_LISTEN].expected);
+  return 0;
+}
+
+/* host:port,[v6]:port,... with spaces allowed around the commas. */
+static int validate_peers(const char *v, char *why, size_t whylen) {
+  const char *p = v;
+  while (*p != '\0') {
+    while (*p == ' ' || *p == ',')
+      p++;
+    if (*p == '\0')
+      break;
+    size_t len = strcspn(p, ", ");
+    if (!valid_host_port(p, len, 1))
+      return why_fail(why, whylen, "'%.*s' is not host:port; expected %s",
+                      (int)(len > 100 ? 100 : len), p,
+                      vars[NL_CFG_PEERS].expected);
+    p += len;
+  }
   return 0;
 }
 
@@ -335,7 +375,8 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
       return why_fail(why, whylen, "expected %s", vars[id].expected);
     *number = format;
     return 0;
-  case NL_CFG_AUTO_UPDATE: {
+  case NL_CFG_AUTO_UPDATE:
+  case NL_CFG_MDNS: {
     static const char *const truthy[] = {"true", "1", "yes", "on"};
     static const char *const falsy[] = {"false", "0", "no", "off"};
     for (size_t i = 0; i < 4; i++) {
@@ -391,6 +432,10 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     return parse_ranged(v, 1, 87600, number, why, whylen, id);
   case NL_CFG_METRICS_LISTEN:
     return validate_listen(v, why, whylen);
+  case NL_CFG_TRANSFER_PORT:
+    return parse_ranged(v, 0, 65535, number, why, whylen, id);
+  case NL_CFG_PEERS:
+    return validate_peers(v, why, whylen);
   case NL_CFG_API_CA_FILE: {
     struct stat st;
     if (v[0] == '\0')

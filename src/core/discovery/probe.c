@@ -1,0 +1,395 @@
+#include "probe.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the responder ---- */
+
+#define REQUEST_MAX 64
+#define CONN_TIMEOUT_MS 3000
+/* A responder's memory is bounded: past this, new connections are closed
+ * at once. Probes are short; this many at a time is far beyond a cluster's
+ * worth of peers probing every second or two. */
+#define CONN_MAX 256
+
+typedef struct conn conn;
+
+struct nl_probe_server {
+  uv_tcp_t listener;
+  char *hello; /* with its newline */
+  size_t hello_len;
+  conn *conns;
+  int conn_count;
+  int port;
+};
+
+struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_write_t write_req;
+  nl_probe_server *srv; /* NULL once unlinked */
+  char request[REQUEST_MAX];
+  size_t request_len;
+  char *reply;
+  int open_handles;
+  bool closing;
+  conn *next, *prev;
+};
+
+static void conn_free_cb(uv_handle_t *handle) {
+  conn *c = handle->data;
+  if (--c->open_handles == 0) {
+    free(c->reply);
+    free(c);
+  }
+}
+
+static void conn_close(conn *c) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  if (c->srv != NULL) {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      c->srv->conns = c->next;
+    if (c->next)
+      c->next->prev = c->prev;
+    c->srv->conn_count--;
+    c->srv = NULL;
+  }
+  uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+  uv_close((uv_handle_t *)&c->timer, conn_free_cb);
+}
+
+static void on_conn_timeout(uv_timer_t *timer) { conn_close(timer->data); }
+
+static void on_reply_written(uv_write_t *req, int status) {
+  (void)status;
+  conn_close(req->data);
+}
+
+static void reply(conn *c, const char *text, size_t len) {
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reply = malloc(len);
+  if (c->reply == NULL) {
+    conn_close(c);
+    return;
+  }
+  memcpy(c->reply, text, len);
+  uv_buf_t buf = uv_buf_init(c->reply, (unsigned)len);
+  c->write_req.data = c;
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1,
+               on_reply_written) != 0)
+    conn_close(c);
+}
+
+static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  conn *c = handle->data;
+  buf->base = c->request + c->request_len;
+  buf->len = REQUEST_MAX - c->request_len;
+}
+
+static void on_conn_read(uv_stream_t *stream, ssize_t nread,
+                         const uv_buf_t *buf) {
+  (void)buf;
+  conn *c = stream->data;
+  if (nread < 0) {
+    conn_close(c);
+    return;
+  }
+  c->request_len += (size_t)nread;
+  const char *newline = memchr(c->request, '\n', c->request_len);
+  if (newline == NULL) {
+    if (c->request_len == REQUEST_MAX) {
+      static const char too_long[] = "NODELUA ERR request line too long\n";
+      reply(c, too_long, sizeof too_long - 1);
+    }
+    return;
+  }
+  size_t line_len = (size_t)(newline - c->request) + 1;
+  if (line_len == sizeof NL_PROBE_REQUEST - 1 &&
+      memcmp(c->request, NL_PROBE_REQUEST, line_len) == 0 && c->srv != NULL &&
+      c->srv->hello != NULL) {
+    reply(c, c->srv->hello, c->srv->hello_len);
+  } else if (c->srv != NULL && c->srv->hello == NULL) {
+    static const char starting[] = "NODELUA ERR starting\n";
+    reply(c, starting, sizeof starting - 1);
+  } else {
+    static const char unknown[] = "NODELUA ERR unknown request\n";
+    reply(c, unknown, sizeof unknown - 1);
+  }
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  nl_probe_server *srv = listener->data;
+  if (status < 0)
+    return;
+  conn *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return;
+  uv_tcp_init(listener->loop, &c->tcp);
+  uv_timer_init(listener->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
+  c->srv = srv;
+  c->next = srv->conns;
+  if (srv->conns)
+    srv->conns->prev = c;
+  srv->conns = c;
+  srv->conn_count++;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+      srv->conn_count > CONN_MAX) {
+    conn_close(c);
+    return;
+  }
+  uv_timer_start(&c->timer, on_conn_timeout, CONN_TIMEOUT_MS, 0);
+  uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, on_conn_read);
+}
+
+static void server_free_cb(uv_handle_t *handle) {
+  nl_probe_server *srv = handle->data;
+  free(srv->hello);
+  free(srv);
+}
+
+static int bind_listen(nl_probe_server *srv, const struct sockaddr *addr) {
+  int rc = uv_tcp_bind(&srv->listener, addr, 0);
+  if (rc == 0)
+    rc = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
+  return rc;
+}
+
+int nl_probe_server_start(uv_loop_t *loop, const char *host, int port,
+                          nl_probe_server **out, char *err, size_t errlen) {
+  *out = NULL;
+  nl_probe_server *srv = calloc(1, sizeof *srv);
+  if (srv == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return UV_ENOMEM;
+  }
+  uv_tcp_init(loop, &srv->listener);
+  srv->listener.data = srv;
+  struct sockaddr_storage ss;
+  int rc;
+  if (host == NULL || host[0] == '\0') {
+    /* "::" takes IPv4 too where the OS allows dual stack (Linux, macOS);
+     * a host without IPv6 gets 0.0.0.0. */
+    uv_ip6_addr("::", port, (struct sockaddr_in6 *)&ss);
+    rc = bind_listen(srv, (struct sockaddr *)&ss);
+    if (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) {
+      uv_close((uv_handle_t *)&srv->listener, NULL);
+      uv_tcp_init(loop, &srv->listener);
+      uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&ss);
+      rc = bind_listen(srv, (struct sockaddr *)&ss);
+    }
+  } else if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+             uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0) {
+    rc = bind_listen(srv, (struct sockaddr *)&ss);
+  } else {
+    rc = UV_EINVAL;
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "listening on port %d: %s", port, uv_strerror(rc));
+    uv_close((uv_handle_t *)&srv->listener, server_free_cb);
+    return rc;
+  }
+  struct sockaddr_storage bound;
+  int bound_len = sizeof bound;
+  if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound,
+                         &bound_len) == 0)
+    srv->port = ntohs(bound.ss_family == AF_INET6
+                          ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                          : ((struct sockaddr_in *)&bound)->sin_port);
+  *out = srv;
+  return 0;
+}
+
+int nl_probe_server_port(const nl_probe_server *srv) { return srv->port; }
+
+int nl_probe_server_set_hello(nl_probe_server *srv, const char *text,
+                              size_t len) {
+  if (len >= NL_PROBE_REPLY_MAX)
+    return UV_E2BIG;
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return UV_ENOMEM;
+  memcpy(copy, text, len);
+  copy[len] = '\n';
+  free(srv->hello);
+  srv->hello = copy;
+  srv->hello_len = len + 1;
+  return 0;
+}
+
+void nl_probe_server_close(nl_probe_server *srv) {
+  if (srv == NULL)
+    return;
+  while (srv->conns != NULL)
+    conn_close(srv->conns);
+  uv_close((uv_handle_t *)&srv->listener, server_free_cb);
+}
+
+/* ---- the prober ---- */
+
+struct nl_probe {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t connect_req;
+  uv_write_t write_req;
+  nl_probe_cb cb;
+  void *ud;
+  char *buf;
+  size_t len, cap;
+  uint64_t started_ms;
+  char local[64];
+  int open_handles;
+  bool done;
+};
+
+static void probe_free_cb(uv_handle_t *handle) {
+  nl_probe *p = handle->data;
+  if (--p->open_handles == 0) {
+    free(p->buf);
+    free(p);
+  }
+}
+
+static void finish(nl_probe *p, int status) {
+  if (p->done)
+    return;
+  p->done = true;
+  nl_probe_cb cb = p->cb;
+  p->cb = NULL;
+  if (cb != NULL) {
+    nl_probe_result r = {.status = status, .local_address = p->local};
+    if (status == 0) {
+      char *newline = memchr(p->buf, '\n', p->len);
+      r.reply = p->buf;
+      r.reply_len = newline != NULL ? (size_t)(newline - p->buf) : p->len;
+      if (r.reply_len >= 11 && memcmp(p->buf, "NODELUA ERR", 11) == 0)
+        r.status = UV_EPROTO;
+    }
+    r.rtt_ms = (double)(uv_now(p->tcp.loop) - p->started_ms);
+    cb(p->ud, &r);
+  }
+  uv_close((uv_handle_t *)&p->tcp, probe_free_cb);
+  uv_close((uv_handle_t *)&p->timer, probe_free_cb);
+}
+
+static void on_probe_timeout(uv_timer_t *timer) {
+  finish(timer->data, UV_ETIMEDOUT);
+}
+
+static void probe_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  nl_probe *p = handle->data;
+  if (p->cap - p->len < 4096 && p->cap < NL_PROBE_REPLY_MAX) {
+    size_t cap = p->cap == 0 ? 4096 : p->cap * 2;
+    if (cap > NL_PROBE_REPLY_MAX)
+      cap = NL_PROBE_REPLY_MAX;
+    char *grown = realloc(p->buf, cap);
+    if (grown != NULL) {
+      p->buf = grown;
+      p->cap = cap;
+    }
+  }
+  buf->base = p->buf != NULL ? p->buf + p->len : NULL;
+  buf->len = p->cap - p->len;
+}
+
+static void on_probe_read(uv_stream_t *stream, ssize_t nread,
+                          const uv_buf_t *buf) {
+  (void)buf;
+  nl_probe *p = stream->data;
+  if (p->done)
+    return;
+  if (nread == UV_EOF) {
+    finish(p, p->len > 0 ? 0 : UV_EPROTO);
+  } else if (nread < 0) {
+    finish(p, (int)nread);
+  } else {
+    p->len += (size_t)nread;
+    if (p->len == NL_PROBE_REPLY_MAX)
+      finish(p, UV_E2BIG);
+    else if (nread == 0 && p->cap == p->len)
+      finish(p, UV_ENOMEM);
+  }
+}
+
+static void on_probe_written(uv_write_t *req, int status) {
+  nl_probe *p = req->data;
+  if (status != 0)
+    finish(p, status);
+}
+
+static void on_probe_connect(uv_connect_t *req, int status) {
+  nl_probe *p = req->data;
+  if (p->done)
+    return;
+  if (status != 0) {
+    finish(p, status);
+    return;
+  }
+  struct sockaddr_storage local;
+  int local_len = sizeof local;
+  if (uv_tcp_getsockname(&p->tcp, (struct sockaddr *)&local, &local_len) == 0) {
+    if (local.ss_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)&local, p->local, sizeof p->local);
+    else
+      uv_ip4_name((struct sockaddr_in *)&local, p->local, sizeof p->local);
+  }
+  static char request[] = NL_PROBE_REQUEST;
+  uv_buf_t buf = uv_buf_init(request, sizeof request - 1);
+  p->write_req.data = p;
+  int rc = uv_write(&p->write_req, (uv_stream_t *)&p->tcp, &buf, 1,
+                    on_probe_written);
+  if (rc == 0)
+    rc = uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, on_probe_read);
+  if (rc != 0)
+    finish(p, rc);
+}
+
+int nl_probe_start(uv_loop_t *loop, const char *address, int port,
+                   unsigned timeout_ms, nl_probe_cb cb, void *ud,
+                   nl_probe **out) {
+  *out = NULL;
+  struct sockaddr_storage ss;
+  if (port < 1 || port > 65535)
+    return UV_EINVAL;
+  if (uv_ip4_addr(address, port, (struct sockaddr_in *)&ss) != 0 &&
+      uv_ip6_addr(address, port, (struct sockaddr_in6 *)&ss) != 0)
+    return UV_EINVAL;
+  /* uv_ip6_addr takes any string with a colon; make sure it was one. */
+  if (ss.ss_family == AF_INET6 && strchr(address, ':') == NULL)
+    return UV_EINVAL;
+  nl_probe *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return UV_ENOMEM;
+  p->cb = cb;
+  p->ud = ud;
+  uv_tcp_init(loop, &p->tcp);
+  uv_timer_init(loop, &p->timer);
+  p->tcp.data = p->timer.data = p->connect_req.data = p;
+  p->open_handles = 2;
+  p->started_ms = uv_now(loop);
+  int rc = uv_tcp_connect(&p->connect_req, &p->tcp, (struct sockaddr *)&ss,
+                          on_probe_connect);
+  if (rc != 0) {
+    p->cb = NULL;
+    finish(p, rc);
+    return rc;
+  }
+  uv_timer_start(&p->timer, on_probe_timeout, timeout_ms, 0);
+  *out = p;
+  return 0;
+}
+
+void nl_probe_cancel(nl_probe *probe) {
+  if (probe == NULL)
+    return;
+  probe->cb = NULL;
+  finish(probe, UV_ECANCELED);
+}
