@@ -39,6 +39,8 @@ static void print_main_help(FILE *out) {
           "through the spool, serve /metrics\n"
           "  run SCRIPT.lua [ARGS]   Run a Lua script with the nodelua "
           "modules and the event loop\n"
+          "  list [--json]           List the peers found over mDNS and "
+          "NODELUA_PEERS\n"
           "  metrics [--json|--prom] Print one snapshot of this machine's "
           "metrics\n"
           "  version                 Print version, git revision, build "
@@ -330,5 +332,7 @@ int main(int argc, char **argv) {
     return run_on_loop(&c, "nodelua.cli.metrics");
   if (strcmp(command, "agent") == 0)
     return run_on_loop(&c, "nodelua.agent");
+  if (strcmp(command, "list") == 0)
+    return run_on_loop(&c, "nodelua.cli.list");
   return usage_error("unknown command '%s'", command);
 }

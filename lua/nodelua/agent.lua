@@ -4,6 +4,7 @@
 -- and the last payload on METRICS_LISTEN. SIGHUP reloads the policies and
 -- the schedule; SIGINT and SIGTERM stop it cleanly.
 local config = require("nodelua.config")
+local discovery = require("nodelua.discovery")
 local http = require("nodelua.http")
 local json = require("nodelua.json")
 local log = require("nodelua.log")
@@ -23,6 +24,8 @@ Runs the node agent: samples this machine on the schedule policy's periods,
 reports to MONITORING_API_URL every REPORT_INTERVAL seconds through an
 on-disk spool in NODELUA_STATE_DIR (nothing is lost while the API is down),
 and serves /metrics, /healthz and /api/v1/metrics/latest on METRICS_LISTEN.
+It advertises this node over mDNS (_nodelua._tcp on TRANSFER_PORT), answers
+peers' liveness probes there, and keeps the table of its peers.
 SIGHUP reloads the policies; SIGINT and SIGTERM stop it.
 ]]
 
@@ -44,7 +47,7 @@ local function check_intervals(t)
   return t
 end
 
-local function agent_families(spool_stats, sender_stats)
+local function agent_families(spool_stats, sender_stats, peers)
   local lines = {}
   local function family(name, kind, help, value)
     lines[#lines + 1] = ("# HELP %s %s\n# TYPE %s %s\n%s %s\n"):format(name, help, name, kind, name,
@@ -60,6 +63,7 @@ local function agent_families(spool_stats, sender_stats)
     sender_stats.failed_attempts)
   family("nodelua_reports_dead_lettered_total", "counter", "Reports the monitoring API refused for good.",
     sender_stats.dead_lettered)
+  family("nodelua_peers", "gauge", "Peers that answer their liveness probes.", peers)
   return table.concat(lines)
 end
 
@@ -116,6 +120,20 @@ function M.main(args)
     end
   end
 
+  -- Discovery: advertise on TRANSFER_PORT, answer probes there, and keep
+  -- the peer table. Without an mDNS daemon it logs how to start one and
+  -- goes on with the static peers.
+  local finder, finder_err = discovery.start({ advertise = true, policies = policies })
+  if not finder then
+    log.error("discovery: %s", finder_err)
+    client:close()
+    spool:close()
+    if endpoint then
+      endpoint:close()
+    end
+    return 1
+  end
+
   local sender = sender_mod.new({
     spool = spool,
     client = client,
@@ -137,7 +155,7 @@ function M.main(args)
   -- since the last rendering: nobody scraping costs nothing.
   if endpoint then
     endpoint:on_demand("/metrics", "text/plain; version=0.0.4; charset=utf-8", function()
-      return metrics.prometheus() .. agent_families(spool:stats(), sender:stats())
+      return metrics.prometheus() .. agent_families(spool:stats(), sender:stats(), #discovery.peers())
     end)
   end
   local function publish_metrics()
@@ -189,6 +207,7 @@ function M.main(args)
         delivery = sender:stats(),
         reports = reports,
         have_payload = last_payload ~= nil,
+        peers = #discovery.peers(),
       }) .. "\n"
     end, true)
   end
@@ -253,7 +272,11 @@ function M.main(args)
   sender:kick()
 
   runtime.on_reload(schedule)
+  runtime.on_reload(function()
+    finder:reload()
+  end)
   runtime.on_shutdown(function()
+    finder:stop()
     sender:stop()
     client:close()
     if endpoint then

@@ -87,7 +87,7 @@ class Agent:
             "PATH": os.environ["PATH"], "HOME": work, "NODELUA_SERVICE_ENV_FILE": "",
             "NODELUA_STATE_DIR": self.state, "MONITORING_API_URL": f"http://127.0.0.1:{receiver_port}",
             "MONITORING_API_KEY": KEY, "REPORT_INTERVAL": "1", "METRICS_LISTEN": f"127.0.0.1:{self.port}",
-            "NODELUA_LOG": "debug",
+            "NODELUA_LOG": "debug", "NODELUA_MDNS": "false", "TRANSFER_PORT": "0",
         }
         self.env.update(env)
         self.proc = None

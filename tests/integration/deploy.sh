@@ -7,7 +7,7 @@ dir=$WORK/deploy
 mkdir -p "$dir"
 port=$((20000 + RANDOM % 20000))
 key=deploy-key-$RANDOM$RANDOM
-deploy() { env NODELUA_DEPLOY_DIR="$dir" NODELUA_BIN="$NODELUA" "$SOURCE_DIR/deploy.sh" "$@" </dev/null; }
+deploy() { env NODELUA_MDNS=false TRANSFER_PORT=0 NODELUA_DEPLOY_DIR="$dir" NODELUA_BIN="$NODELUA" "$SOURCE_DIR/deploy.sh" "$@" </dev/null; }
 cleanup_deploy() { deploy stop >/dev/null 2>&1; }
 trap 'cleanup_deploy; cleanup' EXIT
 

@@ -69,7 +69,7 @@ wait_for() {
 
 # A clean environment: no ./.env, no service file, nothing of the caller's.
 clean_env() {
-  env -i PATH="$PATH" HOME="$WORK" NODELUA_SERVICE_ENV_FILE= "$@"
+  env -i PATH="$PATH" HOME="$WORK" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false TRANSFER_PORT=0 "$@"
 }
 
 # start_clean OUT ERR COMMAND...: starts COMMAND in the background with a
@@ -78,7 +78,7 @@ clean_env() {
 start_clean() {
   local out=$1 err=$2
   shift 2
-  (exec env -i PATH="$PATH" HOME="$WORK" NODELUA_SERVICE_ENV_FILE= "$@" >"$out" 2>"$err") &
+  (exec env -i PATH="$PATH" HOME="$WORK" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false TRANSFER_PORT=0 "$@" >"$out" 2>"$err") &
   STARTED_PID=$!
   STARTED_PIDS+=("$STARTED_PID")
 }

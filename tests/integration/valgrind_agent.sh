@@ -8,6 +8,7 @@ trap 'rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
 (cd "$work" && exec env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= \
   NODELUA_STATE_DIR="$work/state" REPORT_INTERVAL=1 METRICS_LISTEN=127.0.0.1:$port \
+  NODELUA_MDNS=false TRANSFER_PORT=0 \
   MONITORING_API_URL=http://127.0.0.1:9 \
   "$VALGRIND" --quiet --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \

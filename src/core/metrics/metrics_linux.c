@@ -599,10 +599,11 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
   if (!have_name || !have_stats)
     return;
   nif->kind = cached_kind(m->os, nif->ifindex, nif->name, info->ifi_type);
-  /* Link speed means something only for a physical link; sysfs reads
-   * EINVAL while it is down and -1 when unknown. */
-  if (nif->kind == NL_LINK_ETHERNET || nif->kind == NL_LINK_THUNDERBOLT ||
-      nif->kind == NL_LINK_WIFI || nif->kind == NL_LINK_OTHER) {
+  /* The speed the driver reports: sysfs reads EINVAL while the link is
+   * down and -1 when unknown. Virtual devices report one too, and it
+   * matters: a bond's is the sum of its members', a VLAN's its parent's
+   * (a veth's is a nominal 10000). */
+  if (nif->kind != NL_LINK_LOOPBACK) {
     char path[256];
     long long v;
     snprintf(path, sizeof path, "%s/class/net/%s/speed", m->os->sysfs,
