@@ -3,6 +3,7 @@
 #include "bind/embedded.h"
 #include "bind/runtime.h"
 #include "core/config.h"
+#include "core/control.h"
 #include "core/log.h"
 #include "nl_build.h"
 #include "nl_gitrev.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 extern char **environ;
@@ -43,6 +45,8 @@ static void print_main_help(FILE *out) {
           "NODELUA_PEERS\n"
           "  metrics [--json|--prom] Print one snapshot of this machine's "
           "metrics\n"
+          "  repl [COMMAND]          Ask the running agent: list, peers, "
+          "status, help\n"
           "  version                 Print version, git revision, build "
           "options and library versions\n"
           "  help                    Show this help\n"
@@ -275,6 +279,106 @@ static int is_help(const char *arg) {
   return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
+static void print_repl_help(FILE *out) {
+  fprintf(out,
+          "Usage: nodelua repl [COMMAND [ARGS]]\n"
+          "\n"
+          "Talks to the running agent through its control socket\n"
+          "($NODELUA_STATE_DIR/control.sock). With a COMMAND, runs it and "
+          "exits (1 if\nit failed); without, reads commands from standard "
+          "input, one per line,\nuntil EOF or `quit`. `help` lists the "
+          "commands: list, peers, status and\nthose the repl policy adds.\n");
+}
+
+/* Asks the agent and prints the answer; returns 1 for OK, 0 for ERR, -1
+ * when the connection is lost. */
+static int repl_ask(int fd, const char *line) {
+  char *reply;
+  size_t len;
+  char err[256];
+  int rc = nl_control_ask(fd, line, &reply, &len, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "nodelua repl: %s\n", err);
+    return -1;
+  }
+  FILE *out = rc == 1 ? stdout : stderr;
+  fwrite(reply, 1, len, out);
+  if (len > 0 && reply[len - 1] != '\n')
+    fputc('\n', out);
+  fflush(out);
+  free(reply);
+  return rc;
+}
+
+static int cmd_repl(cli *c) {
+  if (c->argc > 0 && is_help(c->argv[0])) {
+    print_repl_help(stdout);
+    return EXIT_OK;
+  }
+  nl_config cfg;
+  char err[1024];
+  nl_config_sources src = {.service_env_file = NULL,
+                           .dotenv_file = "./.env",
+                           .env_file = c->env_file,
+                           .environ = environ};
+  if (nl_config_load(&cfg, &src, err, sizeof err) != 0) {
+    fprintf(stderr, "nodelua: %s\n", err);
+    return EXIT_USAGE;
+  }
+  char path[1024];
+  snprintf(path, sizeof path, "%s/control.sock",
+           nl_config_str(&cfg, NL_CFG_STATE_DIR));
+  nl_config_free(&cfg);
+  int fd = nl_control_connect(path, err, sizeof err);
+  if (fd < 0) {
+    fprintf(stderr,
+            "nodelua repl: no agent answers at %s (%s); is `nodelua agent` "
+            "running with this NODELUA_STATE_DIR, as this user?\n",
+            path, err);
+    return EXIT_FAILED;
+  }
+  int code = EXIT_OK;
+  if (c->argc > 0) {
+    char line[NL_CONTROL_LINE_MAX];
+    size_t n = 0;
+    for (int i = 0; i < c->argc; i++) {
+      int w =
+          snprintf(line + n, sizeof line - n, "%s%s", i ? " " : "", c->argv[i]);
+      if (w < 0 || (size_t)w >= sizeof line - n) {
+        close(fd);
+        return usage_error("%s", "the command is too long");
+      }
+      n += (size_t)w;
+    }
+    code = repl_ask(fd, line) == 1 ? EXIT_OK : EXIT_FAILED;
+  } else {
+    bool interactive = isatty(STDIN_FILENO);
+    char line[NL_CONTROL_LINE_MAX];
+    for (;;) {
+      if (interactive) {
+        fputs("nodelua> ", stdout);
+        fflush(stdout);
+      }
+      if (fgets(line, sizeof line, stdin) == NULL)
+        break;
+      line[strcspn(line, "\r\n")] = '\0';
+      if (strcmp(line, "quit") == 0 || strcmp(line, "exit") == 0)
+        break;
+      if (line[strspn(line, " \t")] == '\0')
+        continue;
+      int rc = repl_ask(fd, line);
+      if (rc < 0) {
+        code = EXIT_FAILED;
+        break;
+      }
+      if (rc == 0 && !interactive)
+        code = EXIT_FAILED;
+    }
+  }
+  close(fd);
+  return code;
+}
+
 int main(int argc, char **argv) {
   cli c = {0};
   int i = 1;
@@ -334,5 +438,7 @@ int main(int argc, char **argv) {
     return run_on_loop(&c, "nodelua.agent");
   if (strcmp(command, "list") == 0)
     return run_on_loop(&c, "nodelua.cli.list");
+  if (strcmp(command, "repl") == 0)
+    return cmd_repl(&c);
   return usage_error("unknown command '%s'", command);
 }

@@ -10,6 +10,7 @@ local json = require("nodelua.json")
 local log = require("nodelua.log")
 local metrics = require("nodelua.metrics")
 local policy = require("nodelua.policy")
+local repl = require("nodelua.repl")
 local runtime = require("nodelua.runtime")
 local sender_mod = require("nodelua.sender")
 local spool_mod = require("nodelua.spool")
@@ -77,14 +78,46 @@ function M.main(args)
   end
   local started = runtime.now()
   local state_dir = config.get("NODELUA_STATE_DIR")
+  -- What is open so far, closed in reverse if starting fails half-way (an
+  -- open handle would keep the loop, and so the process, alive).
+  local opened = {}
+  local function give_up(fmt, ...)
+    log.error(fmt, ...)
+    for i = #opened, 1, -1 do
+      opened[i]()
+    end
+    return 1
+  end
+
   local spool, err = spool_mod.open(state_dir .. "/spool", {
     max_bytes = config.get("NODELUA_SPOOL_MAX_BYTES"),
     max_age = config.get("NODELUA_SPOOL_MAX_AGE") * 3600,
   })
   if not spool then
-    log.error("cannot open the spool: %s (NODELUA_STATE_DIR=%s)", err, state_dir)
-    return 1
+    return give_up("cannot open the spool: %s (NODELUA_STATE_DIR=%s)", err, state_dir)
   end
+  opened[#opened + 1] = function()
+    spool:close()
+  end
+
+  -- `nodelua repl` talks to us through the control socket; a second agent
+  -- on the same state directory (and so the same spool) is refused here,
+  -- before it touches anything.
+  local status -- the agent's state, defined once all of it exists
+  local repl_server
+  repl_server, err = repl.serve(state_dir .. "/control.sock", policy.default(), {
+    peers = discovery.peers,
+    status = function()
+      return status()
+    end,
+  })
+  if not repl_server then
+    return give_up("%s", err)
+  end
+  opened[#opened + 1] = function()
+    repl_server:close()
+  end
+
   local waiting = spool:stats().depth
   if waiting > 0 then
     log.info("%d reports from before wait in %s", waiting, spool:dir())
@@ -97,16 +130,19 @@ function M.main(args)
     ca_file = config.get("MONITORING_API_CA_FILE") ~= "" and config.get("MONITORING_API_CA_FILE") or nil,
     user_agent = "nodelua/" .. runtime.version(),
   })
+  opened[#opened + 1] = function()
+    client:close()
+  end
 
   local listen = config.get("METRICS_LISTEN")
   local endpoint
   if listen ~= "" then
     endpoint, err = http.serve(listen)
     if not endpoint then
-      log.error("METRICS_LISTEN=%s: %s", listen, err)
-      client:close()
-      spool:close()
-      return 1
+      return give_up("METRICS_LISTEN=%s: %s", listen, err)
+    end
+    opened[#opened + 1] = function()
+      endpoint:close()
     end
     log.info("serving /metrics, /healthz and /api/v1/metrics/latest on %s (port %d)", listen, endpoint:port())
   end
@@ -115,23 +151,17 @@ function M.main(args)
   for _, name in ipairs({ "schedule", "report" }) do
     local ok, why = policies:get(name)
     if not ok then
-      log.error("no %s policy: %s", name, why)
-      return 1
+      return give_up("no %s policy: %s", name, why)
     end
   end
 
   -- Discovery: advertise on TRANSFER_PORT, answer probes there, and keep
   -- the peer table. Without an mDNS daemon it logs how to start one and
   -- goes on with the static peers.
-  local finder, finder_err = discovery.start({ advertise = true, policies = policies })
+  local finder
+  finder, err = discovery.start({ advertise = true, policies = policies })
   if not finder then
-    log.error("discovery: %s", finder_err)
-    client:close()
-    spool:close()
-    if endpoint then
-      endpoint:close()
-    end
-    return 1
+    return give_up("discovery: %s", err)
   end
 
   local sender = sender_mod.new({
@@ -195,22 +225,31 @@ function M.main(args)
     sender:kick()
   end
 
+  function status()
+    return {
+      status = "ok",
+      version = runtime.version(),
+      uptime_seconds = math.floor(runtime.now() - started),
+      spool = spool:stats(),
+      delivery = sender:stats(),
+      reports = reports,
+      have_payload = last_payload ~= nil,
+      peers = #discovery.peers(),
+      mdns = finder.mdns_state,
+      transfer_port = finder:advertised_port(),
+      id = finder.id,
+      name = finder.name,
+    }
+  end
+
   -- /healthz is rendered on demand as well: a request that finds the loop
   -- unable to render it within half a second, or silent for 10 s, gets 503.
   if endpoint then
     endpoint:on_demand("/healthz", "application/json", function()
-      return json.encode({
-        status = "ok",
-        version = runtime.version(),
-        uptime_seconds = math.floor(runtime.now() - started),
-        spool = spool:stats(),
-        delivery = sender:stats(),
-        reports = reports,
-        have_payload = last_payload ~= nil,
-        peers = #discovery.peers(),
-      }) .. "\n"
+      return json.encode(status()) .. "\n"
     end, true)
   end
+
   local function health()
     if endpoint then
       endpoint:invalidate("/healthz")
@@ -276,6 +315,7 @@ function M.main(args)
     finder:reload()
   end)
   runtime.on_shutdown(function()
+    repl_server:close()
     finder:stop()
     sender:stop()
     client:close()

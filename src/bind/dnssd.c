@@ -538,27 +538,13 @@ static const luaL_Reg functions[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *key, const luaL_Reg *methods,
-                      lua_CFunction gc) {
-  if (luaL_newmetatable(L, key)) {
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
-}
-
 int luaopen_nodelua_dnssd(lua_State *L) {
   nl_runtime_get(L);
   /* Avahi's compatibility layer prints a warning to stderr on first use
    * unless this is set; we use it on purpose. */
   setenv("AVAHI_COMPAT_NOWARN", "1", 0);
-  new_class(L, OP_KEY, op_methods, l_op_close);
-  new_class(L, SERVER_KEY, server_methods, l_server_close);
+  nl_new_class(L, OP_KEY, op_methods, l_op_close);
+  nl_new_class(L, SERVER_KEY, server_methods, l_server_close);
   luaL_newlib(L, functions);
   lua_pushinteger(L, NL_TXT_KEY_MAX);
   lua_setfield(L, -2, "TXT_KEY_MAX");

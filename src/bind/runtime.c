@@ -339,6 +339,20 @@ static int l_pcall(lua_State *L) {
   return 3;
 }
 
+void nl_new_class(lua_State *L, const char *key, const luaL_Reg *methods,
+                  lua_CFunction close) {
+  if (luaL_newmetatable(L, key)) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+}
+
 int nl_push_failure(lua_State *L, int code, const char *fmt, ...) {
   va_list ap;
   lua_pushnil(L);
@@ -427,6 +441,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.spool", luaopen_nodelua_spool},
       {"nodelua.json", luaopen_nodelua_json},
       {"nodelua.dnssd", luaopen_nodelua_dnssd},
+      {"nodelua.control", luaopen_nodelua_control},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <stdbool.h>
 #include <uv.h>
@@ -54,10 +55,17 @@ int luaopen_nodelua_http(lua_State *L);
 int luaopen_nodelua_spool(lua_State *L);
 int luaopen_nodelua_json(lua_State *L);
 int luaopen_nodelua_dnssd(lua_State *L);
+int luaopen_nodelua_control(lua_State *L);
 
 /* The second tier of error (a failure of the world, not misuse): pushes nil,
  * the formatted message and code, and returns 3 for the binding to return. */
 int nl_push_failure(lua_State *L, int code, const char *fmt, ...);
+
+/* Makes the metatable key (once): methods as __index, and close as both
+ * __gc and __close, so that a handle is let go of at scope end or
+ * collection alike. Leaves the stack as it was. */
+void nl_new_class(lua_State *L, const char *key, const luaL_Reg *methods,
+                  lua_CFunction close);
 
 /* Registers the bindings above in package.preload (for the executable). */
 void nl_runtime_preload(lua_State *L);

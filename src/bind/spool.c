@@ -152,15 +152,7 @@ static const luaL_Reg spool_methods[] = {
 };
 
 int luaopen_nodelua_spool(lua_State *L) {
-  if (luaL_newmetatable(L, SPOOL_KEY)) {
-    luaL_newlib(L, spool_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  nl_new_class(L, SPOOL_KEY, spool_methods, l_close);
   lua_newtable(L);
   lua_pushcfunction(L, l_open);
   lua_setfield(L, -2, "open");

@@ -1,0 +1,75 @@
+--- The agent's side of `nodelua repl`: a control socket in the state
+-- directory whose command lines are answered by the repl policy's
+-- commands (lua/nodelua/policy/repl.lua), plus `help`.
+local control = require("nodelua.control")
+local log = require("nodelua.log")
+
+local M = {}
+
+--- Splits a command line into words (no quoting: commands take plain
+-- words, such as ids and names).
+function M.words(line)
+  local words = {}
+  for w in line:gmatch("%S+") do
+    words[#words + 1] = w
+  end
+  return words
+end
+
+local function commands_of(policies)
+  local p = policies:get("repl")
+  return type(p) == "table" and type(p.commands) == "table" and p.commands or {}
+end
+
+local function help(commands)
+  local names = {}
+  for name, cmd in pairs(commands) do
+    if type(cmd) == "table" and type(cmd.run) == "function" then
+      names[#names + 1] = name
+    end
+  end
+  names[#names + 1] = "help"
+  table.sort(names)
+  local lines = {}
+  for _, name in ipairs(names) do
+    local summary = name == "help" and "this list" or tostring(commands[name].summary or "")
+    lines[#lines + 1] = ("%-10s %s"):format(name, summary)
+  end
+  lines[#lines + 1] = "quit       leave (interactive use)"
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Answers one line: text, or nil and a message.
+function M.answer(policies, ctx, line)
+  local words = M.words(line)
+  local name = table.remove(words, 1)
+  if not name then
+    return nil, "an empty command; try help"
+  end
+  local commands = commands_of(policies)
+  if name == "help" then
+    return help(commands)
+  end
+  local cmd = commands[name]
+  if type(cmd) ~= "table" or type(cmd.run) ~= "function" then
+    return nil, ("unknown command '%s'; try help"):format(name)
+  end
+  local text, err = cmd.run(ctx, words)
+  if type(text) ~= "string" then
+    return nil, err and tostring(err) or ("%s gave no answer"):format(name)
+  end
+  return text
+end
+
+--- Serves the control socket at path. Returns the server, or nil and why.
+function M.serve(path, policies, ctx)
+  local server, err = control.serve(path, function(line)
+    return M.answer(policies, ctx, line)
+  end)
+  if server then
+    log.debug("repl: control socket %s", path)
+  end
+  return server, err
+end
+
+return M
