@@ -1,0 +1,306 @@
+/* The liveness probe and the control socket over loopback, on a real libuv
+ * loop: answers, refusals, timeouts, cancellation, and the control socket's
+ * framing, single-agent check and stale-socket recovery. */
+#include "check.h"
+#include "core/control.h"
+#include "core/discovery/probe.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static uv_loop_t loop;
+
+typedef struct {
+  int calls;
+  int status;
+  char reply[256];
+  char local[64];
+} probe_seen;
+
+static void on_probe(void *ud, const nl_probe_result *r) {
+  probe_seen *s = ud;
+  s->calls++;
+  s->status = r->status;
+  if (r->reply != NULL) {
+    size_t n =
+        r->reply_len < sizeof s->reply - 1 ? r->reply_len : sizeof s->reply - 1;
+    memcpy(s->reply, r->reply, n);
+    s->reply[n] = '\0';
+  }
+  snprintf(s->local, sizeof s->local, "%s", r->local_address);
+}
+
+static nl_probe_server *start_server(void) {
+  nl_probe_server *srv = NULL;
+  char err[256];
+  CHECK(nl_probe_server_start(&loop, "127.0.0.1", 0, &srv, err, sizeof err) ==
+        0);
+  CHECK(srv != NULL && nl_probe_server_port(srv) > 0);
+  return srv;
+}
+
+static probe_seen probe(int port, unsigned timeout_ms) {
+  probe_seen s = {0};
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, timeout_ms, on_probe, &s,
+                       &p) == 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  return s;
+}
+
+/* A port nobody listens on: bound, then closed. */
+static int dead_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+static void answers_with_hello(void) {
+  nl_probe_server *srv = start_server();
+  int port = nl_probe_server_port(srv);
+  /* Before the hello is set: a clear "starting", not a hang. */
+  probe_seen s = {0};
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, on_probe, &s, &p) == 0);
+  while (s.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  CHECK(s.status == UV_EPROTO);
+  CHECK_STR(s.reply, "NODELUA ERR starting");
+
+  static const char hello[] = "{\"id\":\"00ff\",\"name\":\"n\"}";
+  CHECK(nl_probe_server_set_hello(srv, hello, sizeof hello - 1) == 0);
+  memset(&s, 0, sizeof s);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, on_probe, &s, &p) == 0);
+  while (s.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  CHECK(s.calls == 1);
+  CHECK(s.status == 0);
+  CHECK_STR(s.reply, hello);
+  CHECK_STR(s.local, "127.0.0.1");
+
+  /* A hello too large for a probe's reply is refused, the old one kept. */
+  char *big = malloc(NL_PROBE_REPLY_MAX);
+  memset(big, 'x', NL_PROBE_REPLY_MAX);
+  CHECK(nl_probe_server_set_hello(srv, big, NL_PROBE_REPLY_MAX) == UV_E2BIG);
+  free(big);
+  nl_probe_server_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+static void refused_and_bad_addresses(void) {
+  probe_seen s = probe(dead_port(), 2000);
+  CHECK(s.calls == 1);
+  CHECK(s.status == UV_ECONNREFUSED);
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "not-an-address", 7879, 100, on_probe, &s, &p) ==
+        UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", 0, 100, on_probe, &s, &p) ==
+        UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", 70000, 100, on_probe, &s, &p) ==
+        UV_EINVAL);
+}
+
+/* A listener that accepts (in the kernel) and never answers. */
+static int silent_listener(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  listen(fd, 8);
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static void times_out_and_cancels(void) {
+  int port;
+  int fd = silent_listener(&port);
+  probe_seen s = probe(port, 150);
+  CHECK(s.calls == 1);
+  CHECK(s.status == UV_ETIMEDOUT);
+
+  /* Cancelled: the callback never runs, and the loop ends (no handle is
+   * left behind). */
+  memset(&s, 0, sizeof s);
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 5000, on_probe, &s, &p) == 0);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  nl_probe_cancel(p);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(s.calls == 0);
+  close(fd);
+}
+
+/* A client that speaks something else gets an error line, not a hello. */
+typedef struct {
+  int port;
+  char got[128];
+} raw_client;
+
+static void raw_client_thread(void *arg) {
+  raw_client *c = arg;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)c->port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    static const char request[] = "GET / HTTP/1.0\r\n\r\n";
+    if (write(fd, request, sizeof request - 1) > 0) {
+      ssize_t n, total = 0;
+      while ((n = read(fd, c->got + total, sizeof c->got - 1 - total)) > 0)
+        total += n;
+      c->got[total] = '\0';
+    }
+  }
+  close(fd);
+}
+
+/* A timer that only keeps the loop turning while a client thread works. */
+static void keep_turning(uv_timer_t *t) { (void)t; }
+
+static void refuses_other_requests(void) {
+  nl_probe_server *srv = start_server();
+  CHECK(nl_probe_server_set_hello(srv, "{}", 2) == 0);
+  raw_client c = {.port = nl_probe_server_port(srv)};
+  uv_thread_t thread;
+  uv_thread_create(&thread, raw_client_thread, &c);
+  /* The loop serves until the client has its answer. */
+  uv_timer_t tick;
+  uv_timer_init(&loop, &tick);
+  uv_timer_start(&tick, keep_turning, 10, 10);
+  for (int i = 0; i < 500 && c.got[0] == '\0'; i++)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_thread_join(&thread);
+  CHECK_STR(c.got, "NODELUA ERR unknown request\n");
+  uv_close((uv_handle_t *)&tick, NULL);
+  nl_probe_server_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+/* ---- the control socket ---- */
+
+static bool echo_handler(void *ud, const char *line, size_t len, char **reply,
+                         size_t *reply_len) {
+  int *calls = ud;
+  (*calls)++;
+  if (len == 4 && memcmp(line, "fail", 4) == 0) {
+    *reply = strdup("no");
+    *reply_len = 2;
+    return false;
+  }
+  *reply = malloc(len + 10);
+  *reply_len = (size_t)sprintf(*reply, "you said %.*s", (int)len, line);
+  return true;
+}
+
+typedef struct {
+  const char *path;
+  int ok_rc, fail_rc, empty_rc;
+  char ok_reply[64], fail_reply[64];
+  volatile int done;
+} control_client;
+
+static void control_client_thread(void *arg) {
+  control_client *c = arg;
+  char err[256];
+  int fd = nl_control_connect(c->path, err, sizeof err);
+  if (fd >= 0) {
+    char *reply;
+    size_t len;
+    c->ok_rc = nl_control_ask(fd, "hello there", &reply, &len, err, sizeof err);
+    if (c->ok_rc >= 0) {
+      snprintf(c->ok_reply, sizeof c->ok_reply, "%s", reply);
+      free(reply);
+    }
+    c->fail_rc = nl_control_ask(fd, "fail", &reply, &len, err, sizeof err);
+    if (c->fail_rc >= 0) {
+      snprintf(c->fail_reply, sizeof c->fail_reply, "%s", reply);
+      free(reply);
+    }
+    /* A command line may not hold a newline of its own. */
+    c->empty_rc = nl_control_ask(fd, "a\nb", &reply, &len, err, sizeof err);
+    close(fd);
+  }
+  c->done = 1;
+}
+
+static void control_socket(void) {
+  char dir[] = "/tmp/nodelua-control-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char path[128];
+  snprintf(path, sizeof path, "%s/control.sock", dir);
+
+  /* A socket file left by a dead agent: replaced. */
+  int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, path);
+  CHECK(bind(stale, (struct sockaddr *)&sa, sizeof sa) == 0);
+  close(stale);
+
+  int calls = 0;
+  nl_control *ctl = NULL;
+  char err[256];
+  CHECK(nl_control_start(&loop, path, echo_handler, &calls, &ctl, err,
+                         sizeof err) == 0);
+  struct stat st;
+  CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+
+  /* A second agent on the same state directory is refused. */
+  nl_control *second = NULL;
+  CHECK(nl_control_start(&loop, path, echo_handler, &calls, &second, err,
+                         sizeof err) == -EADDRINUSE);
+  CHECK_CONTAINS(err, "another agent is running");
+
+  control_client c = {.path = path, .ok_rc = -2, .fail_rc = -2};
+  uv_thread_t thread;
+  uv_thread_create(&thread, control_client_thread, &c);
+  uv_timer_t tick; /* keeps the loop turning while the client works */
+  uv_timer_init(&loop, &tick);
+  uv_timer_start(&tick, keep_turning, 10, 10);
+  for (int i = 0; i < 500 && !c.done; i++)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_thread_join(&thread);
+  CHECK(c.ok_rc == 1);
+  CHECK_STR(c.ok_reply, "you said hello there");
+  CHECK(c.fail_rc == 0);
+  CHECK_STR(c.fail_reply, "no");
+  CHECK(c.empty_rc == -1);
+  CHECK(calls == 2);
+
+  uv_close((uv_handle_t *)&tick, NULL);
+  nl_control_stop(ctl);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(access(path, F_OK) != 0); /* the socket file is gone */
+
+  /* A path longer than a socket address can hold: a clear error. */
+  char long_path[300];
+  memset(long_path, 'x', sizeof long_path - 1);
+  long_path[0] = '/';
+  long_path[sizeof long_path - 1] = '\0';
+  CHECK(nl_control_start(&loop, long_path, echo_handler, &calls, &ctl, err,
+                         sizeof err) == -ENAMETOOLONG);
+  rmdir(dir);
+}
+
+int main(void) {
+  uv_loop_init(&loop);
+  answers_with_hello();
+  refused_and_bad_addresses();
+  times_out_and_cancels();
+  refuses_other_requests();
+  control_socket();
+  CHECK(uv_loop_close(&loop) == 0); /* nothing left open */
+  return check_report("test_probe");
+}
