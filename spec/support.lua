@@ -45,6 +45,27 @@ function M.run_until(predicate, seconds)
   return done
 end
 
+--- Like run_until, for a loop that never runs dry (an agent's repeating
+-- timers): stops the loop as soon as predicate() is true or the time is up.
+function M.wait_for(predicate, seconds)
+  local done = false
+  local poll, deadline
+  poll = timer.every(0.01, function()
+    if predicate() then
+      done = true
+      poll:cancel()
+      deadline:cancel()
+      runtime.stop()
+    end
+  end)
+  deadline = timer.after(seconds, function()
+    poll:cancel()
+    runtime.stop()
+  end)
+  runtime.run()
+  return done
+end
+
 function M.write(path, text)
   local f = assert(io.open(path, "w"))
   f:write(text)

@@ -259,7 +259,7 @@ static int l_txt_decode(lua_State *L) {
   const char *record = luaL_checklstring(L, 1, &len);
   push_txt_table(L, (const unsigned char *)record, len);
   if (lua_isnil(L, -1))
-    return nl_push_failure(L, -1, "damaged TXT record (%zu bytes)", len);
+    return nl_push_failure(L, -1, "damaged TXT record (%d bytes)", (int)len);
   return 1;
 }
 
