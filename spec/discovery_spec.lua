@@ -250,6 +250,24 @@ describe("discovery: over loopback, with real probes", function()
     end, 10))
   end)
 
+  it("learns of a peer from its introduction, with no other source", function()
+    local loader = policies()
+    local a = assert(discovery.start({ advertise = true, mdns = false, port = 0, peers = "", id = ID_A,
+      name = "node-a", policies = loader }))
+    -- b knows a (a static peer); a knows nothing of b but b's probes.
+    local b = assert(discovery.start({ advertise = true, mdns = false, port = 0, id = ID_B, name = "node-b",
+      peers = "127.0.0.1:" .. a:advertised_port(), policies = loader }))
+    finally(function()
+      a:stop()
+      b:stop()
+    end)
+    assert.is_true(support.wait_for(function()
+      return #a:peers() == 1 and #b:peers() == 1
+    end, 5))
+    assert.equal(ID_B, a:peers()[1].id)
+    assert.equal("node-b", a:peers()[1].name)
+  end)
+
   it("ignores itself", function()
     local loader = policies()
     local a = assert(discovery.start({ advertise = true, mdns = false, port = 0, peers = "", id = ID_A,

@@ -219,6 +219,9 @@ function M.start(opts)
       return nil, ("TRANSFER_PORT=%d: %s"):format(self.port, why)
     end
     self.server = server
+    server:on_asker(function(address, id, port)
+      self:on_asker(address, id, port)
+    end)
     self:publish_hello()
   end
   for _, p in ipairs(peers) do
@@ -661,6 +664,25 @@ function Discovery:probe_node(node)
   end
 end
 
+-- A probe that introduced its sender: a node we may not know yet (its own
+-- mDNS registration can be a second behind its first question). It is a
+-- peer once it answers a probe of ours, like any other.
+function Discovery:on_asker(address, id, port)
+  if id == self.id then
+    return
+  end
+  local node = self.nodes[id]
+  if node and node.up then
+    return
+  end
+  address = address:gsub("^::ffff:(%d+%.%d+%.%d+%.%d+)$", "%1")
+  local path = self:add_path(self:node(id), address, port, "asker")
+  if not path.inflight then
+    path.next_at = 0
+    self:probe_path(path)
+  end
+end
+
 function Discovery:probe_round()
   local now = runtime.now()
   for _, path in pairs(self.by_address) do
@@ -682,14 +704,16 @@ function Discovery:probe_path(path)
   if path.inflight then
     return
   end
+  -- An agent introduces itself, so that the asked learns of it at once.
+  local intro = self.server and { id = self.id, port = self:advertised_port() } or nil
   local op, err = dnssd.probe(path.address, path.port, self.probe_timeout, function(r)
     path.inflight = nil
     self:on_probe(path, r)
-  end)
+  end, intro)
   if not op then
-    path.failures = path.failures + 1
-    path.error = err
-    path.next_at = runtime.now() + BACKOFF_MAX_SECONDS
+    -- Refused before anything was sent: no route (the link is down), or an
+    -- address that cannot be. Either way the path does not answer.
+    self:on_probe(path, { ok = false, error = err })
     return
   end
   path.inflight = op

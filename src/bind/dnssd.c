@@ -11,10 +11,11 @@
  *                                 fn{event = "resolved", host, port, txt,
  *                                    txt_damaged} (or "failed"), many times
  *   dnssd.getaddrinfo(host, fn)   fn({"10.0.0.2", ...}) or fn(nil, err); once
- *   dnssd.probe(address, port, timeout_seconds, fn)
- *                                 fn{ok, reply, error, local_address, rtt_ms}
+ *   dnssd.probe(address, port, timeout_seconds, fn[, {id = , port = }])
+ *                                 fn{ok, reply, error, local_address, rtt_ms};
+ *                                 the table introduces this node
  *   local srv = dnssd.serve_probes(host, port); srv:set_hello(text);
- *   srv:port(); srv:close()
+ *   srv:on_asker(function(address, id, port) end); srv:port(); srv:close()
  *   dnssd.txt_encode{k = v} -> bytes;  dnssd.txt_decode(bytes) -> table
  * A failed event carries `message`: what went wrong and how to fix it. */
 #include "runtime_internal.h"
@@ -435,9 +436,20 @@ static int l_probe(lua_State *L) {
   luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port from 1 to 65535");
   luaL_argcheck(L, isfinite(timeout) && timeout > 0 && timeout <= 600, 3,
                 "seconds from 0 to 600");
+  const char *self_id = NULL;
+  lua_Integer self_port = 0;
+  if (!lua_isnoneornil(L, 5)) {
+    luaL_checktype(L, 5, LUA_TTABLE);
+    lua_getfield(L, 5, "id");
+    lua_getfield(L, 5, "port");
+    self_id = luaL_checkstring(L, -2);
+    self_port = luaL_checkinteger(L, -1);
+    lua_pop(L, 2); /* the id stays alive in the caller's table */
+  }
   op *o = new_op(L, OP_PROBE, 4);
   int rc = nl_probe_start(nl_runtime_loop(o->rt), address, (int)port,
-                          (unsigned)(timeout * 1000), on_probe, o, &o->u.probe);
+                          (unsigned)(timeout * 1000), self_id, (int)self_port,
+                          on_probe, o, &o->u.probe);
   if (rc != 0)
     return nl_push_failure(L, rc, "probe %s: %s", address, uv_strerror(rc));
   hold(L, o, 4, -1);
@@ -446,8 +458,20 @@ static int l_probe(lua_State *L) {
 
 /* ---- the probe responder ---- */
 
-static nl_probe_server **check_server(lua_State *L) {
+typedef struct {
+  nl_probe_server *srv;
+  nl_runtime *rt;
+  int asker_ref; /* on_asker's function, or LUA_NOREF */
+} server;
+
+static server *check_server(lua_State *L) {
   return luaL_checkudata(L, 1, SERVER_KEY);
+}
+
+static server *check_open_server(lua_State *L) {
+  server *s = check_server(L);
+  luaL_argcheck(L, s->srv != NULL, 1, "an open probe server");
+  return s;
 }
 
 static int l_serve_probes(lua_State *L) {
@@ -455,11 +479,13 @@ static int l_serve_probes(lua_State *L) {
   lua_Integer port = luaL_checkinteger(L, 2);
   luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port from 0 to 65535");
   nl_runtime *rt = nl_runtime_get(L);
-  nl_probe_server **slot = lua_newuserdatauv(L, sizeof *slot, 0);
-  *slot = NULL;
+  server *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->srv = NULL;
+  s->rt = rt;
+  s->asker_ref = LUA_NOREF;
   luaL_setmetatable(L, SERVER_KEY);
   char err[256];
-  int rc = nl_probe_server_start(nl_runtime_loop(rt), host, (int)port, slot,
+  int rc = nl_probe_server_start(nl_runtime_loop(rt), host, (int)port, &s->srv,
                                  err, sizeof err);
   if (rc != 0)
     return nl_push_failure(L, rc, "%s", err);
@@ -467,30 +493,54 @@ static int l_serve_probes(lua_State *L) {
 }
 
 static int l_server_set_hello(lua_State *L) {
-  nl_probe_server **slot = check_server(L);
+  server *s = check_open_server(L);
   size_t len;
   const char *text = luaL_checklstring(L, 2, &len);
-  luaL_argcheck(L, *slot != NULL, 1, "an open probe server");
   luaL_argcheck(L, memchr(text, '\n', len) == NULL, 2, "one line");
-  int rc = nl_probe_server_set_hello(*slot, text, len);
+  int rc = nl_probe_server_set_hello(s->srv, text, len);
   if (rc != 0)
     return nl_push_failure(L, rc, "hello: %s", uv_strerror(rc));
   lua_pushboolean(L, 1);
   return 1;
 }
 
+static void on_asker(void *ud, const char *address, const char *id, int port) {
+  server *s = ud;
+  if (s->asker_ref == LUA_NOREF || s->rt->closing_state)
+    return;
+  lua_State *L = s->rt->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->asker_ref);
+  lua_pushstring(L, address);
+  lua_pushstring(L, id);
+  lua_pushinteger(L, port);
+  nl_runtime_pcall(L, 3, 0, NL_CALL_BOUNDED, "probe asker callback failed");
+}
+
+/* srv:on_asker(function(address, id, port) end): probes that introduce
+ * their sender. */
+static int l_server_on_asker(lua_State *L) {
+  server *s = check_open_server(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, s->asker_ref);
+  lua_pushvalue(L, 2);
+  s->asker_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  nl_probe_server_on_asker(s->srv, on_asker, s);
+  return 0;
+}
+
 static int l_server_port(lua_State *L) {
-  nl_probe_server **slot = check_server(L);
-  luaL_argcheck(L, *slot != NULL, 1, "an open probe server");
-  lua_pushinteger(L, nl_probe_server_port(*slot));
+  lua_pushinteger(L, nl_probe_server_port(check_open_server(L)->srv));
   return 1;
 }
 
 static int l_server_close(lua_State *L) {
-  nl_probe_server **slot = check_server(L);
-  if (*slot != NULL)
-    nl_probe_server_close(*slot);
-  *slot = NULL;
+  server *s = check_server(L);
+  if (s->srv != NULL)
+    nl_probe_server_close(s->srv);
+  s->srv = NULL;
+  if (s->asker_ref != LUA_NOREF && !s->rt->closing_state)
+    luaL_unref(L, LUA_REGISTRYINDEX, s->asker_ref);
+  s->asker_ref = LUA_NOREF;
   return 0;
 }
 
@@ -521,6 +571,7 @@ static const luaL_Reg op_methods[] = {
 
 static const luaL_Reg server_methods[] = {
     {"set_hello", l_server_set_hello},
+    {"on_asker", l_server_on_asker},
     {"port", l_server_port},
     {"close", l_server_close},
     {NULL, NULL},

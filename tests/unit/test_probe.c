@@ -48,8 +48,8 @@ static nl_probe_server *start_server(void) {
 static probe_seen probe(int port, unsigned timeout_ms) {
   probe_seen s = {0};
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, timeout_ms, on_probe, &s,
-                       &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, timeout_ms, NULL, 0, on_probe,
+                       &s, &p) == 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   return s;
 }
@@ -72,7 +72,8 @@ static void answers_with_hello(void) {
   /* Before the hello is set: a clear "starting", not a hang. */
   probe_seen s = {0};
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, on_probe, &s, &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, on_probe, &s,
+                       &p) == 0);
   while (s.calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   CHECK(s.status == UV_EPROTO);
@@ -81,7 +82,8 @@ static void answers_with_hello(void) {
   static const char hello[] = "{\"id\":\"00ff\",\"name\":\"n\"}";
   CHECK(nl_probe_server_set_hello(srv, hello, sizeof hello - 1) == 0);
   memset(&s, 0, sizeof s);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, on_probe, &s, &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, on_probe, &s,
+                       &p) == 0);
   while (s.calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   CHECK(s.calls == 1);
@@ -103,12 +105,12 @@ static void refused_and_bad_addresses(void) {
   CHECK(s.calls == 1);
   CHECK(s.status == UV_ECONNREFUSED);
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "not-an-address", 7879, 100, on_probe, &s, &p) ==
+  CHECK(nl_probe_start(&loop, "not-an-address", 7879, 100, NULL, 0, on_probe,
+                       &s, &p) == UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", 0, 100, NULL, 0, on_probe, &s, &p) ==
         UV_EINVAL);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", 0, 100, on_probe, &s, &p) ==
-        UV_EINVAL);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", 70000, 100, on_probe, &s, &p) ==
-        UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", 70000, 100, NULL, 0, on_probe, &s,
+                       &p) == UV_EINVAL);
 }
 
 /* A listener that accepts (in the kernel) and never answers. */
@@ -135,7 +137,8 @@ static void times_out_and_cancels(void) {
    * left behind). */
   memset(&s, 0, sizeof s);
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 5000, on_probe, &s, &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 5000, NULL, 0, on_probe, &s,
+                       &p) == 0);
   uv_run(&loop, UV_RUN_NOWAIT);
   nl_probe_cancel(p);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -185,6 +188,78 @@ static void refuses_other_requests(void) {
   uv_thread_join(&thread);
   CHECK_STR(c.got, "NODELUA ERR unknown request\n");
   uv_close((uv_handle_t *)&tick, NULL);
+  nl_probe_server_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+static void parses_requests(void) {
+  char id[NL_PROBE_ID_MAX + 1];
+  int port = -1;
+#define PARSE(text) nl_probe_parse_request(text, strlen(text), id, &port)
+  CHECK(PARSE("NODELUA 1 PROBE") == 0);
+  CHECK(PARSE("NODELUA 1 PROBE 00FFaa 7879") == 1);
+  CHECK_STR(id, "00ffaa");
+  CHECK(port == 7879);
+  CHECK(PARSE("NODELUA 1 PROBE ab 65535") == 1 && port == 65535);
+  CHECK(PARSE("NODELUA 1 PROBE ab 65536") == -1);
+  CHECK(PARSE("NODELUA 1 PROBE ab 0") == -1);
+  CHECK(PARSE("NODELUA 1 PROBE ab 07879") == -1);
+  CHECK(PARSE("NODELUA 1 PROBE ab 7879 ") == -1);
+  CHECK(PARSE("NODELUA 1 PROBE ab  7879") == -1);
+  CHECK(PARSE("NODELUA 1 PROBE xyz 7879") == -1);
+  CHECK(PARSE("NODELUA 1 PROBE ab") == -1);
+  CHECK(PARSE("NODELUA 1 PROBEX") == -1);
+  CHECK(PARSE("NODELUA 2 PROBE") == -1);
+  CHECK(PARSE("") == -1);
+  char long_id[200] = "NODELUA 1 PROBE ";
+  memset(long_id + 16, 'a', 65);
+  strcpy(long_id + 81, " 1");
+  CHECK(PARSE(long_id) == -1); /* 65 hex digits: over NL_PROBE_ID_MAX */
+#undef PARSE
+}
+
+typedef struct {
+  int calls;
+  char address[64], id[NL_PROBE_ID_MAX + 1];
+  int port;
+} asker_seen;
+
+static void on_asker(void *ud, const char *address, const char *id, int port) {
+  asker_seen *a = ud;
+  a->calls++;
+  snprintf(a->address, sizeof a->address, "%s", address);
+  snprintf(a->id, sizeof a->id, "%s", id);
+  a->port = port;
+}
+
+/* A probe that introduces its sender is answered, then reported with the
+ * address it came from; a plain probe is not reported. */
+static void introductions(void) {
+  nl_probe_server *srv = start_server();
+  CHECK(nl_probe_server_set_hello(srv, "{}", 2) == 0);
+  asker_seen a = {0};
+  nl_probe_server_on_asker(srv, on_asker, &a);
+  int port = nl_probe_server_port(srv);
+  probe_seen s = {0};
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "c0ffee", 4242, on_probe,
+                       &s, &p) == 0);
+  while (s.calls == 0 || a.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  CHECK(s.status == 0);
+  CHECK(a.calls == 1);
+  CHECK(strstr(a.address, "127.0.0.1") != NULL); /* maybe ::ffff:-mapped */
+  CHECK_STR(a.id, "c0ffee");
+  CHECK(a.port == 4242);
+  memset(&s, 0, sizeof s);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, on_probe, &s,
+                       &p) == 0);
+  while (s.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  CHECK(a.calls == 1);
+  /* An introduction that is not one is refused before anything is sent. */
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "not hex", 1, on_probe,
+                       &s, &p) == UV_EINVAL);
   nl_probe_server_close(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
 }
@@ -300,6 +375,8 @@ int main(void) {
   refused_and_bad_addresses();
   times_out_and_cancels();
   refuses_other_requests();
+  parses_requests();
+  introductions();
   control_socket();
   CHECK(uv_loop_close(&loop) == 0); /* nothing left open */
   return check_report("test_probe");

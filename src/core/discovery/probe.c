@@ -1,12 +1,13 @@
 #include "probe.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- the responder ---- */
 
-#define REQUEST_MAX 64
+#define REQUEST_MAX NL_PROBE_LINE_MAX
 #define CONN_TIMEOUT_MS 3000
 /* A responder's memory is bounded: past this, new connections are closed
  * at once. Probes are short; this many at a time is far beyond a cluster's
@@ -17,6 +18,8 @@ typedef struct conn conn;
 
 struct nl_probe_server {
   uv_tcp_t listener;
+  nl_probe_asker_cb on_asker;
+  void *asker_ud;
   char *hello; /* with its newline */
   size_t hello_len;
   conn *conns;
@@ -35,6 +38,9 @@ struct conn {
   int open_handles;
   bool closing;
   conn *next, *prev;
+  /* An introduction, reported once the answer is written. */
+  char asker_id[NL_PROBE_ID_MAX + 1];
+  int asker_port;
 };
 
 static void conn_free_cb(uv_handle_t *handle) {
@@ -66,8 +72,59 @@ static void conn_close(conn *c) {
 static void on_conn_timeout(uv_timer_t *timer) { conn_close(timer->data); }
 
 static void on_reply_written(uv_write_t *req, int status) {
-  (void)status;
-  conn_close(req->data);
+  conn *c = req->data;
+  if (status == 0 && c->asker_port != 0 && c->srv != NULL &&
+      c->srv->on_asker != NULL) {
+    struct sockaddr_storage peer;
+    int peer_len = sizeof peer;
+    char address[64] = "";
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &peer_len) == 0) {
+      if (peer.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&peer, address, sizeof address);
+      else
+        uv_ip4_name((struct sockaddr_in *)&peer, address, sizeof address);
+    }
+    if (address[0] != '\0')
+      c->srv->on_asker(c->srv->asker_ud, address, c->asker_id, c->asker_port);
+  }
+  conn_close(c);
+}
+
+static bool is_hex(char ch) {
+  return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+         (ch >= 'A' && ch <= 'F');
+}
+
+int nl_probe_parse_request(const char *line, size_t len, char *id, int *port) {
+  static const char head[] = "NODELUA 1 PROBE";
+  const size_t head_len = sizeof head - 1;
+  if (len < head_len || memcmp(line, head, head_len) != 0)
+    return -1;
+  if (len == head_len)
+    return 0;
+  /* " <id> <port>": exactly one space before each, nothing after. */
+  size_t pos = head_len;
+  if (line[pos++] != ' ')
+    return -1;
+  size_t id_len = 0;
+  while (pos < len && is_hex(line[pos]) && id_len < NL_PROBE_ID_MAX) {
+    char ch = line[pos++];
+    id[id_len++] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
+  }
+  id[id_len] = '\0';
+  if (id_len == 0 || pos >= len || line[pos++] != ' ')
+    return -1;
+  long value = 0;
+  size_t digits = 0;
+  while (pos < len && line[pos] >= '0' && line[pos] <= '9' && digits < 5) {
+    value = value * 10 + (line[pos++] - '0');
+    digits++;
+  }
+  if (digits == 0 || pos != len || value < 1 || value > 65535 ||
+      (digits > 1 && line[pos - digits] == '0'))
+    return -1;
+  *port = (int)value;
+  return 1;
 }
 
 static void reply(conn *c, const char *text, size_t len) {
@@ -109,17 +166,21 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread,
     }
     return;
   }
-  size_t line_len = (size_t)(newline - c->request) + 1;
-  if (line_len == sizeof NL_PROBE_REQUEST - 1 &&
-      memcmp(c->request, NL_PROBE_REQUEST, line_len) == 0 && c->srv != NULL &&
-      c->srv->hello != NULL) {
-    reply(c, c->srv->hello, c->srv->hello_len);
-  } else if (c->srv != NULL && c->srv->hello == NULL) {
+  size_t line_len = (size_t)(newline - c->request);
+  int kind =
+      nl_probe_parse_request(c->request, line_len, c->asker_id, &c->asker_port);
+  if (kind < 0) {
+    c->asker_port = 0;
+    static const char unknown[] = "NODELUA ERR unknown request\n";
+    reply(c, unknown, sizeof unknown - 1);
+  } else if (c->srv == NULL || c->srv->hello == NULL) {
+    c->asker_port = 0; /* not ready to be anybody's peer */
     static const char starting[] = "NODELUA ERR starting\n";
     reply(c, starting, sizeof starting - 1);
   } else {
-    static const char unknown[] = "NODELUA ERR unknown request\n";
-    reply(c, unknown, sizeof unknown - 1);
+    if (kind == 0)
+      c->asker_port = 0;
+    reply(c, c->srv->hello, c->srv->hello_len);
   }
 }
 
@@ -209,6 +270,12 @@ int nl_probe_server_start(uv_loop_t *loop, const char *host, int port,
 
 int nl_probe_server_port(const nl_probe_server *srv) { return srv->port; }
 
+void nl_probe_server_on_asker(nl_probe_server *srv, nl_probe_asker_cb cb,
+                              void *ud) {
+  srv->on_asker = cb;
+  srv->asker_ud = ud;
+}
+
 int nl_probe_server_set_hello(nl_probe_server *srv, const char *text,
                               size_t len) {
   if (len >= NL_PROBE_REPLY_MAX)
@@ -245,6 +312,7 @@ struct nl_probe {
   size_t len, cap;
   uint64_t started_ms;
   char local[64];
+  char request[NL_PROBE_LINE_MAX];
   int open_handles;
   bool done;
 };
@@ -341,8 +409,7 @@ static void on_probe_connect(uv_connect_t *req, int status) {
     else
       uv_ip4_name((struct sockaddr_in *)&local, p->local, sizeof p->local);
   }
-  static char request[] = NL_PROBE_REQUEST;
-  uv_buf_t buf = uv_buf_init(request, sizeof request - 1);
+  uv_buf_t buf = uv_buf_init(p->request, (unsigned)strlen(p->request));
   p->write_req.data = p;
   int rc = uv_write(&p->write_req, (uv_stream_t *)&p->tcp, &buf, 1,
                     on_probe_written);
@@ -353,12 +420,24 @@ static void on_probe_connect(uv_connect_t *req, int status) {
 }
 
 int nl_probe_start(uv_loop_t *loop, const char *address, int port,
-                   unsigned timeout_ms, nl_probe_cb cb, void *ud,
-                   nl_probe **out) {
+                   unsigned timeout_ms, const char *self_id, int self_port,
+                   nl_probe_cb cb, void *ud, nl_probe **out) {
   *out = NULL;
   struct sockaddr_storage ss;
   if (port < 1 || port > 65535)
     return UV_EINVAL;
+  char request[NL_PROBE_LINE_MAX];
+  if (self_id == NULL) {
+    snprintf(request, sizeof request, "%s", NL_PROBE_REQUEST);
+  } else {
+    int n = snprintf(request, sizeof request, "NODELUA 1 PROBE %s %d\n",
+                     self_id, self_port);
+    char id[NL_PROBE_ID_MAX + 1];
+    int parsed_port;
+    if (n < 0 || (size_t)n >= sizeof request ||
+        nl_probe_parse_request(request, (size_t)n - 1, id, &parsed_port) != 1)
+      return UV_EINVAL;
+  }
   if (uv_ip4_addr(address, port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(address, port, (struct sockaddr_in6 *)&ss) != 0)
     return UV_EINVAL;
@@ -370,6 +449,7 @@ int nl_probe_start(uv_loop_t *loop, const char *address, int port,
     return UV_ENOMEM;
   p->cb = cb;
   p->ud = ud;
+  memcpy(p->request, request, sizeof request);
   uv_tcp_init(loop, &p->tcp);
   uv_timer_init(loop, &p->timer);
   p->tcp.data = p->timer.data = p->connect_req.data = p;
