@@ -104,7 +104,7 @@ endif()
 
 # Fuzz targets: a bounded run of each, from its seed corpus.
 if(NODELUA_FUZZ)
-  foreach(name envfile procfs txt)
+  foreach(name envfile procfs txt probe)
     add_executable(fuzz_${name} tests/fuzz/fuzz_${name}.c)
     target_link_libraries(fuzz_${name} PRIVATE nodelua_core)
     target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)
@@ -133,4 +133,15 @@ if(VALGRIND AND NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ)
     WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
   set_tests_properties(valgrind_run PROPERTIES LABELS leak
     ENVIRONMENT "NODELUA_POLICY_DIR=${CMAKE_SOURCE_DIR}/examples/policy;NODELUA_SERVICE_ENV_FILE=")
+endif()
+
+# Discovery between "hosts" made of network namespaces, each with its own
+# D-Bus and avahi-daemon on its own veth interfaces (scripts/nethosts.sh).
+# It needs root; without, it says so and ctest shows it as not run.
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_test(NAME integration_discovery
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/discovery.py
+            $<TARGET_FILE:nodelua>)
+  set_tests_properties(integration_discovery PROPERTIES LABELS integration RUN_SERIAL ON
+    TIMEOUT 300 SKIP_RETURN_CODE 77)
 endif()

@@ -16,6 +16,7 @@ install_debian() {
     valgrind procps
     python3 python3-psutil python3-jsonschema iproute2 curl openssl
     libmicrohttpd-dev
+    libavahi-compat-libdnssd-dev avahi-daemon avahi-utils dbus libnss-mdns python3-zeroconf util-linux
   )
   local missing=()
   for p in "${packages[@]}"; do
@@ -34,7 +35,28 @@ install_debian() {
   fi
   log "installing with apt-get: ${missing[*]}"
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Installing avahi-daemon and dbus must not start them on this machine's
+  # real interfaces: the tests run their own, inside network namespaces
+  # (scripts/nethosts.sh). policy-rc.d is Debian's switch for that; it is
+  # put in place only if there is none, and removed after.
+  local guard=/usr/sbin/policy-rc.d guarded=
+  if [ ! -e "$guard" ]; then
+    printf '#!/bin/sh\n# nodelua install-deps: no service starts while installing\nexit 101\n' |
+      "${sudo[@]}" tee "$guard" >/dev/null
+    "${sudo[@]}" chmod 755 "$guard"
+    guarded=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+  if [ -n "$guarded" ]; then
+    "${sudo[@]}" rm -f "$guard"
+  fi
+  [ "$rc" -eq 0 ] || exit "$rc"
+  # nss-mdns's hosts line, so that getaddrinfo resolves the .local names
+  # that DNS-SD gives (its package adds it, unless the file was changed).
+  if ! grep -q '^hosts:.*mdns' /etc/nsswitch.conf 2>/dev/null; then
+    log "note: /etc/nsswitch.conf has no mdns in its hosts line; discovery needs 'mdns4_minimal [NOTFOUND=return]' before dns"
+  fi
 }
 
 # promtool (from the prometheus package) and node_exporter are unpacked into
