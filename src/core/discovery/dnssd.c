@@ -1,5 +1,6 @@
 #include "dnssd.h"
 
+#include <arpa/inet.h> /* htons: Bonjour's dns_sd.h does not bring it */
 #include <dns_sd.h>
 #include <stdio.h>
 #include <stdlib.h>
