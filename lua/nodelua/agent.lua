@@ -118,6 +118,20 @@ function M.main(args)
     repl_server:close()
   end
 
+  -- Discovery: advertise on TRANSFER_PORT, answer probes there, and keep
+  -- the peer table. It starts first of all the services, since the mDNS
+  -- daemon then probes for our name for most of a second before peers can
+  -- see us. Without a daemon it logs how to start one and goes on with the
+  -- static peers.
+  local finder
+  finder, err = discovery.start({ advertise = true, policies = policy.default() })
+  if not finder then
+    return give_up("discovery: %s", err)
+  end
+  opened[#opened + 1] = function()
+    finder:stop()
+  end
+
   local waiting = spool:stats().depth
   if waiting > 0 then
     log.info("%d reports from before wait in %s", waiting, spool:dir())
@@ -155,14 +169,6 @@ function M.main(args)
     end
   end
 
-  -- Discovery: advertise on TRANSFER_PORT, answer probes there, and keep
-  -- the peer table. Without an mDNS daemon it logs how to start one and
-  -- goes on with the static peers.
-  local finder
-  finder, err = discovery.start({ advertise = true, policies = policies })
-  if not finder then
-    return give_up("discovery: %s", err)
-  end
 
   local sender = sender_mod.new({
     spool = spool,

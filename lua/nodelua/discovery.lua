@@ -212,7 +212,7 @@ function M.start(opts)
   if not peers then
     return nil, "NODELUA_PEERS: " .. err
   end
-  self:refresh_interfaces()
+  self:refresh_interfaces(true)
   if self.advertise then
     local server, why = dnssd.serve_probes("", self.port)
     if not server then
@@ -303,8 +303,12 @@ local function kind_score(self, kind, speed)
   return ok and score or 0
 end
 
-function Discovery:refresh_interfaces()
-  local sample = metrics.sample("network").network or {}
+--- Reads this node's interfaces: sampled afresh when fresh is true (at
+-- start, or for a local address not seen before), otherwise the agent's
+-- latest network sample, which its schedule keeps current.
+function Discovery:refresh_interfaces(fresh)
+  local groups = fresh and metrics.sample("network") or metrics.latest("network")
+  local sample = groups.network or {}
   local by_name, by_addr = {}, {}
   for _, nif in ipairs(sample) do
     by_name[nif.name] = nif
@@ -792,8 +796,12 @@ function Discovery:locate(path)
   end
   a = a:gsub("^::ffff:", "")
   local nif = self.ifaces.by_addr and self.ifaces.by_addr[a]
-  if not nif then
-    self:refresh_interfaces()
+  -- An address not seen before: sample afresh, at most every few seconds
+  -- for the same one (the OS may never list it, e.g. a NAT64 source).
+  self.unknown_local = self.unknown_local or {}
+  if not nif and runtime.now() - (self.unknown_local[a] or -math.huge) >= INTERFACES_SECONDS then
+    self.unknown_local[a] = runtime.now()
+    self:refresh_interfaces(true)
     nif = self.ifaces.by_addr[a]
   end
   if nif then
