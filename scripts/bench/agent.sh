@@ -31,7 +31,7 @@ receiver_port=$(port) agent_port=$(port) exporter_port=$(port)
 pids+=($!)
 (cd "$work" && exec env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_STATE_DIR="$work/state" \
   MONITORING_API_URL="http://127.0.0.1:$receiver_port" MONITORING_API_KEY=bench-key \
-  METRICS_LISTEN="127.0.0.1:$agent_port" "$nodelua" agent 2>"$work/agent.log") &
+  METRICS_LISTEN="127.0.0.1:$agent_port" NODELUA_MDNS=false TRANSFER_PORT=0 "$nodelua" agent 2>"$work/agent.log") &
 agent=$!
 pids+=($agent)
 "$exporter" --web.listen-address="127.0.0.1:$exporter_port" >/dev/null 2>&1 &

@@ -269,6 +269,17 @@ def main():
         check("list --json: version and capabilities",
               all(p["version"] and p["caps"] == ["tcp"] for p in listed) and len(listed) == 2, r.stdout)
 
+        # ---- valgrind over the whole discovery path: browse, resolve,
+        # getaddrinfo, probes, and the teardown (normal build only) ----
+        valgrind = os.environ.get("VALGRIND")
+        if valgrind:
+            r = on_host(3, valgrind, "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                        "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", NODELUA, "--env-file",
+                        twin3.env_file, "list", "--wait", "3", timeout=120)
+            check("valgrind list: no error, no leak, exit 0", r.returncode == 0, r.stderr[-3000:])
+            check("valgrind list: it found the peers", alpha.id()[:12] in r.stdout and twin2.id()[:12] in r.stdout,
+                  r.stdout)
+
         # ---- an independent mDNS client: python3-zeroconf on the host with no avahi ----
         zc = on_host(4, "/usr/bin/python3", os.path.join(SOURCE, "tests", "integration", "zeroconf_browse.py"), "3",
                      timeout=30)
