@@ -117,6 +117,7 @@ describe("discovery: the peer table", function()
   end)
 
   -- A node as a hello would make it, with paths as probes would mark them.
+  -- The addresses are loopback ones: probe_round really probes them.
   local function node(id, name, paths)
     local n = d:node(id)
     n.name, n.version, n.caps = name, "1.0", { "tcp" }
@@ -135,37 +136,37 @@ describe("discovery: the peer table", function()
 
   it("chooses the best path and re-chooses when it goes down", function()
     local n = node(ID_B, "b", {
-      { address = "10.0.0.2", kind = "ethernet", speed = 10000, ifname = "en0" },
-      { address = "10.9.0.2", kind = "thunderbolt", speed = 40000, ifname = "bridge0" },
-      { address = "10.8.0.2", kind = "wifi", speed = 1200, ifname = "en1" },
+      { address = "127.0.0.2", kind = "ethernet", speed = 10000, ifname = "en0" },
+      { address = "127.9.0.2", kind = "thunderbolt", speed = 40000, ifname = "bridge0" },
+      { address = "127.8.0.2", kind = "wifi", speed = 1200, ifname = "en1" },
     })
     assert.same({ "up b" }, events)
     local peers = d:peers()
     assert.equal(1, #peers)
-    assert.equal("10.9.0.2", peers[1].best.address)
+    assert.equal("127.9.0.2", peers[1].best.address)
     assert.equal("thunderbolt", peers[1].best.kind)
-    n.paths["10.9.0.2 7879"].ok = false
+    n.paths["127.9.0.2 7879"].ok = false
     d:changed(n)
-    assert.equal("10.0.0.2", d:peers()[1].best.address)
-    n.paths["10.0.0.2 7879"].ok = false
+    assert.equal("127.0.0.2", d:peers()[1].best.address)
+    n.paths["127.0.0.2 7879"].ok = false
     d:changed(n)
-    assert.equal("10.8.0.2", d:peers()[1].best.address)
+    assert.equal("127.8.0.2", d:peers()[1].best.address)
     assert.equal(1, #d:peers()[1].paths) -- only paths that answer are shown
   end)
 
   it("keeps the path in use when another scores the same", function()
     local n = node(ID_B, "b", {
-      { address = "10.0.0.9", kind = "ethernet", speed = 1000 },
-      { address = "10.0.0.1", kind = "ethernet", speed = 1000 },
+      { address = "127.0.0.9", kind = "ethernet", speed = 1000 },
+      { address = "127.0.0.1", kind = "ethernet", speed = 1000 },
     })
-    assert.equal("10.0.0.1", n.best.address)
-    n.best = n.paths["10.0.0.9 7879"]
+    assert.equal("127.0.0.1", n.best.address)
+    n.best = n.paths["127.0.0.9 7879"]
     d:changed(n)
-    assert.equal("10.0.0.9", n.best.address)
+    assert.equal("127.0.0.9", n.best.address)
   end)
 
   it("removes a peer at once on goodbye, with the down hook", function()
-    local n = node(ID_B, "b", { { address = "10.0.0.2", kind = "ethernet" } })
+    local n = node(ID_B, "b", { { address = "127.0.0.2", kind = "ethernet" } })
     d:goodbye(n, "instance of " .. ID_B)
     assert.same({ "up b", "down b goodbye" }, events)
     assert.same({}, d:peers())
@@ -173,16 +174,34 @@ describe("discovery: the peer table", function()
   end)
 
   it("keeps a static peer after its mDNS goodbye", function()
-    local n = node(ID_B, "b", { { address = "10.0.0.2", kind = "ethernet" } })
+    local n = node(ID_B, "b", { { address = "127.0.0.2", kind = "ethernet" } })
     n.sources.static = true
     d:goodbye(n, "instance of " .. ID_B)
     assert.equal(1, #d:peers())
   end)
 
+  it("forgets a peer gone for an hour that nothing advertises", function()
+    local n = node(ID_B, "b", { { address = "127.0.0.2", kind = "ethernet" } })
+    local now = require("nodelua.runtime").now()
+    n.paths["127.0.0.2 7879"].ok = false
+    n.last_ok = now - 60
+    d:changed(n)
+    assert.same({ "up b", "down b unreachable" }, events)
+    d:probe_round()
+    assert.truthy(d.nodes[ID_B]) -- still advertised: kept, to come back
+    n.sources = {}
+    d:probe_round()
+    assert.truthy(d.nodes[ID_B]) -- gone a minute only
+    n.last_ok = now - 3601
+    d:probe_round()
+    assert.is_nil(d.nodes[ID_B])
+    assert.is_nil(d.by_address["127.0.0.2 7879"])
+  end)
+
   it("lists two nodes of one name, told apart by id", function()
     local id_c = ("c"):rep(32)
-    node(ID_B, "twin", { { address = "10.0.0.2", kind = "ethernet" } })
-    node(id_c, "twin", { { address = "10.0.0.3", kind = "ethernet" } })
+    node(ID_B, "twin", { { address = "127.0.0.2", kind = "ethernet" } })
+    node(id_c, "twin", { { address = "127.0.0.3", kind = "ethernet" } })
     local peers = d:peers()
     assert.equal(2, #peers)
     assert.equal("twin", peers[1].name)
@@ -190,8 +209,8 @@ describe("discovery: the peer table", function()
     assert.equal(ID_B, peers[1].id)
     assert.equal(id_c, peers[2].id)
     local table_text = list.format_table(peers)
-    assert.matches("bbbbbbbbbbbb%s+twin%s+10.0.0.2:7879%s+ethernet", table_text)
-    assert.matches("cccccccccccc%s+twin%s+10.0.0.3:7879", table_text)
+    assert.matches("bbbbbbbbbbbb%s+twin%s+127.0.0.2:7879%s+ethernet", table_text)
+    assert.matches("cccccccccccc%s+twin%s+127.0.0.3:7879", table_text)
   end)
 
   it("formats links with their speed", function()

@@ -38,6 +38,7 @@ local RETRY_MDNS_SECONDS = 30
 local INTERFACES_SECONDS = 5
 local ADDRESSES_MAX = 32
 local BACKOFF_MAX_SECONDS = 30
+local FORGET_SECONDS = 3600
 
 local Discovery = {}
 Discovery.__index = Discovery
@@ -699,9 +700,28 @@ function Discovery:probe_round()
       self:lookup_static(s)
     end
   end
-  for _, node in pairs(self.nodes) do
+  for id, node in pairs(self.nodes) do
     self:changed(node)
+    -- A peer gone for FORGET_SECONDS that nothing advertises or names any
+    -- more is forgotten, so that the table does not grow with every node
+    -- that ever passed (its paths stop being probed).
+    if not node.up and next(node.sources) == nil and now - (node.last_ok or 0) > FORGET_SECONDS then
+      self:forget(id)
+    end
   end
+end
+
+function Discovery:forget(id)
+  local node = self.nodes[id]
+  for key, path in pairs(node.paths) do
+    if path.inflight then
+      path.inflight:cancel()
+    end
+    if self.by_address[key] == path then
+      self.by_address[key] = nil
+    end
+  end
+  self.nodes[id] = nil
 end
 
 function Discovery:probe_path(path)
@@ -746,11 +766,15 @@ function Discovery:on_probe(path, r)
     path.ok = false
     path.failures = path.failures + 1
     path.error = hello and "this node itself" or why
-    -- Paths that never answered are asked less and less often; a path
-    -- that answered before is asked every round, so that its peer is seen
-    -- to go within down_after.
-    if not path.last_ok or hello then
-      path.next_at = now + math.min(BACKOFF_MAX_SECONDS, self.probe_interval * 2 ^ math.min(path.failures, 5))
+    -- Paths that never answered, and those of a peer already reported
+    -- gone, are asked less and less often; a path of a live peer is asked
+    -- every round, so that the peer is seen to go within down_after.
+    local node = path.node_id and self.nodes[path.node_id]
+    -- A path that answered before is asked at least every down_after
+    -- seconds, so that a peer back from a pulled cable is seen soon.
+    if not path.last_ok or hello or not (node and node.up) then
+      local cap = path.last_ok and self.down_after or BACKOFF_MAX_SECONDS
+      path.next_at = now + math.min(cap, self.probe_interval * 2 ^ math.min(path.failures, 5))
     end
     if hello and hello.id == self.id then
       path.next_at = math.huge
@@ -896,13 +920,7 @@ function Discovery:goodbye(node, instance)
     return -- still advertised under another instance
   end
   self:down(node, "goodbye")
-  for key, path in pairs(node.paths) do
-    if path.inflight then
-      path.inflight:cancel()
-    end
-    self.by_address[key] = nil
-  end
-  self.nodes[node.id] = nil
+  self:forget(node.id)
 end
 
 -- ---- what callers see ----

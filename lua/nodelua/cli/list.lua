@@ -120,6 +120,9 @@ function M.main(args)
       io.stdout:write(M.format_json(peers))
     else
       io.stdout:write(M.format_table(peers))
+      if #peers == 0 then
+        io.stderr:write(("nodelua list: no peer answered within %s s\n"):format(opts.wait))
+      end
     end
     io.stdout:flush()
     runtime.exit(mdns_ok and 0 or 1)
