@@ -312,7 +312,7 @@ end)
 describe("repl", function()
   local loader = {
     get = function(_, name)
-      return name == "repl" and require("nodelua.policy.repl") or nil
+      return name == "commands" and require("nodelua.policy.commands") or nil
     end,
   }
   local ctx = {

@@ -280,14 +280,15 @@ static int is_help(const char *arg) {
 }
 
 static void print_repl_help(FILE *out) {
-  fprintf(out,
-          "Usage: nodelua repl [COMMAND [ARGS]]\n"
-          "\n"
-          "Talks to the running agent through its control socket\n"
-          "($NODELUA_STATE_DIR/control.sock). With a COMMAND, runs it and "
-          "exits (1 if\nit failed); without, reads commands from standard "
-          "input, one per line,\nuntil EOF or `quit`. `help` lists the "
-          "commands: list, peers, status and\nthose the repl policy adds.\n");
+  fprintf(
+      out,
+      "Usage: nodelua repl [COMMAND [ARGS]]\n"
+      "\n"
+      "Talks to the running agent through its control socket\n"
+      "($NODELUA_STATE_DIR/control.sock). With a COMMAND, runs it and "
+      "exits (1 if\nit failed); without, reads commands from standard "
+      "input, one per line,\nuntil EOF or `quit`. `help` lists the "
+      "commands: list, peers, status and\nthose the commands policy adds.\n");
 }
 
 /* Asks the agent and prints the answer; returns 1 for OK, 0 for ERR, -1

@@ -1,6 +1,6 @@
 --- The agent's side of `nodelua repl`: a control socket in the state
--- directory whose command lines are answered by the repl policy's
--- commands (lua/nodelua/policy/repl.lua), plus `help`.
+-- directory whose command lines are answered by the commands policy's
+-- commands (lua/nodelua/policy/commands.lua), plus `help`.
 local control = require("nodelua.control")
 local log = require("nodelua.log")
 
@@ -17,7 +17,7 @@ function M.words(line)
 end
 
 local function commands_of(policies)
-  local p = policies:get("repl")
+  local p = policies:get("commands")
   return type(p) == "table" and type(p.commands) == "table" and p.commands or {}
 end
 
