@@ -1,7 +1,7 @@
 # Every test is its own process under ctest.
 
 # C unit tests.
-foreach(name envfile config log metrics procfs spool txt probe)
+foreach(name envfile config log metrics procfs spool txt probe hash frame)
   add_executable(test_${name} tests/unit/test_${name}.c)
   target_link_libraries(test_${name} PRIVATE nodelua_core)
   if(NODELUA_SANITIZE OR NODELUA_FUZZ)
@@ -104,7 +104,7 @@ endif()
 
 # Fuzz targets: a bounded run of each, from its seed corpus.
 if(NODELUA_FUZZ)
-  foreach(name envfile procfs txt probe)
+  foreach(name envfile procfs txt probe frame)
     add_executable(fuzz_${name} tests/fuzz/fuzz_${name}.c)
     target_link_libraries(fuzz_${name} PRIVATE nodelua_core)
     target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -1,0 +1,41 @@
+/* The challenge-response of the peer protocol (docs/protocol.md): each side
+ * proves it holds the cluster key K over both sides' fresh nonces, and both
+ * derive the connection key that MACs the frames that follow. HMAC-SHA256
+ * through OpenSSL; comparisons in constant time. */
+#ifndef NODELUA_TRANSFER_AUTH_H
+#define NODELUA_TRANSFER_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NL_AUTH_SIZE 32
+#define NL_AUTH_KEY_MIN 16 /* bytes of cluster key, at the least */
+
+typedef enum {
+  NL_AUTH_SERVER_PROOF, /* "nodelua-v1 server" */
+  NL_AUTH_CLIENT_PROOF, /* "nodelua-v1 client" */
+  NL_AUTH_SESSION_KEY,  /* "nodelua-v1 session" */
+} nl_auth_label;
+
+/* Fills buf with n bytes from OpenSSL's CSPRNG. Returns 0 or -1. */
+int nl_auth_random(uint8_t *buf, size_t n);
+
+/* HMAC-SHA256(K, label || client nonce || server nonce). Returns 0 or -1
+ * (a key shorter than NL_AUTH_KEY_MIN, or OpenSSL failed). */
+int nl_auth_derive(const uint8_t *key, size_t key_len, nl_auth_label label,
+                   const uint8_t client_nonce[NL_AUTH_SIZE],
+                   const uint8_t server_nonce[NL_AUTH_SIZE],
+                   uint8_t out[NL_AUTH_SIZE]);
+
+/* HMAC-SHA256(connection key, a || b): the MAC of a frame (a the header,
+ * b the payload before its MAC) or of a JOIN. Returns 0 or -1. */
+int nl_auth_mac(const uint8_t key[NL_AUTH_SIZE], const void *a, size_t a_len,
+                const void *b, size_t b_len, uint8_t out[NL_AUTH_SIZE]);
+
+/* Whether two proofs or MACs are equal, in time that does not depend on
+ * where they differ. */
+bool nl_auth_equal(const uint8_t a[NL_AUTH_SIZE],
+                   const uint8_t b[NL_AUTH_SIZE]);
+
+#endif

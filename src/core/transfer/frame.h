@@ -1,0 +1,147 @@
+/* Frames of the peer protocol (docs/protocol.md): an 8-byte header ("NL",
+ * version 1, type, big-endian length) and a payload whose fields are read
+ * with bounds checks. Every type has a maximum length, and a payload must
+ * parse to exactly its length: a frame that does not is refused whole.
+ * Nothing here allocates; parsed byte fields point into the payload. */
+#ifndef NODELUA_TRANSFER_FRAME_H
+#define NODELUA_TRANSFER_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NL_FRAME_HEADER_SIZE 8
+#define NL_FRAME_VERSION 1
+#define NL_FRAME_NONCE_SIZE 32
+#define NL_FRAME_DIGEST_SIZE 32
+#define NL_FRAME_ID_MAX 64
+#define NL_FRAME_TRANSFER_ID_SIZE 16
+#define NL_FRAME_NAME_MAX 255
+#define NL_FRAME_MESSAGE_MAX 512
+#define NL_FRAME_DATA_MAX (1024 * 1024)
+#define NL_FRAME_CHUNK_MIN (64 * 1024)
+#define NL_FRAME_CHUNK_MAX (64 * 1024 * 1024)
+/* An offer lists one digest per chunk and must fit its frame. */
+#define NL_FRAME_OFFER_MAX (4 * 1024 * 1024)
+
+typedef enum {
+  NL_FRAME_HELLO = 0x01,
+  NL_FRAME_CHALLENGE = 0x02,
+  NL_FRAME_AUTH = 0x03,
+  NL_FRAME_OK = 0x04,
+  NL_FRAME_ERROR = 0x05,
+  NL_FRAME_OFFER = 0x10,
+  NL_FRAME_ACCEPT = 0x11,
+  NL_FRAME_JOIN = 0x12,
+  NL_FRAME_DATA = 0x13,
+  NL_FRAME_CHUNK = 0x14,
+  NL_FRAME_DONE = 0x15,
+} nl_frame_type;
+
+/* The largest payload of a type, or 0 for a type that does not exist. */
+size_t nl_frame_max_payload(unsigned type);
+
+/* Reads a header. Returns 0 with the type and payload length, or -1 for a
+ * bad magic or version, an unknown type, or a length over the type's
+ * maximum. */
+int nl_frame_parse_header(const uint8_t header[NL_FRAME_HEADER_SIZE],
+                          nl_frame_type *type, uint32_t *length);
+
+/* ---- reading and writing fields ---- */
+
+typedef struct {
+  const uint8_t *p;
+  size_t len, pos;
+  bool failed;
+} nl_reader;
+
+void nl_reader_init(nl_reader *r, const uint8_t *p, size_t len);
+uint8_t nl_read_u8(nl_reader *r);
+uint16_t nl_read_u16(nl_reader *r);
+uint32_t nl_read_u32(nl_reader *r);
+uint64_t nl_read_u64(nl_reader *r);
+/* n bytes in place, or NULL (and failed) when fewer are left. */
+const uint8_t *nl_read_bytes(nl_reader *r, size_t n);
+/* A 2-byte length and that many bytes, at most max, without NUL. */
+const char *nl_read_string(nl_reader *r, size_t max, size_t *len);
+/* True when every read fitted and the payload is used up exactly. */
+bool nl_reader_done(const nl_reader *r);
+
+typedef struct {
+  uint8_t *buf;
+  size_t cap, len;
+  bool failed;
+} nl_writer;
+
+/* Starts a frame of type in buf (header first, length filled in by
+ * nl_writer_finish). */
+void nl_writer_begin(nl_writer *w, uint8_t *buf, size_t cap,
+                     nl_frame_type type);
+void nl_write_u8(nl_writer *w, uint8_t v);
+void nl_write_u16(nl_writer *w, uint16_t v);
+void nl_write_u32(nl_writer *w, uint32_t v);
+void nl_write_u64(nl_writer *w, uint64_t v);
+void nl_write_bytes(nl_writer *w, const void *p, size_t n);
+void nl_write_string(nl_writer *w, const char *s, size_t len);
+/* The whole frame's size, or -1 when it did not fit the buffer or its
+ * type's maximum. */
+long nl_writer_finish(nl_writer *w);
+
+/* ---- typed payloads ---- */
+
+typedef struct {
+  uint8_t role; /* 0 control, 1 data */
+  const uint8_t *nonce;
+  char id[NL_FRAME_ID_MAX + 1];
+} nl_frame_hello;
+
+typedef struct {
+  const uint8_t *nonce, *proof;
+  char id[NL_FRAME_ID_MAX + 1];
+} nl_frame_challenge;
+
+typedef struct {
+  uint16_t code;
+  char message[NL_FRAME_MESSAGE_MAX + 1];
+} nl_frame_error;
+
+typedef struct {
+  char name[NL_FRAME_NAME_MAX + 1];
+  uint64_t size;
+  uint32_t chunk_size;
+  uint32_t chunk_count;
+  const uint8_t *file_digest;
+  const uint8_t *chunk_digests; /* chunk_count * 32 bytes */
+  const uint8_t *mac;
+} nl_frame_offer;
+
+typedef struct {
+  uint32_t chunk;
+  uint32_t offset;
+  const uint8_t *data;
+  uint32_t len;
+} nl_frame_data;
+
+/* Each returns 0, or -1 with why in err (for the ERROR frame to the
+ * peer). Ids are 1 to 64 hex digits; roles 0 or 1. */
+int nl_frame_parse_hello(const uint8_t *p, size_t len, nl_frame_hello *out,
+                         char *err, size_t errlen);
+int nl_frame_parse_challenge(const uint8_t *p, size_t len,
+                             nl_frame_challenge *out, char *err, size_t errlen);
+int nl_frame_parse_error(const uint8_t *p, size_t len, nl_frame_error *out,
+                         char *err, size_t errlen);
+/* Checks the name (nl_frame_name_check), the chunk size (a power of two
+ * from 64 KiB to 64 MiB) and that there is one digest per chunk. */
+int nl_frame_parse_offer(const uint8_t *p, size_t len, nl_frame_offer *out,
+                         char *err, size_t errlen);
+/* data chunk and offset are within the offered chunk_size; the caller
+ * checks them against the file. */
+int nl_frame_parse_data(const uint8_t *p, size_t len, uint32_t chunk_size,
+                        nl_frame_data *out, char *err, size_t errlen);
+
+/* Whether name may be created in the receive directory: one path
+ * component of 1 to 255 bytes, not "." or "..", no '/', NUL or control
+ * character, valid UTF-8. Returns 0, or -1 with why in err. */
+int nl_frame_name_check(const char *name, size_t len, char *err, size_t errlen);
+
+#endif

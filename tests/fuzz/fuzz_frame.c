@@ -1,0 +1,81 @@
+/* libFuzzer target for the frame parsers (bytes from any host that
+ * connects to TRANSFER_PORT). The input is a header and a payload: the
+ * header must be refused or give a length within its type's bound, and each
+ * typed parser must refuse or give fields that hold their rules: ids of hex
+ * digits, a name that is one safe path component, one digest per chunk,
+ * data inside its chunk, messages without control characters. */
+#include "core/transfer/frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void check_id(const char *id) {
+  size_t n = strlen(id);
+  if (n == 0 || n > NL_FRAME_ID_MAX)
+    abort();
+  for (size_t i = 0; i < n; i++)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+      abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  char err[256];
+  if (size >= NL_FRAME_HEADER_SIZE) {
+    nl_frame_type type;
+    uint32_t len;
+    if (nl_frame_parse_header(data, &type, &len) == 0 &&
+        len > nl_frame_max_payload(type))
+      abort();
+  }
+  const uint8_t *p = size > 0 ? data + 1 : data;
+  size_t n = size > 0 ? size - 1 : 0;
+  switch (size > 0 ? data[0] % 5 : 0) {
+  case 0: {
+    nl_frame_hello h;
+    if (nl_frame_parse_hello(p, n, &h, err, sizeof err) == 0) {
+      check_id(h.id);
+      if (h.role > 1 || h.nonce < p || h.nonce + 32 > p + n)
+        abort();
+    }
+    break;
+  }
+  case 1: {
+    nl_frame_challenge c;
+    if (nl_frame_parse_challenge(p, n, &c, err, sizeof err) == 0)
+      check_id(c.id);
+    break;
+  }
+  case 2: {
+    nl_frame_error e;
+    if (nl_frame_parse_error(p, n, &e, err, sizeof err) == 0)
+      for (const char *m = e.message; *m; m++)
+        if ((unsigned char)*m < 0x20 || *m == 0x7f)
+          abort();
+    break;
+  }
+  case 3: {
+    nl_frame_offer o;
+    if (nl_frame_parse_offer(p, n, &o, err, sizeof err) == 0) {
+      if (nl_frame_name_check(o.name, strlen(o.name), err, sizeof err) != 0 ||
+          strchr(o.name, '/') != NULL)
+        abort();
+      uint64_t chunks = o.size / o.chunk_size + (o.size % o.chunk_size != 0);
+      if (chunks != o.chunk_count ||
+          o.chunk_digests + (size_t)o.chunk_count * 32 > p + n ||
+          o.mac + 32 != p + n)
+        abort();
+    }
+    break;
+  }
+  case 4: {
+    nl_frame_data d;
+    uint32_t chunk = NL_FRAME_CHUNK_MIN;
+    if (nl_frame_parse_data(p, n, chunk, &d, err, sizeof err) == 0 &&
+        (d.len == 0 || d.offset >= chunk || d.offset + d.len > chunk ||
+         d.data + d.len != p + n))
+      abort();
+    break;
+  }
+  }
+  return 0;
+}

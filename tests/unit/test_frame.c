@@ -1,0 +1,272 @@
+/* Frames and authentication of the peer protocol: what is written parses
+ * back, every bound is enforced, and the handshake's proofs only verify
+ * with the right key and the same nonces. */
+#include "check.h"
+#include "core/hash.h"
+#include "core/transfer/auth.h"
+#include "core/transfer/frame.h"
+
+#include <stdlib.h>
+
+static uint8_t buf[NL_FRAME_HEADER_SIZE + 4096];
+static char err[256];
+
+static void headers(void) {
+  nl_writer w;
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_OK);
+  CHECK(nl_writer_finish(&w) == NL_FRAME_HEADER_SIZE);
+  nl_frame_type type;
+  uint32_t len;
+  CHECK(nl_frame_parse_header(buf, &type, &len) == 0);
+  CHECK(type == NL_FRAME_OK && len == 0);
+
+  static const uint8_t bad_magic[] = {'N', 'X', 1, 4, 0, 0, 0, 0};
+  static const uint8_t bad_version[] = {'N', 'L', 2, 4, 0, 0, 0, 0};
+  static const uint8_t bad_type[] = {'N', 'L', 1, 0x09, 0, 0, 0, 0};
+  static const uint8_t too_long[] = {'N', 'L', 1, 0x03, 0, 0, 0, 33};
+  static const uint8_t huge[] = {'N', 'L', 1, 0x13, 0xff, 0xff, 0xff, 0xff};
+  CHECK(nl_frame_parse_header(bad_magic, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(bad_version, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(bad_type, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(too_long, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(huge, &type, &len) == -1);
+  static const uint8_t data_max[] = {'N', 'L', 1, 0x13, 0, 0x10, 0, 8};
+  CHECK(nl_frame_parse_header(data_max, &type, &len) == 0 &&
+        len == NL_FRAME_DATA_MAX + 8);
+
+  /* A writer refuses what does not fit its buffer or its type. */
+  uint8_t small[12];
+  nl_writer_begin(&w, small, sizeof small, NL_FRAME_AUTH);
+  nl_write_bytes(&w, buf, 32);
+  CHECK(nl_writer_finish(&w) == -1);
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_OK);
+  nl_write_u8(&w, 1);
+  CHECK(nl_writer_finish(&w) == -1); /* OK carries nothing */
+}
+
+static size_t hello(uint8_t role, const char *id) {
+  uint8_t nonce[32];
+  memset(nonce, 7, sizeof nonce);
+  nl_writer w;
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_HELLO);
+  nl_write_u8(&w, role);
+  nl_write_bytes(&w, nonce, sizeof nonce);
+  nl_write_string(&w, id, strlen(id));
+  long n = nl_writer_finish(&w);
+  CHECK(n > 0);
+  return (size_t)n - NL_FRAME_HEADER_SIZE;
+}
+
+static void hellos(void) {
+  nl_frame_hello h;
+  size_t n = hello(0, "ABCdef0123");
+  CHECK(nl_frame_parse_hello(buf + 8, n, &h, err, sizeof err) == 0);
+  CHECK(h.role == 0 && h.nonce[0] == 7);
+  CHECK_STR(h.id, "abcdef0123");
+  n = hello(2, "ab");
+  CHECK(nl_frame_parse_hello(buf + 8, n, &h, err, sizeof err) == -1);
+  n = hello(1, "not-hex");
+  CHECK(nl_frame_parse_hello(buf + 8, n, &h, err, sizeof err) == -1);
+  n = hello(1, "");
+  CHECK(nl_frame_parse_hello(buf + 8, n, &h, err, sizeof err) == -1);
+  /* Every truncation, and a byte too many, are refused. */
+  n = hello(1, "ab");
+  for (size_t cut = 0; cut < n; cut++)
+    CHECK(nl_frame_parse_hello(buf + 8, cut, &h, err, sizeof err) == -1);
+  CHECK(nl_frame_parse_hello(buf + 8, n + 1, &h, err, sizeof err) == -1);
+}
+
+static void names(void) {
+  static const char *const good[] = {"data.bin",   "a",      "...", ".hidden",
+                                     "résumé.pdf", "日本語", "a b"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+    CHECK(nl_frame_name_check(good[i], strlen(good[i]), err, sizeof err) == 0);
+  static const char *const bad[] = {"",
+                                    ".",
+                                    "..",
+                                    "../etc/passwd",
+                                    "a/b",
+                                    "/abs",
+                                    "tab\there",
+                                    "bell\a",
+                                    "del\x7f",
+                                    "\xc3\x28",
+                                    "\xe0\x80\x80",
+                                    "\xed\xa0\x80",
+                                    "\xf4\x90\x80\x80",
+                                    "\xff"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    CHECK(nl_frame_name_check(bad[i], strlen(bad[i]), err, sizeof err) == -1);
+  CHECK(nl_frame_name_check("a\0b", 3, err, sizeof err) == -1);
+  CHECK_CONTAINS((nl_frame_name_check("x/y", 3, err, sizeof err), err),
+                 "one path component");
+  char long_name[300];
+  memset(long_name, 'n', sizeof long_name);
+  CHECK(nl_frame_name_check(long_name, 255, err, sizeof err) == 0);
+  CHECK(nl_frame_name_check(long_name, 256, err, sizeof err) == -1);
+}
+
+static long offer(const char *name, uint64_t size, uint32_t chunk_size,
+                  uint32_t digests, uint8_t *out, size_t cap) {
+  nl_writer w;
+  nl_writer_begin(&w, out, cap, NL_FRAME_OFFER);
+  nl_write_string(&w, name, strlen(name));
+  nl_write_u64(&w, size);
+  nl_write_u32(&w, chunk_size);
+  uint8_t d[32];
+  memset(d, 0xaa, sizeof d);
+  nl_write_bytes(&w, d, sizeof d);
+  for (uint32_t i = 0; i < digests; i++) {
+    d[0] = (uint8_t)i;
+    nl_write_bytes(&w, d, sizeof d);
+  }
+  memset(d, 0x55, sizeof d);
+  nl_write_bytes(&w, d, sizeof d); /* the MAC */
+  return nl_writer_finish(&w);
+}
+
+static void offers(void) {
+  size_t cap = 4096;
+  uint8_t *f = malloc(cap);
+  nl_frame_offer o;
+  const uint32_t chunk = 4 * 1024 * 1024;
+  /* 0 bytes: no chunk; chunk-1, chunk: one; chunk+1: two. */
+  long n = offer("empty", 0, chunk, 0, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  CHECK(o.chunk_count == 0 && o.size == 0);
+  n = offer("x", chunk - 1, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  CHECK(o.chunk_count == 1);
+  n = offer("x", chunk, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  n = offer("x", (uint64_t)chunk + 1, chunk, 2, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  CHECK(o.chunk_count == 2 && o.chunk_digests[32] == 1 && o.mac[0] == 0x55);
+  CHECK_STR(o.name, "x");
+  /* One digest short or too many: refused. */
+  n = offer("x", (uint64_t)chunk + 1, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "one digest per chunk");
+  n = offer("x", chunk, chunk, 2, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  /* A huge size whose digest count cannot be there. */
+  n = offer("x", UINT64_MAX, NL_FRAME_CHUNK_MIN, 3, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  /* Chunk sizes: powers of two from 64 KiB to 64 MiB. */
+  n = offer("x", 10, 3 * 65536, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  n = offer("x", 10, 32768, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  /* A traversal name is refused with the reason the sender will see. */
+  n = offer("../../etc/cron.d/x", 10, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "one path component");
+  free(f);
+}
+
+static void data_frames(void) {
+  uint8_t p[64];
+  nl_writer w;
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_DATA);
+  nl_write_u32(&w, 3);
+  nl_write_u32(&w, 65536 - 4);
+  nl_write_bytes(&w, "abcd", 4);
+  long n = nl_writer_finish(&w);
+  nl_frame_data d;
+  CHECK(nl_frame_parse_data(buf + 8, (size_t)n - 8, 65536, &d, err,
+                            sizeof err) == 0);
+  CHECK(d.chunk == 3 && d.offset == 65532 && d.len == 4 &&
+        memcmp(d.data, "abcd", 4) == 0);
+  /* A byte past the chunk's end, or nothing at all, is refused. */
+  CHECK(nl_frame_parse_data(buf + 8, (size_t)n - 8, 65535, &d, err,
+                            sizeof err) == -1);
+  memcpy(p, buf + 8, 8);
+  CHECK(nl_frame_parse_data(p, 8, 65536, &d, err, sizeof err) == -1);
+  CHECK(nl_frame_parse_data(p, 5, 65536, &d, err, sizeof err) == -1);
+}
+
+static void error_frames(void) {
+  nl_writer w;
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_ERROR);
+  nl_write_u16(&w, 7);
+  nl_write_string(&w, "no\x1b[31m space", 13);
+  long n = nl_writer_finish(&w);
+  nl_frame_error e;
+  CHECK(nl_frame_parse_error(buf + 8, (size_t)n - 8, &e, err, sizeof err) == 0);
+  CHECK(e.code == 7);
+  CHECK_STR(e.message, "no?[31m space"); /* no escape reaches a terminal */
+}
+
+static void handshake(void) {
+  uint8_t key[32], other[32], cn[32], sn[32];
+  CHECK(nl_auth_random(key, sizeof key) == 0);
+  memcpy(other, key, sizeof other);
+  other[31] ^= 1;
+  CHECK(nl_auth_random(cn, sizeof cn) == 0);
+  CHECK(nl_auth_random(sn, sizeof sn) == 0);
+  CHECK(memcmp(cn, sn, 32) != 0);
+  uint8_t server[32], server_again[32], client[32], session[32];
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, cn, sn, server) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, cn, sn, server_again) ==
+        0);
+  CHECK(nl_auth_equal(server, server_again));
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, cn, sn, client) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SESSION_KEY, cn, sn, session) == 0);
+  /* The three are different: a server proof cannot be replayed as the
+   * client's, nor either used as the key. */
+  CHECK(!nl_auth_equal(server, client) && !nl_auth_equal(client, session));
+  /* Another key, or other nonces, give other proofs. */
+  uint8_t x[32];
+  CHECK(nl_auth_derive(other, 32, NL_AUTH_CLIENT_PROOF, cn, sn, x) == 0);
+  CHECK(!nl_auth_equal(x, client));
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, sn, cn, x) == 0);
+  CHECK(!nl_auth_equal(x, client));
+  /* A key under 16 bytes is refused. */
+  CHECK(nl_auth_derive(key, 15, NL_AUTH_CLIENT_PROOF, cn, sn, x) == -1);
+  uint8_t mac[32], mac2[32];
+  CHECK(nl_auth_mac(session, "header", 6, "payload", 7, mac) == 0);
+  CHECK(nl_auth_mac(session, "headerpay", 9, "load", 4, mac2) == 0);
+  CHECK(nl_auth_equal(mac, mac2)); /* a MAC of the concatenation */
+  CHECK(nl_auth_mac(session, "header", 6, "payloaD", 7, mac2) == 0);
+  CHECK(!nl_auth_equal(mac, mac2));
+}
+
+/* Known answers, computed with Python's hmac module from docs/protocol.md:
+ * they pin the protocol for other implementations. */
+static void known_answers(void) {
+  uint8_t key[32], cn[32], sn[32], out[32];
+  for (int i = 0; i < 32; i++)
+    key[i] = (uint8_t)i;
+  memset(cn, 1, sizeof cn);
+  memset(sn, 2, sizeof sn);
+  char hex[NL_SHA256_HEX_SIZE];
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, cn, sn, out) == 0);
+  nl_sha256_hex(out, hex);
+  CHECK_STR(hex,
+            "bfa94bf102351bfe5efe8ebacbe756dbdec07536fbf6d93e5e27925ffe4e0ebc");
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, cn, sn, out) == 0);
+  nl_sha256_hex(out, hex);
+  CHECK_STR(hex,
+            "ab051d75603d60b977a5f3c1454839e19daa9af2a518222424f3ab36ac2ec363");
+  uint8_t session[32];
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SESSION_KEY, cn, sn, session) == 0);
+  nl_sha256_hex(session, hex);
+  CHECK_STR(hex,
+            "b72df30db43b6a08c5569dee11373d8df5dffe954a4fe3b21ef3932c8459ca1d");
+  CHECK(nl_auth_mac(session, "header", 6, "payload", 7, out) == 0);
+  nl_sha256_hex(out, hex);
+  CHECK_STR(hex,
+            "8b1acfa0fbcc63071c43a6f1f1082dc25176f58fc2f09a7b1a6bc93133bb08d4");
+}
+
+int main(void) {
+  known_answers();
+  headers();
+  hellos();
+  names();
+  offers();
+  data_frames();
+  error_frames();
+  handshake();
+  return check_report("test_frame");
+}
