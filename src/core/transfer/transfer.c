@@ -1,0 +1,1194 @@
+#include "transfer.h"
+
+#include "auth.h"
+#include "core/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* macOS: SO_NOSIGPIPE is set on the socket instead */
+#endif
+#ifndef SOCK_CLOEXEC
+#define SOCK_CLOEXEC 0 /* macOS */
+#endif
+#ifdef __APPLE__
+/* macOS has no fdatasync in its headers; fsync is the same promise here. */
+#define fdatasync(fd) fsync(fd)
+#endif
+
+enum {
+  ERR_REFUSED = 1,  /* authentication */
+  ERR_NAME = 2,     /* a file name that is not one safe component */
+  ERR_TOO_BIG = 3,  /* over the receiver's maximum */
+  ERR_NO_SPACE = 4, /* not enough free space, or the disk filled */
+  ERR_BUSY = 5,     /* the same file is being received already */
+  ERR_PROTOCOL = 6, /* a malformed or unexpected frame */
+  ERR_IO = 7,       /* the receiver could not write */
+  ERR_HASH = 8,     /* the whole file did not match */
+};
+
+static const char JOIN_LABEL[] = "nodelua-v1 join";
+#define PIECE (1024 * 1024) /* bytes of file per DATA frame */
+#define JOIN_GRACE_SECONDS 1
+
+/* ---- blocking frame I/O ---- */
+
+static void set_timeouts(int fd, int seconds) {
+  struct timeval tv = {.tv_sec = seconds > 0 ? seconds : 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *p, size_t n) {
+  char *c = p;
+  while (n > 0) {
+    ssize_t r = recv(fd, c, n, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return -1;
+    c += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+typedef struct {
+  uint8_t *p;
+  size_t cap;
+} buffer;
+
+/* Reads one frame: header into hdr, payload into b (grown as needed up to
+ * the type's bound). Returns 0, or -1 (closed, timed out, malformed). */
+static int recv_frame(int fd, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
+                      nl_frame_type *type, uint32_t *len) {
+  if (read_all(fd, hdr, NL_FRAME_HEADER_SIZE) != 0 ||
+      nl_frame_parse_header(hdr, type, len) != 0)
+    return -1;
+  if (*len > b->cap) {
+    uint8_t *grown = realloc(b->p, *len);
+    if (grown == NULL)
+      return -1;
+    b->p = grown;
+    b->cap = *len;
+  }
+  return *len == 0 ? 0 : read_all(fd, b->p, *len);
+}
+
+static int send_error(int fd, int code, const char *fmt, ...) {
+  char msg[NL_FRAME_MESSAGE_MAX + 1];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  uint8_t f[NL_FRAME_HEADER_SIZE + 4 + NL_FRAME_MESSAGE_MAX];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_ERROR);
+  nl_write_u16(&w, (uint16_t)code);
+  nl_write_string(&w, msg, strlen(msg));
+  long n = nl_writer_finish(&w);
+  return n > 0 ? write_all(fd, f, (size_t)n) : -1;
+}
+
+/* Appends the MAC of the frame so far (header with its final length) and
+ * finishes it. */
+static long finish_with_mac(nl_writer *w, const uint8_t key[NL_AUTH_SIZE]) {
+  if (w->failed || w->cap - w->len < NL_AUTH_SIZE)
+    return -1;
+  size_t payload = w->len - NL_FRAME_HEADER_SIZE + NL_AUTH_SIZE;
+  w->buf[4] = (uint8_t)(payload >> 24);
+  w->buf[5] = (uint8_t)(payload >> 16);
+  w->buf[6] = (uint8_t)(payload >> 8);
+  w->buf[7] = (uint8_t)payload;
+  uint8_t mac[NL_AUTH_SIZE];
+  if (nl_auth_mac(key, w->buf, NL_FRAME_HEADER_SIZE,
+                  w->buf + NL_FRAME_HEADER_SIZE, w->len - NL_FRAME_HEADER_SIZE,
+                  mac) != 0)
+    return -1;
+  nl_write_bytes(w, mac, sizeof mac);
+  return nl_writer_finish(w);
+}
+
+/* Whether the last 32 bytes of a payload are its frame's MAC. */
+static bool mac_ok(const uint8_t key[NL_AUTH_SIZE],
+                   const uint8_t hdr[NL_FRAME_HEADER_SIZE], const uint8_t *p,
+                   uint32_t len) {
+  uint8_t mac[NL_AUTH_SIZE];
+  return len >= NL_AUTH_SIZE &&
+         nl_auth_mac(key, hdr, NL_FRAME_HEADER_SIZE, p, len - NL_AUTH_SIZE,
+                     mac) == 0 &&
+         nl_auth_equal(mac, p + len - NL_AUTH_SIZE);
+}
+
+static int join_mac(const uint8_t control_key[NL_AUTH_SIZE],
+                    const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE], uint16_t index,
+                    const uint8_t cn[32], const uint8_t sn[32],
+                    uint8_t out[NL_AUTH_SIZE]) {
+  uint8_t a[sizeof JOIN_LABEL - 1 + NL_FRAME_TRANSFER_ID_SIZE + 2];
+  memcpy(a, JOIN_LABEL, sizeof JOIN_LABEL - 1);
+  memcpy(a + sizeof JOIN_LABEL - 1, id, NL_FRAME_TRANSFER_ID_SIZE);
+  a[sizeof a - 2] = (uint8_t)(index >> 8);
+  a[sizeof a - 1] = (uint8_t)index;
+  uint8_t b[64];
+  memcpy(b, cn, 32);
+  memcpy(b + 32, sn, 32);
+  return nl_auth_mac(control_key, a, sizeof a, b, sizeof b, out);
+}
+
+/* ---- the handshake ---- */
+
+typedef struct {
+  uint8_t cn[32], sn[32];
+  uint8_t key[NL_AUTH_SIZE]; /* the connection key */
+  char peer_id[NL_FRAME_ID_MAX + 1];
+} handshake;
+
+/* Reads an ERROR frame's message into err, if the frame is one. */
+static void error_from(const uint8_t *p, uint32_t len, nl_frame_type type,
+                       char *err, size_t errlen, const char *otherwise) {
+  nl_frame_error e;
+  char why[64];
+  if (type == NL_FRAME_ERROR &&
+      nl_frame_parse_error(p, len, &e, why, sizeof why) == 0)
+    snprintf(err, errlen, "the receiver refused: %s", e.message);
+  else
+    snprintf(err, errlen, "%s", otherwise);
+}
+
+static int client_handshake(int fd, const nl_transfer_config *cfg, uint8_t role,
+                            handshake *hs, buffer *b, char *err,
+                            size_t errlen) {
+  uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE];
+  if (nl_auth_random(hs->cn, 32) != 0) {
+    snprintf(err, errlen, "no random bytes");
+    return -1;
+  }
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_HELLO);
+  nl_write_u8(&w, role);
+  nl_write_bytes(&w, hs->cn, 32);
+  nl_write_string(&w, cfg->node_id, strlen(cfg->node_id));
+  long n = nl_writer_finish(&w);
+  nl_frame_type type;
+  uint32_t len;
+  if (n < 0 || write_all(fd, f, (size_t)n) != 0 ||
+      recv_frame(fd, hdr, b, &type, &len) != 0) {
+    snprintf(err, errlen, "the receiver closed the connection");
+    return -1;
+  }
+  nl_frame_challenge c;
+  char why[128];
+  if (type != NL_FRAME_CHALLENGE ||
+      nl_frame_parse_challenge(b->p, len, &c, why, sizeof why) != 0) {
+    error_from(b->p, len, type, err, errlen,
+               "the receiver does not speak "
+               "the nodelua protocol");
+    return -1;
+  }
+  memcpy(hs->sn, c.nonce, 32);
+  snprintf(hs->peer_id, sizeof hs->peer_id, "%s", c.id);
+  uint8_t expected[NL_AUTH_SIZE], proof[NL_AUTH_SIZE];
+  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SERVER_PROOF, hs->cn,
+                     hs->sn, expected) != 0 ||
+      !nl_auth_equal(expected, c.proof)) {
+    snprintf(err, errlen,
+             "the receiver does not hold this cluster's key "
+             "(NODELUA_CLUSTER_KEY differs): nothing was sent");
+    return -1;
+  }
+  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_CLIENT_PROOF, hs->cn,
+                     hs->sn, proof) != 0 ||
+      nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SESSION_KEY, hs->cn,
+                     hs->sn, hs->key) != 0) {
+    snprintf(err, errlen, "cannot compute the proof");
+    return -1;
+  }
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_AUTH);
+  nl_write_bytes(&w, proof, sizeof proof);
+  n = nl_writer_finish(&w);
+  if (n < 0 || write_all(fd, f, (size_t)n) != 0 ||
+      recv_frame(fd, hdr, b, &type, &len) != 0) {
+    snprintf(err, errlen, "the receiver closed the connection");
+    return -1;
+  }
+  if (type != NL_FRAME_OK) {
+    error_from(b->p, len, type, err, errlen, "unexpected answer to AUTH");
+    return -1;
+  }
+  return 0;
+}
+
+/* The receiver's half, after HELLO was read into hello. */
+static int server_handshake(int fd, const nl_transfer_config *cfg,
+                            const nl_frame_hello *hello, handshake *hs,
+                            buffer *b) {
+  uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE], proof[NL_AUTH_SIZE];
+  memcpy(hs->cn, hello->nonce, 32);
+  snprintf(hs->peer_id, sizeof hs->peer_id, "%s", hello->id);
+  if (nl_auth_random(hs->sn, 32) != 0 ||
+      nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SERVER_PROOF, hs->cn,
+                     hs->sn, proof) != 0)
+    return -1;
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHALLENGE);
+  nl_write_bytes(&w, hs->sn, 32);
+  nl_write_bytes(&w, proof, sizeof proof);
+  nl_write_string(&w, cfg->node_id, strlen(cfg->node_id));
+  long n = nl_writer_finish(&w);
+  nl_frame_type type;
+  uint32_t len;
+  if (n < 0 || write_all(fd, f, (size_t)n) != 0 ||
+      recv_frame(fd, hdr, b, &type, &len) != 0 || type != NL_FRAME_AUTH ||
+      len != NL_AUTH_SIZE)
+    return -1;
+  uint8_t expected[NL_AUTH_SIZE];
+  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_CLIENT_PROOF, hs->cn,
+                     hs->sn, expected) != 0 ||
+      !nl_auth_equal(expected, b->p)) {
+    send_error(fd, ERR_REFUSED, "refused: not this cluster's key");
+    return -1;
+  }
+  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SESSION_KEY, hs->cn,
+                     hs->sn, hs->key) != 0)
+    return -1;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_OK);
+  n = nl_writer_finish(&w);
+  return n > 0 ? write_all(fd, f, (size_t)n) : -1;
+}
+
+/* ---- the receiver's sessions ---- */
+
+typedef struct session session;
+struct session {
+  uint8_t id[NL_FRAME_TRANSFER_ID_SIZE];
+  uint8_t key[NL_AUTH_SIZE]; /* the control connection's */
+  int control_fd;
+  pthread_mutex_t lock; /* everything below, and writes to control_fd */
+  char name[NL_FRAME_NAME_MAX + 1];
+  uint64_t size;
+  uint32_t chunk_size, chunk_count, remaining;
+  uint8_t file_digest[32];
+  uint8_t *digests;
+  uint8_t *verified;  /* per chunk */
+  uint32_t *received; /* bytes of the current attempt, per chunk */
+  int data_fd, journal_fd;
+  char part_path[PATH_MAX], journal_path[PATH_MAX], final_path[PATH_MAX];
+  char dir[PATH_MAX];
+  bool finished, failed;
+  int refs;
+  session *next;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static session *registry;
+static int registry_count;
+
+int nl_transfer_sessions(void) {
+  pthread_mutex_lock(&registry_lock);
+  int n = registry_count;
+  pthread_mutex_unlock(&registry_lock);
+  return n;
+}
+
+static void session_release(session *s) {
+  pthread_mutex_lock(&registry_lock);
+  bool last = --s->refs == 0;
+  if (last) {
+    for (session **at = &registry; *at; at = &(*at)->next)
+      if (*at == s) {
+        *at = s->next;
+        registry_count--;
+        break;
+      }
+  }
+  pthread_mutex_unlock(&registry_lock);
+  if (!last)
+    return;
+  if (s->data_fd >= 0)
+    close(s->data_fd);
+  if (s->journal_fd >= 0)
+    close(s->journal_fd); /* and with it the lock */
+  pthread_mutex_destroy(&s->lock);
+  free(s->digests);
+  free(s->verified);
+  free(s->received);
+  free(s);
+}
+
+static session *session_find(const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE]) {
+  pthread_mutex_lock(&registry_lock);
+  session *s = registry;
+  while (s != NULL && memcmp(s->id, id, NL_FRAME_TRANSFER_ID_SIZE) != 0)
+    s = s->next;
+  if (s != NULL)
+    s->refs++;
+  pthread_mutex_unlock(&registry_lock);
+  return s;
+}
+
+static uint32_t chunk_len(const session *s, uint32_t i) {
+  uint64_t start = (uint64_t)i * s->chunk_size;
+  uint64_t left = s->size - start;
+  return left < s->chunk_size ? (uint32_t)left : s->chunk_size;
+}
+
+/* Sends a MAC'd frame on the control connection; the caller holds lock.
+ * Once the sender has gone, there is nobody to tell: data already on its
+ * way is still verified and journaled, for the resume. */
+static void control_send(session *s, nl_writer *w) {
+  if (s->control_fd < 0)
+    return;
+  long n = finish_with_mac(w, s->key);
+  if (n < 0 || write_all(s->control_fd, w->buf, (size_t)n) != 0)
+    s->control_fd = -1;
+}
+
+#define JOURNAL_MAGIC "NLJ1"
+
+/* dir/name+suffix into out; false when it does not fit. */
+static bool path_join(char *out, size_t size, const char *dir, const char *name,
+                      const char *suffix) {
+  int n = snprintf(out, size, "%s/%s%s", dir, name, suffix);
+  return n > 0 && (size_t)n < size;
+}
+
+/* Writes the journal's header for this offer; returns 0 or -1. */
+static int journal_header(session *s) {
+  uint8_t h[4 + 8 + 4 + 32 + 2 + NL_FRAME_NAME_MAX];
+  nl_writer w = {.buf = h, .cap = sizeof h};
+  nl_write_bytes(&w, JOURNAL_MAGIC, 4);
+  nl_write_u64(&w, s->size);
+  nl_write_u32(&w, s->chunk_size);
+  nl_write_bytes(&w, s->file_digest, 32);
+  nl_write_string(&w, s->name, strlen(s->name));
+  if (w.failed || ftruncate(s->journal_fd, 0) != 0 ||
+      pwrite(s->journal_fd, h, w.len, 0) != (ssize_t)w.len ||
+      fsync(s->journal_fd) != 0)
+    return -1;
+  return (int)w.len;
+}
+
+/* Reads what the journal says is verified already, if it is this offer's.
+ * Returns the header's length (records follow), or -1 for a journal to
+ * start afresh. */
+static long journal_load(session *s) {
+  struct stat st;
+  if (fstat(s->journal_fd, &st) != 0 || st.st_size == 0 ||
+      st.st_size > 64 * 1024 * 1024)
+    return -1;
+  uint8_t *j = malloc((size_t)st.st_size);
+  if (j == NULL ||
+      pread(s->journal_fd, j, (size_t)st.st_size, 0) != (ssize_t)st.st_size) {
+    free(j);
+    return -1;
+  }
+  nl_reader r;
+  nl_reader_init(&r, j, (size_t)st.st_size);
+  const uint8_t *magic = nl_read_bytes(&r, 4);
+  uint64_t size = nl_read_u64(&r);
+  uint32_t cs = nl_read_u32(&r);
+  const uint8_t *digest = nl_read_bytes(&r, 32);
+  size_t name_len = 0;
+  const char *name = nl_read_string(&r, NL_FRAME_NAME_MAX, &name_len);
+  long header = -1;
+  if (!r.failed && memcmp(magic, JOURNAL_MAGIC, 4) == 0 && size == s->size &&
+      cs == s->chunk_size && memcmp(digest, s->file_digest, 32) == 0 &&
+      name_len == strlen(s->name) && memcmp(name, s->name, name_len) == 0) {
+    header = (long)r.pos;
+    /* Whole records only: a torn last one (a crash mid-write) is ignored. */
+    while (r.len - r.pos >= 4) {
+      uint32_t i = nl_read_u32(&r);
+      if (i < s->chunk_count && !s->verified[i]) {
+        s->verified[i] = 1;
+        s->remaining--;
+      }
+    }
+  }
+  free(j);
+  return header;
+}
+
+/* Opens (or resumes) the partial file and journal of an offer. Returns 0,
+ * or an error code with the message in err. */
+static int session_open_files(session *s, char *err, size_t errlen) {
+  char partial_dir[PATH_MAX];
+  if (!path_join(partial_dir, sizeof partial_dir, s->dir, ".nodelua-partial",
+                 "")) {
+    snprintf(err, errlen, "the receive directory's path is too long");
+    return ERR_IO;
+  }
+  if (mkdir(partial_dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot make %.200s: %s", partial_dir,
+             strerror(errno));
+    return ERR_IO;
+  }
+  /* Named by what is being sent: the same file sent again finds its
+   * journal; another file of the same name does not. */
+  nl_sha256 *h = nl_sha256_new();
+  uint8_t key[32];
+  uint8_t size_be[8];
+  for (int i = 0; i < 8; i++)
+    size_be[i] = (uint8_t)(s->size >> (56 - 8 * i));
+  if (h == NULL || nl_sha256_update(h, s->name, strlen(s->name) + 1) != 0 ||
+      nl_sha256_update(h, size_be, 8) != 0 ||
+      nl_sha256_update(h, s->file_digest, 32) != 0 ||
+      nl_sha256_final(h, key) != 0) {
+    nl_sha256_free(h);
+    snprintf(err, errlen, "hashing failed");
+    return ERR_IO;
+  }
+  nl_sha256_free(h);
+  char hex[NL_SHA256_HEX_SIZE];
+  nl_sha256_hex(key, hex);
+  hex[32] = '\0';
+  if (!path_join(s->part_path, sizeof s->part_path, partial_dir, hex,
+                 ".part") ||
+      !path_join(s->journal_path, sizeof s->journal_path, partial_dir, hex,
+                 ".journal") ||
+      !path_join(s->final_path, sizeof s->final_path, s->dir, s->name, "")) {
+    snprintf(err, errlen, "the receive directory's path is too long");
+    return ERR_IO;
+  }
+  s->journal_fd = open(s->journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->journal_fd < 0) {
+    snprintf(err, errlen, "cannot open %.200s: %s", s->journal_path,
+             strerror(errno));
+    return ERR_IO;
+  }
+  if (flock(s->journal_fd, LOCK_EX | LOCK_NB) != 0) {
+    snprintf(err, errlen,
+             "this file (%s) is being received from another sender right now",
+             s->name);
+    return ERR_BUSY;
+  }
+  s->data_fd = open(s->part_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->data_fd < 0) {
+    snprintf(err, errlen, "cannot open %.200s: %s", s->part_path,
+             strerror(errno));
+    return ERR_IO;
+  }
+  long header = journal_load(s);
+  if (header < 0) {
+    if (journal_header(s) < 0 || ftruncate(s->data_fd, 0) != 0) {
+      snprintf(err, errlen, "cannot start %.200s: %s", s->journal_path,
+               strerror(errno));
+      return ERR_IO;
+    }
+  } else {
+    /* Records go after what is there; a torn record is cut off first. */
+    struct stat st;
+    fstat(s->journal_fd, &st);
+    off_t whole = header + (st.st_size - header) / 4 * 4;
+    if (ftruncate(s->journal_fd, whole) != 0) {
+      snprintf(err, errlen, "cannot trim %.200s", s->journal_path);
+      return ERR_IO;
+    }
+  }
+  lseek(s->journal_fd, 0, SEEK_END);
+  /* Room for what is still to come, checked before anything is taken. */
+  uint64_t missing = 0;
+  for (uint32_t i = 0; i < s->chunk_count; i++)
+    if (!s->verified[i])
+      missing += chunk_len(s, i);
+  struct statvfs sv;
+  if (statvfs(s->dir, &sv) == 0 &&
+      (uint64_t)sv.f_bavail * sv.f_frsize < missing) {
+    snprintf(err, errlen,
+             "not enough space: %llu bytes to write, %llu free in %.100s",
+             (unsigned long long)missing,
+             (unsigned long long)sv.f_bavail * sv.f_frsize, s->dir);
+    return ERR_NO_SPACE;
+  }
+  return 0;
+}
+
+/* The whole file is verified chunk by chunk: check it whole, make it
+ * durable, publish it under its name, and say DONE. The caller holds the
+ * lock, and is the only one to get here (remaining went to 0). */
+static void session_finish(session *s) {
+  uint8_t digest[32];
+  if (nl_sha256_file_range(s->data_fd, 0, s->size, digest) != 0 ||
+      memcmp(digest, s->file_digest, 32) != 0) {
+    send_error(s->control_fd, ERR_HASH,
+               "the whole file's SHA-256 does not match; nothing published");
+    unlink(s->part_path);
+    unlink(s->journal_path);
+    s->failed = true;
+    return;
+  }
+  char dir_path[PATH_MAX];
+  snprintf(dir_path, sizeof dir_path, "%s", s->dir);
+  int dir_fd = open(dir_path, O_RDONLY | O_CLOEXEC);
+  if (ftruncate(s->data_fd, (off_t)s->size) != 0 || fsync(s->data_fd) != 0 ||
+      rename(s->part_path, s->final_path) != 0 ||
+      (dir_fd >= 0 && fsync(dir_fd) != 0)) {
+    send_error(s->control_fd, ERR_IO, "cannot publish %s: %s", s->name,
+               strerror(errno));
+    if (dir_fd >= 0)
+      close(dir_fd);
+    s->failed = true;
+    return;
+  }
+  if (dir_fd >= 0)
+    close(dir_fd);
+  unlink(s->journal_path);
+  s->finished = true;
+  uint8_t f[NL_FRAME_HEADER_SIZE + 64];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_DONE);
+  nl_write_bytes(&w, digest, 32);
+  control_send(s, &w);
+}
+
+/* DATA into the partial file; a chunk is checked once all of it is there. */
+static int session_data(session *s, const nl_frame_data *d) {
+  if (d->chunk >= s->chunk_count ||
+      d->offset + (uint64_t)d->len > chunk_len(s, d->chunk))
+    return -1;
+  pthread_mutex_lock(&s->lock);
+  bool skip = s->verified[d->chunk] || s->failed;
+  pthread_mutex_unlock(&s->lock);
+  if (skip)
+    return 0;
+  off_t at = (off_t)((uint64_t)d->chunk * s->chunk_size + d->offset);
+  ssize_t written = pwrite(s->data_fd, d->data, d->len, at);
+  if (written != (ssize_t)d->len) {
+    int e = written < 0 ? errno : ENOSPC;
+    pthread_mutex_lock(&s->lock);
+    send_error(s->control_fd, e == ENOSPC ? ERR_NO_SPACE : ERR_IO,
+               "the receiver cannot write %s: %s", s->name, strerror(e));
+    s->failed = true;
+    pthread_mutex_unlock(&s->lock);
+    return -1;
+  }
+  pthread_mutex_lock(&s->lock);
+  s->received[d->chunk] += d->len;
+  bool complete = s->received[d->chunk] == chunk_len(s, d->chunk);
+  pthread_mutex_unlock(&s->lock);
+  if (!complete)
+    return 0;
+  /* Checked outside the lock, so that streams verify in parallel. */
+  uint8_t digest[32];
+  bool good =
+      nl_sha256_file_range(s->data_fd, (uint64_t)d->chunk * s->chunk_size,
+                           chunk_len(s, d->chunk), digest) == 0 &&
+      memcmp(digest, s->digests + (size_t)d->chunk * 32, 32) == 0;
+  /* A verified chunk is on disk before the journal says so. */
+  if (good && fdatasync(s->data_fd) != 0)
+    good = false;
+  pthread_mutex_lock(&s->lock);
+  uint8_t f[64];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHUNK);
+  nl_write_u32(&w, d->chunk);
+  if (good && !s->verified[d->chunk]) {
+    uint8_t rec[4] = {(uint8_t)(d->chunk >> 24), (uint8_t)(d->chunk >> 16),
+                      (uint8_t)(d->chunk >> 8), (uint8_t)d->chunk};
+    if (write(s->journal_fd, rec, 4) != 4)
+      s->failed = true;
+    s->verified[d->chunk] = 1;
+    s->remaining--;
+    nl_write_u8(&w, 1);
+  } else {
+    s->received[d->chunk] = 0; /* to be sent again, alone */
+    nl_write_u8(&w, 0);
+  }
+  control_send(s, &w);
+  if (good && s->remaining == 0 && !s->failed && !s->finished)
+    session_finish(s);
+  pthread_mutex_unlock(&s->lock);
+  return 0;
+}
+
+static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
+                          buffer *b) {
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  if (recv_frame(fd, hdr, b, &type, &len) != 0)
+    return;
+  char why[256];
+  nl_frame_offer o;
+  if (type != NL_FRAME_OFFER) {
+    send_error(fd, ERR_PROTOCOL, "expected an OFFER");
+    return;
+  }
+  if (!mac_ok(hs->key, hdr, b->p, len)) {
+    send_error(fd, ERR_PROTOCOL, "the OFFER's MAC does not match");
+    return;
+  }
+  if (nl_frame_parse_offer(b->p, len, &o, why, sizeof why) != 0) {
+    send_error(fd, strstr(why, "name") ? ERR_NAME : ERR_PROTOCOL, "%s", why);
+    return;
+  }
+  if (o.size > cfg->max_bytes) {
+    send_error(fd, ERR_TOO_BIG,
+               "%s is %llu bytes, over this receiver's maximum of %llu "
+               "(TRANSFER_MAX_BYTES)",
+               o.name, (unsigned long long)o.size,
+               (unsigned long long)cfg->max_bytes);
+    return;
+  }
+  session *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return;
+  pthread_mutex_init(&s->lock, NULL);
+  s->control_fd = fd;
+  s->data_fd = s->journal_fd = -1;
+  s->refs = 1;
+  memcpy(s->key, hs->key, NL_AUTH_SIZE);
+  snprintf(s->name, sizeof s->name, "%s", o.name);
+  snprintf(s->dir, sizeof s->dir, "%s", cfg->dir);
+  s->size = o.size;
+  s->chunk_size = o.chunk_size;
+  s->chunk_count = s->remaining = o.chunk_count;
+  memcpy(s->file_digest, o.file_digest, 32);
+  size_t count = o.chunk_count ? o.chunk_count : 1;
+  s->digests = malloc(count * 32);
+  s->verified = calloc(count, 1);
+  s->received = calloc(count, sizeof *s->received);
+  if (s->digests == NULL || s->verified == NULL || s->received == NULL ||
+      nl_auth_random(s->id, sizeof s->id) != 0) {
+    session_release(s);
+    return;
+  }
+  memcpy(s->digests, o.chunk_digests, (size_t)o.chunk_count * 32);
+  int code = session_open_files(s, why, sizeof why);
+  if (code != 0) {
+    send_error(fd, code, "%s", why);
+    session_release(s);
+    return;
+  }
+  pthread_mutex_lock(&registry_lock);
+  s->next = registry;
+  registry = s;
+  registry_count++;
+  pthread_mutex_unlock(&registry_lock);
+
+  /* ACCEPT: the transfer's id and the chunks still wanted. */
+  size_t bitmap = (s->chunk_count + 7) / 8;
+  uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 16 + bitmap + 32);
+  if (f != NULL) {
+    nl_writer w;
+    nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 16 + bitmap + 32,
+                    NL_FRAME_ACCEPT);
+    nl_write_bytes(&w, s->id, sizeof s->id);
+    for (size_t i = 0; i < bitmap; i++) {
+      uint8_t byte = 0;
+      for (uint32_t bit = 0; bit < 8; bit++) {
+        uint32_t c = (uint32_t)(i * 8 + bit);
+        if (c < s->chunk_count && !s->verified[c])
+          byte |= (uint8_t)(0x80 >> bit);
+      }
+      nl_write_u8(&w, byte);
+    }
+    pthread_mutex_lock(&s->lock);
+    control_send(s, &w);
+    if (s->remaining == 0 && !s->failed)
+      session_finish(s); /* an empty file, or all there already */
+    pthread_mutex_unlock(&s->lock);
+    free(f);
+  }
+  /* The sender says nothing more here; its closing ends the session (the
+   * journal stays for a resume unless the file was published). */
+  while (recv_frame(fd, hdr, b, &type, &len) == 0)
+    ;
+  pthread_mutex_lock(&s->lock);
+  s->control_fd = -1;
+  bool finished = s->finished;
+  pthread_mutex_unlock(&s->lock);
+  /* A sender that died may have left data in the kernel's buffers of
+   * streams whose threads have not joined yet: the session stays findable
+   * a moment longer, so that what arrived is verified and journaled. */
+  if (!finished)
+    sleep(JOIN_GRACE_SECONDS);
+  session_release(s);
+}
+
+static void serve_data(int fd, handshake *hs, buffer *b) {
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  if (recv_frame(fd, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
+      len != NL_FRAME_TRANSFER_ID_SIZE + 2 + NL_AUTH_SIZE)
+    return;
+  session *s = session_find(b->p);
+  if (s == NULL) {
+    send_error(fd, ERR_PROTOCOL, "no such transfer");
+    return;
+  }
+  uint16_t index = (uint16_t)(b->p[16] << 8 | b->p[17]);
+  uint8_t expected[NL_AUTH_SIZE];
+  if (join_mac(s->key, b->p, index, hs->cn, hs->sn, expected) != 0 ||
+      !nl_auth_equal(expected, b->p + 18)) {
+    send_error(fd, ERR_REFUSED, "JOIN refused");
+    session_release(s);
+    return;
+  }
+  char why[128];
+  while (recv_frame(fd, hdr, b, &type, &len) == 0) {
+    nl_frame_data d;
+    if (type != NL_FRAME_DATA ||
+        nl_frame_parse_data(b->p, len, s->chunk_size, &d, why, sizeof why) !=
+            0 ||
+        session_data(s, &d) != 0)
+      break;
+  }
+  session_release(s);
+}
+
+void nl_transfer_serve(int fd, const nl_transfer_config *cfg) {
+  set_timeouts(fd, cfg->timeout_seconds);
+  buffer b = {0};
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  char why[128];
+  nl_frame_hello hello;
+  handshake hs;
+  if (recv_frame(fd, hdr, &b, &type, &len) == 0 && type == NL_FRAME_HELLO &&
+      nl_frame_parse_hello(b.p, len, &hello, why, sizeof why) == 0 &&
+      server_handshake(fd, cfg, &hello, &hs, &b) == 0) {
+    if (hello.role == 0)
+      serve_control(fd, cfg, &hs, &b);
+    else
+      serve_data(fd, &hs, &b);
+  }
+  free(b.p);
+  close(fd);
+}
+
+/* ---- the sender ---- */
+
+typedef struct {
+  const nl_transfer_config *cfg;
+  const char *host;
+  int port;
+  int file_fd;
+  uint64_t size;
+  uint32_t chunk_size, chunk_count;
+  uint8_t id[NL_FRAME_TRANSFER_ID_SIZE];
+  uint8_t control_key[NL_AUTH_SIZE];
+  int control_fd;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  uint32_t *queue; /* chunks to send, a ring of chunk_count slots */
+  size_t head, queued;
+  int live_streams;
+  int stream_fds[64];
+  bool stop, killed;
+  uint32_t sent_attempts;
+  nl_transfer_result *result;
+  nl_transfer_progress_cb progress;
+  void *ud;
+  char stream_error[256];
+} sender;
+
+static int connect_to(const char *host, int port, int timeout, char *err,
+                      size_t errlen) {
+  char service[8];
+  snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(host, service, &hints, &res);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+    return -1;
+  }
+  int fd = -1, e = 0;
+  for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      continue;
+    set_timeouts(fd, timeout);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      e = errno;
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0)
+    snprintf(err, errlen, "cannot connect to %s port %d: %s", host, port,
+             strerror(e ? e : ECONNREFUSED));
+  return fd;
+}
+
+static void queue_push(sender *s, uint32_t chunk) {
+  s->queue[(s->head + s->queued) % s->chunk_count] = chunk;
+  s->queued++;
+}
+
+typedef struct {
+  sender *s;
+  uint16_t index;
+  pthread_t thread;
+} stream;
+
+static void *stream_main(void *arg) {
+  stream *st = arg;
+  sender *s = st->s;
+  char err[256];
+  buffer b = {0};
+  uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 8 + PIECE);
+  int fd =
+      f ? connect_to(s->host, s->port, s->cfg->timeout_seconds, err, sizeof err)
+        : -1;
+  handshake hs;
+  bool ok =
+      fd >= 0 && client_handshake(fd, s->cfg, 1, &hs, &b, err, sizeof err) == 0;
+  if (ok) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    uint8_t j[NL_FRAME_HEADER_SIZE + 64], mac[NL_AUTH_SIZE];
+    nl_writer w;
+    nl_writer_begin(&w, j, sizeof j, NL_FRAME_JOIN);
+    nl_write_bytes(&w, s->id, sizeof s->id);
+    nl_write_u16(&w, st->index);
+    ok = join_mac(s->control_key, s->id, st->index, hs.cn, hs.sn, mac) == 0;
+    nl_write_bytes(&w, mac, sizeof mac);
+    long n = nl_writer_finish(&w);
+    ok = ok && n > 0 && write_all(fd, j, (size_t)n) == 0;
+  }
+  pthread_mutex_lock(&s->lock);
+  if (ok)
+    s->stream_fds[st->index] = fd;
+  pthread_mutex_unlock(&s->lock);
+  while (ok) {
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop && s->queued == 0)
+      pthread_cond_wait(&s->cond, &s->lock);
+    if (s->stop) {
+      pthread_mutex_unlock(&s->lock);
+      break;
+    }
+    uint32_t c = s->queue[s->head];
+    s->head = (s->head + 1) % s->chunk_count;
+    s->queued--;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t start = (uint64_t)c * s->chunk_size;
+    uint64_t left = s->size - start;
+    uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
+    for (uint32_t off = 0; ok && off < len; off += PIECE) {
+      uint32_t n = len - off < PIECE ? len - off : PIECE;
+      nl_writer w;
+      nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 8 + PIECE, NL_FRAME_DATA);
+      nl_write_u32(&w, c);
+      nl_write_u32(&w, off);
+      ssize_t got = pread(s->file_fd, f + w.len, n, (off_t)(start + off));
+      if (got != (ssize_t)n) {
+        snprintf(err, sizeof err, "cannot read the file: %s",
+                 got < 0 ? strerror(errno) : "it got shorter");
+        ok = false;
+        break;
+      }
+      w.len += n;
+      long total = nl_writer_finish(&w);
+      ok = total > 0 && write_all(fd, f, (size_t)total) == 0;
+      if (!ok)
+        snprintf(err, sizeof err, "a data stream was cut: %s", strerror(errno));
+    }
+    pthread_mutex_lock(&s->lock);
+    if (!ok) {
+      queue_push(s, c); /* another stream takes it */
+      pthread_cond_broadcast(&s->cond);
+    } else {
+      s->result->chunks_sent++;
+      s->result->bytes_sent += len;
+      s->sent_attempts++;
+      if (s->cfg->stop_after_chunks &&
+          s->sent_attempts >= s->cfg->stop_after_chunks) {
+        /* As if killed: every connection dropped, nothing said. */
+        s->killed = s->stop = true;
+        shutdown(s->control_fd, SHUT_RDWR);
+        pthread_cond_broadcast(&s->cond);
+      }
+    }
+    pthread_mutex_unlock(&s->lock);
+  }
+  pthread_mutex_lock(&s->lock);
+  if (--s->live_streams == 0 && !s->stop) {
+    /* No stream is left to carry the rest. */
+    snprintf(s->stream_error, sizeof s->stream_error, "%s", err);
+    s->stop = true;
+    shutdown(s->control_fd, SHUT_RDWR);
+  }
+  s->stream_fds[st->index] = -1;
+  pthread_mutex_unlock(&s->lock);
+  if (fd >= 0)
+    close(fd);
+  free(f);
+  free(b.p);
+  return NULL;
+}
+
+/* Hashes every chunk and the whole file in one read. */
+static int hash_file(sender *s, uint8_t *digests, uint8_t file_digest[32]) {
+  nl_sha256 *whole = nl_sha256_new(), *part = nl_sha256_new();
+  uint8_t *buf = malloc(PIECE);
+  int rc = -1;
+  if (whole == NULL || part == NULL || buf == NULL)
+    goto done;
+  for (uint32_t c = 0; c < s->chunk_count; c++) {
+    uint64_t start = (uint64_t)c * s->chunk_size;
+    uint64_t left = s->size - start;
+    uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
+    for (uint32_t off = 0; off < len;) {
+      uint32_t n = len - off < PIECE ? len - off : PIECE;
+      ssize_t got = pread(s->file_fd, buf, n, (off_t)(start + off));
+      if (got <= 0)
+        goto done;
+      nl_sha256_update(part, buf, (size_t)got);
+      nl_sha256_update(whole, buf, (size_t)got);
+      off += (uint32_t)got;
+    }
+    if (nl_sha256_final(part, digests + (size_t)c * 32) != 0)
+      goto done;
+  }
+  rc = nl_sha256_final(whole, file_digest);
+done:
+  free(buf);
+  nl_sha256_free(whole);
+  nl_sha256_free(part);
+  return rc;
+}
+
+static double seconds_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int nl_transfer_send(const char *host, int port, const char *path,
+                     const char *remote_name, const nl_transfer_config *cfg,
+                     nl_transfer_progress_cb progress, void *ud,
+                     nl_transfer_result *result, char *err, size_t errlen) {
+  memset(result, 0, sizeof *result);
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (remote_name == NULL) {
+    const char *slash = strrchr(path, '/');
+    remote_name = slash ? slash + 1 : path;
+  }
+  if (nl_frame_name_check(remote_name, strlen(remote_name), err, errlen) != 0)
+    return -1;
+  uint32_t cs = cfg->chunk_size;
+  if (cs < NL_FRAME_CHUNK_MIN || cs > NL_FRAME_CHUNK_MAX || (cs & (cs - 1)) ||
+      cfg->streams < 1 || cfg->streams > 64) {
+    snprintf(err, errlen, "bad chunk size or stream count");
+    return -1;
+  }
+  sender s = {.cfg = cfg,
+              .host = host,
+              .port = port,
+              .control_fd = -1,
+              .result = result,
+              .progress = progress,
+              .ud = ud};
+  s.file_fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (s.file_fd < 0 || fstat(s.file_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s: %s", path,
+             s.file_fd < 0 ? strerror(errno) : "not a regular file");
+    if (s.file_fd >= 0)
+      close(s.file_fd);
+    return -1;
+  }
+  s.size = (uint64_t)st.st_size;
+  s.chunk_size = cs;
+  uint64_t chunks = s.size / cs + (s.size % cs != 0);
+  if ((chunks + 2) * 32 + 300 > NL_FRAME_OFFER_MAX) {
+    snprintf(err, errlen,
+             "%s has too many chunks for one offer: use a "
+             "larger chunk size",
+             path);
+    close(s.file_fd);
+    return -1;
+  }
+  s.chunk_count = (uint32_t)chunks;
+  result->size = s.size;
+  result->chunks = s.chunk_count;
+  size_t offer_cap = NL_FRAME_HEADER_SIZE + 2 + strlen(remote_name) + 8 + 4 +
+                     32 + (size_t)s.chunk_count * 32 + 32;
+  uint8_t *offer = malloc(offer_cap);
+  uint8_t *digests = malloc(s.chunk_count ? (size_t)s.chunk_count * 32 : 1);
+  s.queue = malloc((s.chunk_count ? s.chunk_count : 1) * sizeof *s.queue);
+  uint8_t *verified = calloc(s.chunk_count ? s.chunk_count : 1, 1);
+  buffer b = {0};
+  stream streams[64];
+  int started = 0, rc = -1;
+  uint8_t file_digest[32];
+  pthread_mutex_init(&s.lock, NULL);
+  pthread_cond_init(&s.cond, NULL);
+  for (int i = 0; i < 64; i++)
+    s.stream_fds[i] = -1;
+  if (offer == NULL || digests == NULL || s.queue == NULL || verified == NULL) {
+    snprintf(err, errlen, "out of memory");
+    goto done;
+  }
+  if (hash_file(&s, digests, file_digest) != 0) {
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    goto done;
+  }
+  nl_sha256_hex(file_digest, result->sha256);
+
+  s.control_fd = connect_to(host, port, cfg->timeout_seconds, err, errlen);
+  handshake hs;
+  if (s.control_fd < 0 ||
+      client_handshake(s.control_fd, cfg, 0, &hs, &b, err, errlen) != 0)
+    goto done;
+  memcpy(s.control_key, hs.key, sizeof s.control_key);
+  snprintf(result->peer_id, sizeof result->peer_id, "%s", hs.peer_id);
+
+  nl_writer w;
+  nl_writer_begin(&w, offer, offer_cap, NL_FRAME_OFFER);
+  nl_write_string(&w, remote_name, strlen(remote_name));
+  nl_write_u64(&w, s.size);
+  nl_write_u32(&w, cs);
+  nl_write_bytes(&w, file_digest, 32);
+  nl_write_bytes(&w, digests, (size_t)s.chunk_count * 32);
+  long n = finish_with_mac(&w, s.control_key);
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  if (n < 0 || write_all(s.control_fd, offer, (size_t)n) != 0 ||
+      recv_frame(s.control_fd, hdr, &b, &type, &len) != 0) {
+    snprintf(err, errlen, "the receiver closed the connection");
+    goto done;
+  }
+  size_t bitmap = (s.chunk_count + 7) / 8;
+  if (type != NL_FRAME_ACCEPT || len != 16 + bitmap + 32 ||
+      !mac_ok(s.control_key, hdr, b.p, len)) {
+    error_from(b.p, len, type, err, errlen, "unexpected answer to the offer");
+    goto done;
+  }
+  memcpy(s.id, b.p, 16);
+  for (uint32_t c = 0; c < s.chunk_count; c++) {
+    if (b.p[16 + c / 8] & (0x80 >> (c % 8)))
+      queue_push(&s, c);
+    else {
+      verified[c] = 1;
+      result->chunks_skipped++;
+    }
+  }
+  int want = (int)s.queued < cfg->streams ? (int)s.queued : cfg->streams;
+  s.live_streams = want;
+  for (; started < want; started++) {
+    streams[started] = (stream){.s = &s, .index = (uint16_t)started};
+    if (pthread_create(&streams[started].thread, NULL, stream_main,
+                       &streams[started]) != 0) {
+      pthread_mutex_lock(&s.lock);
+      s.live_streams -= want - started;
+      pthread_mutex_unlock(&s.lock);
+      break;
+    }
+  }
+  /* The control connection: chunks verified or refused, then DONE. */
+  for (;;) {
+    if (recv_frame(s.control_fd, hdr, &b, &type, &len) != 0) {
+      pthread_mutex_lock(&s.lock);
+      if (s.killed)
+        snprintf(err, errlen, "stopped after %u chunks, as asked",
+                 s.sent_attempts);
+      else if (s.stream_error[0])
+        snprintf(err, errlen, "%s", s.stream_error);
+      else
+        snprintf(err, errlen, "the receiver went away");
+      pthread_mutex_unlock(&s.lock);
+      break;
+    }
+    if (type == NL_FRAME_ERROR) {
+      error_from(b.p, len, type, err, errlen, "the receiver failed");
+      break;
+    }
+    if (!mac_ok(s.control_key, hdr, b.p, len)) {
+      snprintf(err, errlen, "a control frame's MAC does not match");
+      break;
+    }
+    if (type == NL_FRAME_CHUNK && len == 4 + 1 + 32) {
+      uint32_t c = (uint32_t)b.p[0] << 24 | (uint32_t)b.p[1] << 16 |
+                   (uint32_t)b.p[2] << 8 | b.p[3];
+      if (c >= s.chunk_count)
+        continue;
+      pthread_mutex_lock(&s.lock);
+      if (b.p[4] == 1 && !verified[c]) {
+        verified[c] = 1;
+        result->seconds = seconds_since(&t0);
+        if (progress)
+          progress(ud, result);
+      } else if (b.p[4] == 0) {
+        result->chunks_resent++;
+        queue_push(&s, c);
+        pthread_cond_broadcast(&s.cond);
+      }
+      pthread_mutex_unlock(&s.lock);
+    } else if (type == NL_FRAME_DONE && len == 64) {
+      if (memcmp(b.p, file_digest, 32) != 0) {
+        snprintf(err, errlen, "the receiver's SHA-256 differs from ours");
+        break;
+      }
+      rc = 0;
+      break;
+    } else {
+      snprintf(err, errlen, "unexpected frame %d from the receiver", type);
+      break;
+    }
+  }
+done:
+  pthread_mutex_lock(&s.lock);
+  s.stop = true;
+  for (int i = 0; i < 64; i++)
+    if (s.stream_fds[i] >= 0)
+      shutdown(s.stream_fds[i], SHUT_RDWR);
+  pthread_cond_broadcast(&s.cond);
+  pthread_mutex_unlock(&s.lock);
+  for (int i = 0; i < started; i++)
+    pthread_join(streams[i].thread, NULL);
+  if (s.control_fd >= 0)
+    close(s.control_fd);
+  close(s.file_fd);
+  pthread_cond_destroy(&s.cond);
+  pthread_mutex_destroy(&s.lock);
+  result->seconds = seconds_since(&t0);
+  free(offer);
+  free(digests);
+  free(s.queue);
+  free(verified);
+  free(b.p);
+  return rc;
+}

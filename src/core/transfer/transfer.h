@@ -1,0 +1,67 @@
+/* File transfer between nodes (docs/protocol.md): a sender and a receiver
+ * over blocking sockets, meant for worker threads, never the loop. One
+ * control connection per transfer and several data streams, each
+ * authenticated with the cluster key; every chunk checked against its
+ * SHA-256 from the authenticated offer, a bad one asked for again alone;
+ * the file published by rename only when its whole-file hash matches; a
+ * journal of verified chunks so that sending the same file again resumes. */
+#ifndef NODELUA_TRANSFER_H
+#define NODELUA_TRANSFER_H
+
+#include "frame.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  const uint8_t *key; /* the cluster key; at least NL_AUTH_KEY_MIN bytes */
+  size_t key_len;
+  const char *node_id; /* this node's id, hex */
+  /* Receiver: where files land (must exist), the largest file accepted. */
+  const char *dir;
+  uint64_t max_bytes;
+  /* Sender: data streams (1 to 64) and chunk size (a power of two, 64 KiB
+   * to 64 MiB). */
+  int streams;
+  uint32_t chunk_size;
+  /* Sender, for tests: stop as if killed once this many chunks were sent
+   * (0: never). */
+  uint32_t stop_after_chunks;
+  /* I/O timeout of every socket, in seconds (0: 30). */
+  int timeout_seconds;
+} nl_transfer_config;
+
+typedef struct {
+  uint64_t size;
+  uint32_t chunks;         /* in the file */
+  uint32_t chunks_skipped; /* already verified at the receiver: resumed */
+  uint32_t chunks_sent;
+  uint32_t chunks_resent; /* refused by the receiver and sent again */
+  uint64_t bytes_sent;
+  double seconds;
+  char sha256[65];
+  char peer_id[NL_FRAME_ID_MAX + 1];
+} nl_transfer_result;
+
+/* Called from the sender's threads (serialised) as chunks are verified. */
+typedef void (*nl_transfer_progress_cb)(void *ud,
+                                        const nl_transfer_result *so_far);
+
+/* Sends the file at path to host:port as remote_name (NULL: the path's
+ * last component). Blocking. Returns 0, or -1 with one line in err. */
+int nl_transfer_send(const char *host, int port, const char *path,
+                     const char *remote_name, const nl_transfer_config *cfg,
+                     nl_transfer_progress_cb progress, void *ud,
+                     nl_transfer_result *result, char *err, size_t errlen);
+
+/* Serves one framed connection accepted on fd (its first bytes not yet
+ * read). Blocking, for a thread of its own; closes fd. The config must
+ * outlive every connection. */
+void nl_transfer_serve(int fd, const nl_transfer_config *cfg);
+
+/* Whether the receiver side has nothing in progress (for tests and a clean
+ * shutdown). */
+int nl_transfer_sessions(void);
+
+#endif

@@ -1,0 +1,334 @@
+/* The transfer core over loopback, sender and receiver in one process on
+ * threads: round trips of the edge sizes, several streams, a wrong key
+ * (refused, nothing written), a name that is not one component, the
+ * receiver's size limit, a resume after the sender stopped half-way (only
+ * the missing chunks go), and a proxy that flips one byte of one data
+ * stream (that chunk alone is sent again and the file is right). */
+#include "check.h"
+#include "core/hash.h"
+#include "core/transfer/transfer.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK (64 * 1024)
+
+static uint8_t cluster_key[32];
+static char recv_dir[] = "/tmp/nodelua-recv-XXXXXX";
+static char send_dir[] = "/tmp/nodelua-send-XXXXXX";
+static nl_transfer_config receiver_cfg;
+
+/* ---- a receiver: accept, and a thread per connection ---- */
+
+static int listen_on(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  listen(fd, 64);
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static void *serve_one(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  nl_transfer_serve(fd, &receiver_cfg);
+  return NULL;
+}
+
+static void *accept_loop(void *arg) {
+  int listener = (int)(intptr_t)arg;
+  for (;;) {
+    int fd = accept(listener, NULL, NULL);
+    if (fd < 0)
+      return NULL; /* the listener was shut down */
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_create(&t, &attr, serve_one, (void *)(intptr_t)fd);
+    pthread_attr_destroy(&attr);
+  }
+}
+
+/* ---- helpers ---- */
+
+static void write_file(const char *path, size_t size, unsigned seed) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  unsigned char *data = malloc(size ? size : 1);
+  for (size_t i = 0; i < size; i++)
+    data[i] = (unsigned char)((i + seed) * 2654435761u >> 11);
+  CHECK(write(fd, data, size) == (ssize_t)size);
+  close(fd);
+  free(data);
+}
+
+static bool same_content(const char *a, const char *b) {
+  int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
+  struct stat sa, sb;
+  bool same = fa >= 0 && fb >= 0 && fstat(fa, &sa) == 0 &&
+              fstat(fb, &sb) == 0 && sa.st_size == sb.st_size;
+  uint8_t da[32], db[32];
+  same = same && nl_sha256_file_range(fa, 0, (uint64_t)sa.st_size, da) == 0 &&
+         nl_sha256_file_range(fb, 0, (uint64_t)sb.st_size, db) == 0 &&
+         memcmp(da, db, 32) == 0;
+  if (fa >= 0)
+    close(fa);
+  if (fb >= 0)
+    close(fb);
+  return same;
+}
+
+static int files_in(const char *dir) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  if (d)
+    closedir(d);
+  return n;
+}
+
+static void wait_idle(void) {
+  for (int i = 0; i < 500 && nl_transfer_sessions() > 0; i++)
+    usleep(10000);
+  CHECK(nl_transfer_sessions() == 0);
+}
+
+static nl_transfer_config sender_cfg(int streams) {
+  nl_transfer_config c = {.key = cluster_key,
+                          .key_len = sizeof cluster_key,
+                          .node_id = "5e4d",
+                          .streams = streams,
+                          .chunk_size = CHUNK,
+                          .timeout_seconds = 10};
+  return c;
+}
+
+static int send_file(int port, const char *name, size_t size, int streams,
+                     nl_transfer_result *r, char *err, size_t errlen) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", send_dir, name);
+  write_file(path, size, (unsigned)size);
+  nl_transfer_config c = sender_cfg(streams);
+  return nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, r, err,
+                          errlen);
+}
+
+static void round_trips(int port) {
+  const size_t sizes[] = {0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 9 * CHUNK + 17};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    char name[64], err[256], sent[256], got[256];
+    snprintf(name, sizeof name, "size-%zu.bin", sizes[i]);
+    nl_transfer_result r;
+    int rc = send_file(port, name, sizes[i], 4, &r, err, sizeof err);
+    CHECK(rc == 0);
+    if (rc != 0)
+      fprintf(stderr, "  %s: %s\n", name, err);
+    snprintf(sent, sizeof sent, "%s/%s", send_dir, name);
+    snprintf(got, sizeof got, "%s/%s", recv_dir, name);
+    CHECK(same_content(sent, got));
+    CHECK(r.size == sizes[i]);
+    CHECK(r.chunks == (sizes[i] + CHUNK - 1) / CHUNK);
+    CHECK(r.chunks_sent == r.chunks && r.chunks_resent == 0 &&
+          r.chunks_skipped == 0);
+    CHECK_STR(r.peer_id, "7ec0");
+    /* The hash both sides agreed on is the file's. */
+    uint8_t d[32];
+    char hex[65];
+    int fd = open(got, O_RDONLY);
+    nl_sha256_file_range(fd, 0, sizes[i], d);
+    close(fd);
+    nl_sha256_hex(d, hex);
+    CHECK_STR(r.sha256, hex);
+    wait_idle();
+  }
+}
+
+static void refusals(int port) {
+  int before = files_in(recv_dir);
+  char err[256];
+  nl_transfer_result r;
+  /* A sender with another key: refused before anything is offered. */
+  uint8_t other[32];
+  memcpy(other, cluster_key, sizeof other);
+  other[0] ^= 0xff;
+  char path[256];
+  snprintf(path, sizeof path, "%s/secret.bin", send_dir);
+  write_file(path, 3 * CHUNK, 1);
+  nl_transfer_config c = sender_cfg(2);
+  c.key = other;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "does not hold this cluster's key");
+  CHECK(files_in(recv_dir) == before);
+  /* Names that are not one component never leave the sender. */
+  c = sender_cfg(1);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, "../escape", &c, NULL, NULL,
+                         &r, err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "one path component");
+  /* Over the receiver's maximum: refused, with the setting's name. */
+  receiver_cfg.max_bytes = CHUNK;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "TRANSFER_MAX_BYTES");
+  receiver_cfg.max_bytes = UINT64_MAX;
+  CHECK(files_in(recv_dir) == before);
+  wait_idle();
+  /* Nobody listening: one clear line. */
+  c = sender_cfg(1);
+  CHECK(nl_transfer_send("127.0.0.1", 1, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "cannot connect to 127.0.0.1 port 1");
+}
+
+static void resume(int port) {
+  char path[256], got[256], err[256];
+  snprintf(path, sizeof path, "%s/resume.bin", send_dir);
+  snprintf(got, sizeof got, "%s/resume.bin", recv_dir);
+  write_file(path, 20 * CHUNK + 5, 7);
+  nl_transfer_config c = sender_cfg(1);
+  c.stop_after_chunks = 8;
+  nl_transfer_result r;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "stopped after 8 chunks");
+  CHECK(access(got, F_OK) != 0); /* nothing published */
+  wait_idle();
+  c.stop_after_chunks = 0;
+  c.streams = 3;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  /* Chunks verified before the stop are not sent again: at least some,
+   * at most the 8 that went. */
+  CHECK(r.chunks_skipped >= 1 && r.chunks_skipped <= 8);
+  if (!(r.chunks_skipped >= 1 && r.chunks_skipped <= 8))
+    fprintf(stderr, "  resume: %u skipped\n", r.chunks_skipped);
+  CHECK(r.chunks_sent == r.chunks - r.chunks_skipped);
+  CHECK(same_content(path, got));
+  wait_idle();
+}
+
+/* ---- a proxy that flips one byte of the first data stream ---- */
+
+typedef struct {
+  int listener, target_port;
+  int connections;
+  long flip_at; /* byte of the client-to-server direction to flip */
+} proxy;
+
+typedef struct {
+  int from, to;
+  long flip_at; /* -1: none */
+} pipe_job;
+
+static void *pump(void *arg) {
+  pipe_job *j = arg;
+  char buf[65536];
+  long seen = 0;
+  ssize_t n;
+  while ((n = recv(j->from, buf, sizeof buf, 0)) > 0) {
+    if (j->flip_at >= seen && j->flip_at < seen + n)
+      buf[j->flip_at - seen] ^= 0x01;
+    seen += n;
+    if (send(j->to, buf, (size_t)n, MSG_NOSIGNAL) != n)
+      break;
+  }
+  shutdown(j->to, SHUT_WR);
+  shutdown(j->from, SHUT_RD);
+  free(j);
+  return NULL;
+}
+
+static void *proxy_loop(void *arg) {
+  proxy *p = arg;
+  for (;;) {
+    int client = accept(p->listener, NULL, NULL);
+    if (client < 0)
+      return NULL;
+    int server = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)p->target_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    connect(server, (struct sockaddr *)&sa, sizeof sa);
+    p->connections++;
+    /* Connection 1 is the control connection; 2 the first data stream. */
+    pipe_job *up = malloc(sizeof *up), *down = malloc(sizeof *down);
+    *up = (pipe_job){client, server, p->connections == 2 ? p->flip_at : -1};
+    *down = (pipe_job){server, client, -1};
+    pthread_t a, b;
+    pthread_create(&a, NULL, pump, up);
+    pthread_create(&b, NULL, pump, down);
+    pthread_detach(a);
+    pthread_detach(b);
+  }
+}
+
+static void flipped_byte(int port) {
+  proxy p = {.target_port = port, .flip_at = 100000};
+  int proxy_port;
+  p.listener = listen_on(&proxy_port);
+  pthread_t t;
+  pthread_create(&t, NULL, proxy_loop, &p);
+  char path[256], got[256], err[256];
+  snprintf(path, sizeof path, "%s/flipped.bin", send_dir);
+  snprintf(got, sizeof got, "%s/flipped.bin", recv_dir);
+  write_file(path, 6 * CHUNK, 3);
+  nl_transfer_config c = sender_cfg(1);
+  nl_transfer_result r;
+  int rc = nl_transfer_send("127.0.0.1", proxy_port, path, NULL, &c, NULL, NULL,
+                            &r, err, sizeof err);
+  CHECK(rc == 0);
+  if (rc != 0)
+    fprintf(stderr, "  flipped: %s\n", err);
+  CHECK(r.chunks_resent == 1);
+  CHECK(r.chunks_sent == r.chunks + 1);
+  CHECK(same_content(path, got));
+  shutdown(p.listener, SHUT_RDWR);
+  close(p.listener);
+  pthread_join(t, NULL);
+  wait_idle();
+}
+
+int main(void) {
+  for (size_t i = 0; i < sizeof cluster_key; i++)
+    cluster_key[i] = (uint8_t)(i * 7 + 1);
+  CHECK(mkdtemp(recv_dir) != NULL && mkdtemp(send_dir) != NULL);
+  receiver_cfg = (nl_transfer_config){.key = cluster_key,
+                                      .key_len = sizeof cluster_key,
+                                      .node_id = "7EC0",
+                                      .dir = recv_dir,
+                                      .max_bytes = UINT64_MAX,
+                                      .timeout_seconds = 10};
+  int port;
+  int listener = listen_on(&port);
+  pthread_t acceptor;
+  pthread_create(&acceptor, NULL, accept_loop, (void *)(intptr_t)listener);
+
+  round_trips(port);
+  refusals(port);
+  resume(port);
+  flipped_byte(port);
+
+  shutdown(listener, SHUT_RDWR);
+  close(listener);
+  pthread_join(acceptor, NULL);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", recv_dir, send_dir);
+  CHECK(system(cmd) == 0);
+  return check_report("test_transfer");
+}
