@@ -45,6 +45,8 @@ static void print_main_help(FILE *out) {
           "NODELUA_PEERS\n"
           "  metrics [--json|--prom] Print one snapshot of this machine's "
           "metrics\n"
+          "  send PEER PATH          Send a file to a peer (id, name or "
+          "host:port)\n"
           "  repl [COMMAND]          Ask the running agent: list, peers, "
           "status, help\n"
           "  version                 Print version, git revision, build "
@@ -441,5 +443,7 @@ int main(int argc, char **argv) {
     return run_on_loop(&c, "nodelua.cli.list");
   if (strcmp(command, "repl") == 0)
     return cmd_repl(&c);
+  if (strcmp(command, "send") == 0)
+    return run_on_loop(&c, "nodelua.cli.send");
   return usage_error("unknown command '%s'", command);
 }

@@ -14,6 +14,7 @@ local repl = require("nodelua.repl")
 local runtime = require("nodelua.runtime")
 local sender_mod = require("nodelua.sender")
 local spool_mod = require("nodelua.spool")
+local files = require("nodelua.files")
 local timer = require("nodelua.timer")
 
 local M = {}
@@ -131,6 +132,8 @@ function M.main(args)
   opened[#opened + 1] = function()
     finder:stop()
   end
+  -- Files arrive on the same port, authenticated with the cluster key.
+  files.start_receiver(finder.server, finder.id)
 
   local waiting = spool:stats().depth
   if waiting > 0 then

@@ -94,6 +94,14 @@ function M.node_id(state_dir)
   return id
 end
 
+--- The node id kept in STATE_DIR/node-id, only read (nil if there is none):
+-- for commands that must not need a writable state directory.
+function M.read_node_id(state_dir)
+  local text = read_file(state_dir .. "/node-id")
+  local id = text and text:match("^%s*(%x+)%s*$")
+  return id and #id == 32 and id:lower() or nil
+end
+
 -- The instance name: the friendly name with the start of the id, so that
 -- two nodes of one name are two instances (and nobody gets renamed).
 local function instance_name(name, id)
@@ -234,7 +242,9 @@ function M.start(opts)
   if self.mdns then
     self:start_mdns()
   else
-    log.info("discovery: mDNS is off (NODELUA_MDNS=false): static peers only")
+    if not self.quiet then
+      log.info("discovery: mDNS is off (NODELUA_MDNS=false): static peers only")
+    end
   end
   self:schedule()
   self.timers.interfaces = timer.every(INTERFACES_SECONDS, function()

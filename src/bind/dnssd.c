@@ -23,6 +23,7 @@
 #include "core/discovery/dnssd.h"
 #include "core/discovery/probe.h"
 #include "core/discovery/txt.h"
+#include "core/transfer/receiver.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -528,6 +529,44 @@ static int l_server_on_asker(lua_State *L) {
   return 0;
 }
 
+/* srv:receive_files{key = , dir = , max_bytes = , node_id = }: framed
+ * connections on this port become file transfers into dir, each on a
+ * thread of its own. Returns true, or nil and why. */
+static int l_server_receive_files(lua_State *L) {
+  server *s = check_open_server(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "key");
+  lua_getfield(L, 2, "dir");
+  lua_getfield(L, 2, "node_id");
+  lua_getfield(L, 2, "max_bytes");
+  size_t key_len;
+  nl_transfer_config cfg = {0};
+  cfg.key = (const uint8_t *)luaL_checklstring(L, -4, &key_len);
+  cfg.key_len = key_len;
+  cfg.dir = luaL_checkstring(L, -3);
+  cfg.node_id = luaL_checkstring(L, -2);
+  lua_Integer max = luaL_checkinteger(L, -1);
+  luaL_argcheck(L, max > 0, 2, "max_bytes above 0");
+  luaL_argcheck(L, key_len >= 16, 2, "a key of 16 bytes or more");
+  cfg.max_bytes = (uint64_t)max;
+  char err[512];
+  /* The receiver lives as long as the process: its threads may outlive
+   * this server. */
+  nl_receiver *r = nl_receiver_new(&cfg, err, sizeof err);
+  if (r == NULL)
+    return nl_push_failure(L, -1, "%s", err);
+  nl_probe_server_on_framed(s->srv, nl_receiver_accept, r, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* srv:refuse_files(why): framed connections get one ERROR frame saying why. */
+static int l_server_refuse_files(lua_State *L) {
+  server *s = check_open_server(L);
+  nl_probe_server_on_framed(s->srv, NULL, NULL, luaL_checkstring(L, 2));
+  return 0;
+}
+
 static int l_server_port(lua_State *L) {
   lua_pushinteger(L, nl_probe_server_port(check_open_server(L)->srv));
   return 1;
@@ -572,6 +611,8 @@ static const luaL_Reg op_methods[] = {
 static const luaL_Reg server_methods[] = {
     {"set_hello", l_server_set_hello},
     {"on_asker", l_server_on_asker},
+    {"receive_files", l_server_receive_files},
+    {"refuse_files", l_server_refuse_files},
     {"port", l_server_port},
     {"close", l_server_close},
     {NULL, NULL},

@@ -442,6 +442,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.json", luaopen_nodelua_json},
       {"nodelua.dnssd", luaopen_nodelua_dnssd},
       {"nodelua.control", luaopen_nodelua_control},
+      {"nodelua.transfer", luaopen_nodelua_transfer},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -104,6 +104,27 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
     [NL_CFG_MDNS] = {"NODELUA_MDNS", NULL, NL_CFG_BOOLEAN, false, "true",
                      "true", "true or false (also 1/0, yes/no, on/off)",
                      "Whether the agent advertises and browses over mDNS."},
+    [NL_CFG_CLUSTER_KEY] =
+        {"NODELUA_CLUSTER_KEY", NULL, NL_CFG_STRING, true, "",
+         "(empty: no file transfer)",
+         "empty, or 16 to 4096 printable characters without spaces",
+         "Key shared by the cluster's nodes; file transfer needs it."},
+    [NL_CFG_CLUSTER_KEY_FILE] =
+        {"NODELUA_CLUSTER_KEY_FILE", NULL, NL_CFG_STRING, false, "", "(empty)",
+         "empty, or a readable regular file of mode 0600 (or stricter)",
+         "File holding the cluster key, instead of NODELUA_CLUSTER_KEY."},
+    [NL_CFG_TRANSFER_DIR] =
+        {"TRANSFER_DIR", NULL, NL_CFG_STRING, false, NULL,
+         "/tmp/node_controller_files (Linux), ~/Library/Application "
+         "Support/NodeController/received_files (macOS)",
+         "an absolute path", "Where received files land (created 0700)."},
+    [NL_CFG_TRANSFER_MAX_BYTES] = {"TRANSFER_MAX_BYTES", NULL, NL_CFG_INTEGER,
+                                   false, "1099511627776", "1099511627776",
+                                   "whole bytes, 1 to 1125899906842624",
+                                   "Largest file this node accepts."},
+    [NL_CFG_TRANSFER_STREAMS] = {"TRANSFER_STREAMS", NULL, NL_CFG_INTEGER,
+                                 false, "4", "4", "a whole number from 1 to 64",
+                                 "Parallel data streams of a transfer sent."},
     [NL_CFG_API_CA_FILE] =
         {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
          "(empty: the OS's CA store)", "empty, or a readable PEM file",
@@ -434,6 +455,40 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     return validate_listen(v, why, whylen);
   case NL_CFG_TRANSFER_PORT:
     return parse_ranged(v, 0, 65535, number, why, whylen, id);
+  case NL_CFG_TRANSFER_MAX_BYTES:
+    return parse_ranged(v, 1, 1125899906842624LL, number, why, whylen, id);
+  case NL_CFG_TRANSFER_STREAMS:
+    return parse_ranged(v, 1, 64, number, why, whylen, id);
+  case NL_CFG_TRANSFER_DIR:
+    return validate_absolute_path(v, why, whylen);
+  case NL_CFG_CLUSTER_KEY: {
+    size_t len = strlen(v);
+    if (len == 0)
+      return 0;
+    if (len < 16 || len > 4096)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    for (const char *p = v; *p; p++) {
+      unsigned char c = (unsigned char)*p;
+      if (c <= 0x20 || c == 0x7f)
+        return why_fail(why, whylen, "expected %s", vars[id].expected);
+    }
+    return 0;
+  }
+  case NL_CFG_CLUSTER_KEY_FILE: {
+    struct stat st;
+    if (v[0] == '\0')
+      return 0;
+    if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(v, R_OK) != 0)
+      return why_fail(why, whylen, "expected %s", vars[id].expected);
+    /* A key others can read is no key: refuse it, and say how to fix. */
+    if ((st.st_mode & 077) != 0)
+      return why_fail(why, whylen,
+                      "the file is readable by others (mode %03o); run "
+                      "chmod 600 on it",
+                      (unsigned)(st.st_mode & 0777));
+    return 0;
+  }
   case NL_CFG_PEERS:
     return validate_peers(v, why, whylen);
   case NL_CFG_API_CA_FILE: {
@@ -597,7 +652,17 @@ static int set_defaults(nl_config *cfg, char *const *env) {
     snprintf(buf, sizeof buf, "%s%s.local/state/nodelua", home,
              home[strlen(home) - 1] == '/' ? "" : "/");
 #endif
-  return set_value(cfg, NL_CFG_STATE_DIR, buf, "the default");
+  if (set_value(cfg, NL_CFG_STATE_DIR, buf, "the default") != 0)
+    return -ENOMEM;
+    /* The predecessor's receive folders, kept. */
+#ifdef __APPLE__
+  snprintf(buf, sizeof buf,
+           "%s/Library/Application Support/NodeController/received_files",
+           strcmp(home, "/") == 0 ? "" : home);
+#else
+  snprintf(buf, sizeof buf, "/tmp/node_controller_files");
+#endif
+  return set_value(cfg, NL_CFG_TRANSFER_DIR, buf, "the default");
 }
 
 static void describe_value(char *out, size_t outlen, const char *value) {

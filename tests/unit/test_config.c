@@ -323,7 +323,45 @@ static void test_table(void) {
     CHECK(v->name != NULL && v->expected != NULL && v->summary != NULL);
     secrets += v->secret;
   }
-  CHECK(secrets == 1);
+  CHECK(secrets == 2); /* the API key and the cluster key */
+}
+
+static void test_transfer_settings(void) {
+  char why[512];
+  long long n;
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY, "", &n, why, sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY, "short-key", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY, "sixteen-chars-ok", &n, why,
+                           sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY, "has a space in it!", &n, why,
+                           sizeof why) != 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/cluster.key", tmpdir);
+  FILE *f = fopen(path, "w");
+  fputs("0123456789abcdef0123\n", f);
+  fclose(f);
+  chmod(path, 0644);
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY_FILE, path, &n, why,
+                           sizeof why) != 0);
+  CHECK_CONTAINS(why, "chmod 600");
+  chmod(path, 0600);
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY_FILE, path, &n, why,
+                           sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_CLUSTER_KEY_FILE, "/nonexistent/key", &n, why,
+                           sizeof why) != 0);
+  unlink(path);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "0", &n, why, sizeof why) !=
+        0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "64", &n, why,
+                           sizeof why) == 0 &&
+        n == 64);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "65", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_DIR, "relative/dir", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_MAX_BYTES, "0", &n, why,
+                           sizeof why) != 0);
 }
 
 int main(void) {
@@ -331,6 +369,7 @@ int main(void) {
   if (mkdtemp(tmpdir) == NULL)
     return 1;
   test_defaults();
+  test_transfer_settings();
   test_precedence();
   test_alias();
   test_validation();

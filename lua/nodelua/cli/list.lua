@@ -86,17 +86,6 @@ function M.format_json(peers)
   return json.encode(json.array(peers)) .. "\n"
 end
 
--- The node id, only read: listing must not need a writable state directory.
-local function own_id()
-  local f = io.open(config.get("NODELUA_STATE_DIR") .. "/node-id", "r")
-  if not f then
-    return nil
-  end
-  local id = f:read("l")
-  f:close()
-  return id and id:match("^%s*(%x+)%s*$")
-end
-
 function M.main(args)
   local opts, status = cli.start("list", M.usage, args, { ["--json"] = "flag", ["--wait"] = "value" }, check)
   if not opts then
@@ -106,7 +95,7 @@ function M.main(args)
     advertise = false,
     quiet = true,
     -- Without an id of its own, one that matches nobody.
-    id = own_id() or ("0"):rep(32),
+    id = discovery.read_node_id(config.get("NODELUA_STATE_DIR")) or ("0"):rep(32),
   })
   if not finder then
     io.stderr:write("nodelua list: ", err, "\n")

@@ -1,10 +1,14 @@
 #include "probe.h"
 
+#include "core/transfer/frame.h"
+
 #include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the responder ---- */
 
@@ -21,7 +25,10 @@ struct nl_probe_server {
   uv_tcp_t listener;
   nl_probe_asker_cb on_asker;
   void *asker_ud;
-  char *hello; /* with its newline */
+  nl_probe_framed_cb on_framed;
+  void *framed_ud;
+  char refusal[256]; /* for framed connections without a handler */
+  char *hello;       /* with its newline */
   size_t hello_len;
   conn *conns;
   int conn_count;
@@ -143,6 +150,40 @@ static void reply(conn *c, const char *text, size_t len) {
     conn_close(c);
 }
 
+/* A framed connection: to its handler, or refused with an ERROR frame. */
+static void hand_over(conn *c) {
+  nl_probe_server *srv = c->srv;
+  uv_os_fd_t fd;
+  int copy = -1;
+  if (srv->on_framed != NULL && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+    copy = dup(fd);
+  if (copy < 0) {
+    uint8_t f[NL_FRAME_HEADER_SIZE + 4 + sizeof srv->refusal];
+    nl_writer w;
+    nl_writer_begin(&w, f, sizeof f, NL_FRAME_ERROR);
+    nl_write_u16(&w, 1);
+    nl_write_string(&w, srv->refusal, strlen(srv->refusal));
+    long n = nl_writer_finish(&w);
+    if (n > 0)
+      reply(c, (const char *)f, (size_t)n);
+    else
+      conn_close(c);
+    return;
+  }
+  /* The duplicate shares the socket's flags: blocking from now on, for the
+   * handler's thread; libuv's descriptor is closed with the handle. */
+  fcntl(copy, F_SETFD, FD_CLOEXEC);
+  int flags = fcntl(copy, F_GETFL);
+  if (flags >= 0)
+    fcntl(copy, F_SETFL, flags & ~O_NONBLOCK);
+  uint8_t read[REQUEST_MAX];
+  size_t len = c->request_len;
+  memcpy(read, c->request, len);
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  conn_close(c);
+  srv->on_framed(srv->framed_ud, copy, read, len);
+}
+
 static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   conn *c = handle->data;
@@ -159,6 +200,11 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread,
     return;
   }
   c->request_len += (size_t)nread;
+  if (c->request_len >= 2 && c->request[0] == 'N' && c->request[1] == 'L' &&
+      c->srv != NULL) {
+    hand_over(c);
+    return;
+  }
   const char *newline = memchr(c->request, '\n', c->request_len);
   if (newline == NULL) {
     if (c->request_len == REQUEST_MAX) {
@@ -234,6 +280,8 @@ int nl_probe_server_start(uv_loop_t *loop, const char *host, int port,
   }
   uv_tcp_init(loop, &srv->listener);
   srv->listener.data = srv;
+  snprintf(srv->refusal, sizeof srv->refusal,
+           "file transfer is off on this node");
   struct sockaddr_storage ss;
   int rc;
   if (host == NULL || host[0] == '\0') {
@@ -270,6 +318,14 @@ int nl_probe_server_start(uv_loop_t *loop, const char *host, int port,
 }
 
 int nl_probe_server_port(const nl_probe_server *srv) { return srv->port; }
+
+void nl_probe_server_on_framed(nl_probe_server *srv, nl_probe_framed_cb cb,
+                               void *ud, const char *refusal) {
+  srv->on_framed = cb;
+  srv->framed_ud = ud;
+  snprintf(srv->refusal, sizeof srv->refusal, "%s",
+           refusal ? refusal : "file transfer is off on this node");
+}
 
 void nl_probe_server_on_asker(nl_probe_server *srv, nl_probe_asker_cb cb,
                               void *ud) {

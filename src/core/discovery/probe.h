@@ -46,6 +46,15 @@ typedef void (*nl_probe_asker_cb)(void *ud, const char *address, const char *id,
                                   int port);
 void nl_probe_server_on_asker(nl_probe_server *srv, nl_probe_asker_cb cb,
                               void *ud);
+/* Framed connections of the peer protocol (their first bytes are "NL")
+ * share the port. With a handler, each is handed over: cb gets a blocking
+ * duplicate of the socket (its to close) and the bytes already read, and
+ * the listener lets go of it. Without one, each is answered with one ERROR
+ * frame carrying refusal, and closed. */
+typedef void (*nl_probe_framed_cb)(void *ud, int fd, const uint8_t *read,
+                                   size_t len);
+void nl_probe_server_on_framed(nl_probe_server *srv, nl_probe_framed_cb cb,
+                               void *ud, const char *refusal);
 /* Stops listening and drops open connections. Safe on NULL. */
 void nl_probe_server_close(nl_probe_server *srv);
 

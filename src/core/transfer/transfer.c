@@ -2,6 +2,7 @@
 
 #include "auth.h"
 #include "core/hash.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,16 +89,30 @@ static int read_all(int fd, void *p, size_t n) {
   return 0;
 }
 
+/* A connection's read buffer, and bytes read before it was handed to us
+ * (the listener reads a little to tell a probe from a framed connection). */
 typedef struct {
   uint8_t *p;
   size_t cap;
+  const uint8_t *pre;
+  size_t pre_len;
 } buffer;
+
+static int read_in(int fd, buffer *b, void *dst, size_t n) {
+  size_t take = b->pre_len < n ? b->pre_len : n;
+  if (take > 0) {
+    memcpy(dst, b->pre, take);
+    b->pre += take;
+    b->pre_len -= take;
+  }
+  return take == n ? 0 : read_all(fd, (uint8_t *)dst + take, n - take);
+}
 
 /* Reads one frame: header into hdr, payload into b (grown as needed up to
  * the type's bound). Returns 0, or -1 (closed, timed out, malformed). */
 static int recv_frame(int fd, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
                       nl_frame_type *type, uint32_t *len) {
-  if (read_all(fd, hdr, NL_FRAME_HEADER_SIZE) != 0 ||
+  if (read_in(fd, b, hdr, NL_FRAME_HEADER_SIZE) != 0 ||
       nl_frame_parse_header(hdr, type, len) != 0)
     return -1;
   if (*len > b->cap) {
@@ -107,7 +122,7 @@ static int recv_frame(int fd, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
     b->p = grown;
     b->cap = *len;
   }
-  return *len == 0 ? 0 : read_all(fd, b->p, *len);
+  return *len == 0 ? 0 : read_in(fd, b, b->p, *len);
 }
 
 static int send_error(int fd, int code, const char *fmt, ...) {
@@ -281,6 +296,10 @@ static int server_handshake(int fd, const nl_transfer_config *cfg,
                      hs->sn, expected) != 0 ||
       !nl_auth_equal(expected, b->p)) {
     send_error(fd, ERR_REFUSED, "refused: not this cluster's key");
+    nl_log_warn("transfer",
+                "refused a sender (node %s) that does not hold the cluster "
+                "key",
+                hs->peer_id);
     return -1;
   }
   if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SESSION_KEY, hs->cn,
@@ -309,6 +328,7 @@ struct session {
   int data_fd, journal_fd;
   char part_path[PATH_MAX], journal_path[PATH_MAX], final_path[PATH_MAX];
   char dir[PATH_MAX];
+  char peer_id[NL_FRAME_ID_MAX + 1];
   bool finished, failed;
   int refs;
   session *next;
@@ -568,6 +588,10 @@ static void session_finish(session *s) {
     close(dir_fd);
   unlink(s->journal_path);
   s->finished = true;
+  char hex[NL_SHA256_HEX_SIZE];
+  nl_sha256_hex(digest, hex);
+  nl_log_info("transfer", "received %s (%llu bytes) from %s: sha256 %s",
+              s->final_path, (unsigned long long)s->size, s->peer_id, hex);
   uint8_t f[NL_FRAME_HEADER_SIZE + 64];
   nl_writer w;
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_DONE);
@@ -672,6 +696,7 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   s->data_fd = s->journal_fd = -1;
   s->refs = 1;
   memcpy(s->key, hs->key, NL_AUTH_SIZE);
+  snprintf(s->peer_id, sizeof s->peer_id, "%s", hs->peer_id);
   snprintf(s->name, sizeof s->name, "%s", o.name);
   snprintf(s->dir, sizeof s->dir, "%s", cfg->dir);
   s->size = o.size;
@@ -690,6 +715,7 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   memcpy(s->digests, o.chunk_digests, (size_t)o.chunk_count * 32);
   int code = session_open_files(s, why, sizeof why);
   if (code != 0) {
+    nl_log_warn("transfer", "refused %s from %s: %s", s->name, s->peer_id, why);
     send_error(fd, code, "%s", why);
     session_release(s);
     return;
@@ -772,9 +798,10 @@ static void serve_data(int fd, handshake *hs, buffer *b) {
   session_release(s);
 }
 
-void nl_transfer_serve(int fd, const nl_transfer_config *cfg) {
+void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
+                       const nl_transfer_config *cfg) {
   set_timeouts(fd, cfg->timeout_seconds);
-  buffer b = {0};
+  buffer b = {.pre = prefix, .pre_len = prefix_len};
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;

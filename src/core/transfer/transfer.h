@@ -55,10 +55,11 @@ int nl_transfer_send(const char *host, int port, const char *path,
                      nl_transfer_progress_cb progress, void *ud,
                      nl_transfer_result *result, char *err, size_t errlen);
 
-/* Serves one framed connection accepted on fd (its first bytes not yet
- * read). Blocking, for a thread of its own; closes fd. The config must
- * outlive every connection. */
-void nl_transfer_serve(int fd, const nl_transfer_config *cfg);
+/* Serves one framed connection accepted on fd, whose first prefix_len
+ * bytes were read already (prefix). Blocking, for a thread of its own;
+ * closes fd. The config must outlive every connection. */
+void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
+                       const nl_transfer_config *cfg);
 
 /* Whether the receiver side has nothing in progress (for tests and a clean
  * shutdown). */

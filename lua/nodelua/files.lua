@@ -1,0 +1,60 @@
+--- Files between nodes, for the agent and `nodelua send`: the cluster key,
+-- and the receiver on TRANSFER_PORT (the C side: nodelua.transfer).
+local config = require("nodelua.config")
+local log = require("nodelua.log")
+
+local M = {}
+
+M.KEY_MIN = 16
+
+--- The cluster key: NODELUA_CLUSTER_KEY, or the contents of
+-- NODELUA_CLUSTER_KEY_FILE (surrounding white space dropped). Returns the
+-- key, or nil and why there is none.
+function M.cluster_key()
+  local key = config.get("NODELUA_CLUSTER_KEY")
+  if key ~= "" then
+    return key
+  end
+  local path = config.get("NODELUA_CLUSTER_KEY_FILE")
+  if path == "" then
+    return nil, "no cluster key: set NODELUA_CLUSTER_KEY, or NODELUA_CLUSTER_KEY_FILE (mode 0600)"
+  end
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, ("NODELUA_CLUSTER_KEY_FILE: %s"):format(err)
+  end
+  key = f:read("a"):match("^%s*(.-)%s*$")
+  f:close()
+  if #key < M.KEY_MIN then
+    return nil, ("NODELUA_CLUSTER_KEY_FILE=%s holds %d bytes; a key is at least %d"):format(path, #key, M.KEY_MIN)
+  end
+  return key
+end
+
+--- Receives files on the discovery server's port (TRANSFER_PORT), or, with
+-- no key, refuses them saying so (and logs that once).
+function M.start_receiver(server, node_id)
+  local key, why = M.cluster_key()
+  if not key then
+    log.warn("file transfer is off: %s", why)
+    server:refuse_files("file transfer is off on this node: it has no cluster key")
+    return false
+  end
+  local dir = config.get("TRANSFER_DIR")
+  local ok, err = server:receive_files({
+    key = key,
+    dir = dir,
+    node_id = node_id,
+    max_bytes = config.get("TRANSFER_MAX_BYTES"),
+  })
+  if not ok then
+    log.error("file transfer is off: %s (TRANSFER_DIR)", err)
+    server:refuse_files("file transfer is off on this node: its receive directory is unusable")
+    return false
+  end
+  log.info("receiving files into %s on port %d (at most %d bytes each)", dir, server:port(),
+    config.get("TRANSFER_MAX_BYTES"))
+  return true
+end
+
+return M

@@ -1,0 +1,201 @@
+/* nodelua.transfer: sending files from one-shot commands.
+ *
+ *   local result, err = transfer.send_file({host = , port = , path = ,
+ *     name = nil, key = , node_id = , streams = 4, chunk_size = 4 MiB,
+ *     timeout = 30}, function(so_far) end)
+ *   result: {size, chunks, chunks_skipped, chunks_sent, chunks_resent,
+ *            bytes_sent, seconds, sha256, peer_id}
+ *
+ * It blocks the calling Lua thread (the transfer itself runs on worker
+ * threads) and calls the progress function from it every 0.2 s while
+ * chunks are being verified: it is for `nodelua send`, never the agent's
+ * loop. SIGINT or SIGTERM meanwhile ends the process at once with 130 or
+ * 143, as scp or rsync do: the receiver keeps what it verified, and
+ * sending the same file again resumes. */
+#include "runtime.h"
+
+#include "core/transfer/transfer.h"
+
+#include <lauxlib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  nl_transfer_config cfg;
+  const char *host, *path, *name;
+  int port;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done;
+  int rc;
+  nl_transfer_result result, so_far;
+  unsigned progress_seq;
+  char err[512];
+} send_job;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) { interrupted = sig; }
+
+static void on_progress(void *ud, const nl_transfer_result *r) {
+  send_job *j = ud;
+  /* Called with the sender's lock held, from its threads: copy only. */
+  pthread_mutex_lock(&j->lock);
+  j->so_far = *r;
+  j->progress_seq++;
+  pthread_mutex_unlock(&j->lock);
+}
+
+static void *run(void *arg) {
+  send_job *j = arg;
+  nl_transfer_result result;
+  char err[512] = "";
+  int rc = nl_transfer_send(j->host, j->port, j->path, j->name, &j->cfg,
+                            on_progress, j, &result, err, sizeof err);
+  pthread_mutex_lock(&j->lock);
+  j->rc = rc;
+  j->result = result;
+  memcpy(j->err, err, sizeof err);
+  j->done = true;
+  pthread_cond_signal(&j->cond);
+  pthread_mutex_unlock(&j->lock);
+  return NULL;
+}
+
+static void push_result(lua_State *L, const nl_transfer_result *r) {
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, (lua_Integer)r->size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, r->chunks);
+  lua_setfield(L, -2, "chunks");
+  lua_pushinteger(L, r->chunks_skipped);
+  lua_setfield(L, -2, "chunks_skipped");
+  lua_pushinteger(L, r->chunks_sent);
+  lua_setfield(L, -2, "chunks_sent");
+  lua_pushinteger(L, r->chunks_resent);
+  lua_setfield(L, -2, "chunks_resent");
+  lua_pushinteger(L, (lua_Integer)r->bytes_sent);
+  lua_setfield(L, -2, "bytes_sent");
+  lua_pushnumber(L, r->seconds);
+  lua_setfield(L, -2, "seconds");
+  lua_pushstring(L, r->sha256);
+  lua_setfield(L, -2, "sha256");
+  lua_pushstring(L, r->peer_id);
+  lua_setfield(L, -2, "peer_id");
+}
+
+static const char *opt_string(lua_State *L, const char *key, bool required) {
+  lua_getfield(L, 1, key);
+  const char *v =
+      required ? luaL_checkstring(L, -1) : luaL_optstring(L, -1, NULL);
+  lua_pop(L, 1); /* the table keeps the string alive */
+  if (required && v == NULL)
+    luaL_error(L, "send_file: %s is required", key);
+  return v;
+}
+
+static lua_Integer opt_int(lua_State *L, const char *key, lua_Integer dflt,
+                           lua_Integer lo, lua_Integer hi) {
+  lua_getfield(L, 1, key);
+  lua_Integer v = luaL_optinteger(L, -1, dflt);
+  lua_pop(L, 1);
+  if (v < lo || v > hi)
+    luaL_error(L, "send_file: %s must be from %d to %d", key, (int)lo, (int)hi);
+  return v;
+}
+
+static int l_send_file(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  bool has_progress = lua_isfunction(L, 2);
+  send_job *j = lua_newuserdatauv(L, sizeof *j, 0); /* freed by Lua */
+  memset(j, 0, sizeof *j);
+  j->host = opt_string(L, "host", true);
+  j->path = opt_string(L, "path", true);
+  j->name = opt_string(L, "name", false);
+  j->port = (int)opt_int(L, "port", 7879, 1, 65535);
+  lua_getfield(L, 1, "key");
+  size_t key_len;
+  j->cfg.key = (const uint8_t *)luaL_checklstring(L, -1, &key_len);
+  lua_pop(L, 1);
+  j->cfg.key_len = key_len;
+  j->cfg.node_id = opt_string(L, "node_id", true);
+  j->cfg.streams = (int)opt_int(L, "streams", 4, 1, 64);
+  j->cfg.chunk_size =
+      (uint32_t)opt_int(L, "chunk_size", 4 * 1024 * 1024, 65536, 67108864);
+  j->cfg.timeout_seconds = (int)opt_int(L, "timeout", 30, 1, 3600);
+  pthread_mutex_init(&j->lock, NULL);
+  pthread_cond_init(&j->cond, NULL);
+
+  struct sigaction act = {.sa_handler = on_signal}, old_int, old_term;
+  sigemptyset(&act.sa_mask);
+  interrupted = 0;
+  sigaction(SIGINT, &act, &old_int);
+  sigaction(SIGTERM, &act, &old_term);
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, run, j) != 0) {
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return nl_push_failure(L, -1, "cannot start a thread");
+  }
+  unsigned seen = 0;
+  for (;;) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 200 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&j->lock);
+    if (!j->done)
+      pthread_cond_timedwait(&j->cond, &j->lock, &until);
+    bool done = j->done;
+    nl_transfer_result so_far = j->so_far;
+    unsigned seq = j->progress_seq;
+    pthread_mutex_unlock(&j->lock);
+    if (interrupted) {
+      /* As scp does: out at once; the receiver keeps what it verified. */
+      fputs("\ninterrupted; sending the same file again resumes\n", stderr);
+      _exit(interrupted == SIGINT ? 130 : 143);
+    }
+    if (done)
+      break;
+    if (has_progress && seq != seen) {
+      seen = seq;
+      lua_pushvalue(L, 2);
+      push_result(L, &so_far);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        lua_pop(L, 1); /* a progress display must not stop the transfer */
+    }
+  }
+  pthread_join(thread, NULL);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  pthread_cond_destroy(&j->cond);
+  pthread_mutex_destroy(&j->lock);
+  if (j->rc != 0)
+    return nl_push_failure(L, -1, "%s", j->err);
+  push_result(L, &j->result);
+  return 1;
+}
+
+/* isatty(fd): whether progress can be drawn in place. */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+int luaopen_nodelua_transfer(lua_State *L) {
+  nl_runtime_get(L);
+  lua_newtable(L);
+  lua_pushcfunction(L, l_send_file);
+  lua_setfield(L, -2, "send_file");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "isatty");
+  return 1;
+}
