@@ -151,3 +151,14 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
       ENVIRONMENT "VALGRIND=${VALGRIND_FOR_DISCOVERY}")
   endif()
 endif()
+
+# Files between a receiving agent and `nodelua send` over loopback: edge
+# sizes and 1 GiB, wrong keys, bad names, kill -9 of either side 20 times
+# with resumes, garbage to the port, a full disk (tmpfs, as root).
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_test(NAME integration_transfer
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/transfer.py
+            $<TARGET_FILE:nodelua>)
+  set_tests_properties(integration_transfer PROPERTIES LABELS integration RUN_SERIAL ON
+    TIMEOUT 1500)
+endif()

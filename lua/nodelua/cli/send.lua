@@ -84,7 +84,7 @@ function M.human_bytes(n)
     n = n / 1024
     i = i + 1
   end
-  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
+  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
 end
 
 local function progress_printer(size, chunk_size, on_tty)

@@ -510,7 +510,15 @@ static int session_open_files(session *s, char *err, size_t errlen) {
              strerror(errno));
     return ERR_IO;
   }
-  if (flock(s->journal_fd, LOCK_EX | LOCK_NB) != 0) {
+  /* A sender that died a moment ago leaves its session for the grace
+   * period: wait that long for its lock before calling the file busy. */
+  bool locked = false;
+  for (int i = 0; i < (JOIN_GRACE_SECONDS + 2) * 20 && !locked; i++) {
+    locked = flock(s->journal_fd, LOCK_EX | LOCK_NB) == 0;
+    if (!locked)
+      usleep(50 * 1000);
+  }
+  if (!locked) {
     snprintf(err, errlen,
              "this file (%s) is being received from another sender right now",
              s->name);

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""File transfer between a receiving agent and `nodelua send`, over loopback.
+
+Round trips of 0 B, 1 B, chunk-1, chunk, chunk+1 and a 1 GiB sparse file;
+the hash printed by both sides; a wrong key and a receiver without a key
+(refused, nothing written); a name that is not one safe component; a disk
+too small (refused up front, nothing published); kill -9 of the sender, and
+of the receiver, at random moments, 20 times each, every time followed by
+a resume to the right hash; garbage and malformed frames to the port (the
+connection is dropped, the agent goes on).
+"""
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from checks import check, finish, wait_for  # noqa: E402
+
+NODELUA = os.path.abspath(sys.argv[1])
+CHUNK = 4 * 1024 * 1024
+KEY = "the-cluster-key-of-this-test"
+work = tempfile.mkdtemp(prefix="nodelua-transfer-")
+recv_dir = os.path.join(work, "recv")
+src_dir = os.path.join(work, "src")
+os.makedirs(src_dir)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+PORT = free_port()
+
+
+def env(**extra):
+    e = {"PATH": os.environ["PATH"], "HOME": work, "NODELUA_SERVICE_ENV_FILE": "",
+         "NODELUA_MDNS": "false", "METRICS_LISTEN": "", "MONITORING_API_URL": "http://127.0.0.1:9",
+         "NODELUA_CLUSTER_KEY": KEY}
+    e.update(extra)
+    return e
+
+
+class Receiver:
+    def __init__(self, **extra):
+        self.extra = extra
+        self.proc = None
+        self.log = os.path.join(work, "agent.log")
+
+    def start(self):
+        logf = open(self.log, "a")
+        self.proc = subprocess.Popen([NODELUA, "agent"], cwd=work, stdout=logf, stderr=logf, env=env(
+            NODELUA_STATE_DIR=os.path.join(work, "agent-state"), TRANSFER_PORT=str(PORT),
+            TRANSFER_DIR=self.extra.get("dir", recv_dir), **{k: v for k, v in self.extra.items() if k != "dir"}))
+        logf.close()
+        import socket
+        ok = wait_for(lambda: can_connect(socket), 10, 0.05)
+        check("the agent listens", ok)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc:
+            self.proc.send_signal(sig)
+            rc = self.proc.wait(20)
+            self.proc = None
+            return rc
+        return None
+
+    def text(self):
+        with open(self.log) as f:
+            return f.read()
+
+
+def can_connect(socket):
+    try:
+        socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def send(path, *args, **extra):
+    return subprocess.run([NODELUA, "send", *args, f"127.0.0.1:{PORT}", path], capture_output=True, text=True,
+                          env=env(NODELUA_STATE_DIR=os.path.join(work, "sender-state"), **extra), timeout=600)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def make(name, size, sparse=False):
+    path = os.path.join(src_dir, name)
+    with open(path, "wb") as f:
+        if sparse:
+            f.truncate(size)
+            for at in (0, size // 3, size - 4096):  # some data among the holes
+                f.seek(at)
+                f.write(os.urandom(4096))
+        else:
+            f.write(os.urandom(size))
+    return path
+
+
+def partial_files():
+    d = os.path.join(recv_dir, ".nodelua-partial")
+    return os.listdir(d) if os.path.isdir(d) else []
+
+
+def main():
+    agent = Receiver()
+    agent.start()
+    try:
+        # ---- round trips ----
+        for size in (0, 1, CHUNK - 1, CHUNK, CHUNK + 1):
+            path = make(f"f{size}", size)
+            r = send(path)
+            check(f"{size} B: exit 0", r.returncode == 0, r.stderr)
+            got = os.path.join(recv_dir, f"f{size}")
+            digest = sha256(path)
+            check(f"{size} B: arrived whole", os.path.exists(got) and sha256(got) == digest)
+            check(f"{size} B: the sender prints the hash", f"sha256 {digest}" in r.stdout, r.stdout)
+            check(f"{size} B: so does the receiver", wait_for(lambda: f"sha256 {digest}" in agent.text(), 5))
+        big = make("sparse-1GiB", 1 << 30, sparse=True)
+        started = time.time()
+        r = send(big)
+        check("1 GiB sparse: exit 0", r.returncode == 0, r.stderr)
+        check("1 GiB sparse: arrived whole", sha256(os.path.join(recv_dir, "sparse-1GiB")) == sha256(big))
+        print(f"  1 GiB sparse over loopback: {time.time() - started:.2f} s in all")
+        last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        check("the last line gives size, time, throughput and SHA-256",
+              re.match(r"^sent .* 1\.0 GiB in [\d.]+ s \([\d.]+ \w+/s\), sha256 [0-9a-f]{64}", last) is not None, last)
+        check("received files are 0600 in a 0700 directory",
+              os.stat(recv_dir).st_mode & 0o777 == 0o700 and
+              os.stat(os.path.join(recv_dir, "f1")).st_mode & 0o777 == 0o600)
+
+        # ---- refusals ----
+        before = sorted(os.listdir(recv_dir))
+        secret = make("secret", 3 * CHUNK)
+        r = send(secret, NODELUA_CLUSTER_KEY="another-key-altogether")
+        check("wrong key: exit 1", r.returncode == 1, r.stderr)
+        said = [line for line in r.stderr.splitlines() if line.startswith("nodelua send:")]
+        check("wrong key: one clear line", len(said) == 1 and "key" in said[0], r.stderr)
+        check("wrong key: nothing written", sorted(os.listdir(recv_dir)) == before)
+        r = send(secret, NODELUA_CLUSTER_KEY="")
+        check("no key at the sender: exit 1 and why", r.returncode == 1 and "no cluster key" in r.stderr, r.stderr)
+        bad = os.path.join(src_dir, "bad\x07name")
+        with open(bad, "wb") as f:
+            f.write(b"x")
+        r = send(bad)
+        check("a name with a control character: refused", r.returncode == 1 and "control character" in r.stderr,
+              r.stderr)
+
+        # ---- kill -9 of the sender, 20 times, then a resume ----
+        victim = make("victim", 160 * 1024 * 1024)
+        digest = sha256(victim)
+        resumed_any = False
+        for i in range(20):
+            p = subprocess.Popen([NODELUA, "send", "--streams", "2", f"127.0.0.1:{PORT}", victim],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env(NODELUA_STATE_DIR=os.path.join(work, "sender-state")))
+            time.sleep(random.uniform(0.05, 0.6))
+            p.kill()
+            p.wait()
+            r = send(victim)
+            ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
+            check(f"sender killed ({i + 1}): the next send gives the right file", ok, r.stderr)
+            resumed_any = resumed_any or "resumed" in r.stdout
+            os.remove(os.path.join(recv_dir, "victim"))
+        check("sender killed: some sends resumed rather than started over", resumed_any)
+
+        # ---- kill -9 of the receiver, 20 times ----
+        resumed_any = False
+        for i in range(20):
+            p = subprocess.Popen([NODELUA, "send", f"127.0.0.1:{PORT}", victim], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True,
+                                 env=env(NODELUA_STATE_DIR=os.path.join(work, "sender-state")))
+            time.sleep(random.uniform(0.05, 0.6))
+            agent.stop(signal.SIGKILL)
+            out, err = p.communicate(timeout=120)
+            if p.returncode == 0:
+                os.remove(os.path.join(recv_dir, "victim"))  # it won the race: try again
+            else:
+                said = [line for line in err.splitlines() if line.startswith("nodelua send:")]
+                check(f"receiver killed ({i + 1}): the sender says so in one line",
+                      p.returncode == 1 and len(said) == 1, err)
+            check(f"receiver killed ({i + 1}): nothing half-written is published",
+                  not os.path.exists(os.path.join(recv_dir, "victim")))
+            agent.start()
+            r = send(victim)
+            ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
+            check(f"receiver killed ({i + 1}): the next send gives the right file", ok, r.stderr)
+            resumed_any = resumed_any or "resumed" in r.stdout
+            os.remove(os.path.join(recv_dir, "victim"))
+        check("receiver killed: some sends resumed", resumed_any)
+        check("no partial file is left once all are done", partial_files() == [], str(partial_files()))
+
+        # ---- garbage to the port ----
+        import socket
+        for payload in (os.urandom(5000), b"NL\x01\x10\xff\xff\xff\xff" + os.urandom(100),
+                        b"NL\x01\x01\x00\x00\x00\x05hello", b"NL\x02" + b"\x00" * 20):
+            try:
+                s = socket.create_connection(("127.0.0.1", PORT), timeout=2)
+                s.sendall(payload)
+                s.settimeout(2)
+                try:
+                    s.recv(100)
+                except OSError:
+                    pass
+                s.close()
+            except OSError:
+                pass
+        time.sleep(0.3)
+        check("garbage: the agent goes on", agent.proc.poll() is None)
+        small = make("after-garbage", 12345)
+        r = send(small)
+        check("garbage: a send still works after it", r.returncode == 0, r.stderr)
+        agent.stop()
+
+        # ---- a receiver with no key ----
+        nokey = Receiver(NODELUA_CLUSTER_KEY="")
+        nokey.start()
+        r = send(small)
+        check("receiver without a key: refused, saying so", r.returncode == 1 and "file transfer is off" in r.stderr,
+              r.stderr)
+        check("receiver without a key: it said so once in its log", nokey.text().count("file transfer is off") == 1)
+        nokey.stop()
+
+        # ---- a disk too small (a 16 MiB tmpfs) ----
+        tiny = os.path.join(work, "tiny")
+        os.makedirs(tiny)
+        if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", tiny]).returncode == 0:
+            try:
+                full = Receiver(dir=tiny)
+                full.start()
+                r = send(make("too-big", 32 * 1024 * 1024))
+                check("disk too small: exit 1, not enough space", r.returncode == 1 and "not enough space" in r.stderr,
+                      r.stderr)
+                check("disk too small: nothing published", not os.path.exists(os.path.join(tiny, "too-big")))
+                full.stop()
+            finally:
+                subprocess.run(["umount", tiny])
+        else:
+            print("  (not root: the full-disk case needs a tmpfs mount and was not run)")
+    finally:
+        agent.stop(signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
+    finish("transfer")
+
+
+if __name__ == "__main__":
+    main()
