@@ -58,6 +58,9 @@ nc -N 127.0.0.1 "$p" <"$work/file"
 wait "$listener"
 t1=$(now)
 nc_s=$(elapsed "$t0" "$t1")
+sync -f "$work/nc/file" 2>/dev/null || sync
+t2=$(now)
+nc_sync_s=$(elapsed "$t0" "$t2")
 [ "$(sha256sum "$work/nc/file" | cut -d' ' -f1)" = "$want" ] || { echo "nc: wrong file" >&2; exit 1; }
 
 # An rsync daemon and a client.
@@ -79,12 +82,13 @@ t1=$(now)
 rsync_s=$(elapsed "$t0" "$t1")
 [ "$(sha256sum "$work/rsync/file" | cut -d' ' -f1)" = "$want" ] || { echo "rsync: wrong file" >&2; exit 1; }
 
-python3 - "$mib" "$nodelua_s" "$nc_s" "$rsync_s" <<'PY'
+python3 - "$mib" "$nodelua_s" "$nc_s" "$rsync_s" "$nc_sync_s" <<'PY'
 import sys
-mib, n, c, r = int(sys.argv[1]), *map(float, sys.argv[2:])
+mib, n, c, r, cs = int(sys.argv[1]), *map(float, sys.argv[2:])
 print(f"{mib} MiB over loopback, one run:")
 print(f"  nodelua send (verified, fsync'd)   {n:7.2f} s  {mib / n:8.1f} MiB/s")
 print(f"  nc (nothing checked or synced)     {c:7.2f} s  {mib / c:8.1f} MiB/s")
+print(f"  nc, then sync of the file          {cs:7.2f} s  {mib / cs:8.1f} MiB/s")
 print(f"  rsync daemon                       {r:7.2f} s  {mib / r:8.1f} MiB/s")
 print(f"  nodelua / nc: {n / c:.2f}x the time   rsync / nodelua: {r / n:.2f}x the time")
 PY

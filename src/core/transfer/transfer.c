@@ -329,7 +329,13 @@ struct session {
   char part_path[PATH_MAX], journal_path[PATH_MAX], final_path[PATH_MAX];
   char dir[PATH_MAX];
   char peer_id[NL_FRAME_ID_MAX + 1];
-  bool finished, failed;
+  /* The whole-file hash, folded in chunk order as chunks are verified, so
+   * that little is left to hash once the last arrives. */
+  pthread_mutex_t fold_lock;
+  nl_sha256 *whole;
+  uint32_t folded;
+  bool fold_failed;
+  bool finishing, finished, failed;
   int refs;
   session *next;
 };
@@ -364,6 +370,8 @@ static void session_release(session *s) {
   if (s->journal_fd >= 0)
     close(s->journal_fd); /* and with it the lock */
   pthread_mutex_destroy(&s->lock);
+  pthread_mutex_destroy(&s->fold_lock);
+  nl_sha256_free(s->whole);
   free(s->digests);
   free(s->verified);
   free(s->received);
@@ -565,23 +573,67 @@ static int session_open_files(session *s, char *err, size_t errlen) {
   return 0;
 }
 
+/* Folds verified chunks into the whole-file hash, in order, as far as
+ * they go. One thread folds at a time; with wait false a thread that finds
+ * another folding leaves it the work. Called without s->lock. */
+static void fold(session *s, bool wait) {
+  if (wait)
+    pthread_mutex_lock(&s->fold_lock);
+  else if (pthread_mutex_trylock(&s->fold_lock) != 0)
+    return;
+  enum { BUF = 256 * 1024 };
+  uint8_t *buf = NULL;
+  for (;;) {
+    pthread_mutex_lock(&s->lock);
+    uint32_t c = s->folded;
+    bool ready = c < s->chunk_count && s->verified[c] && !s->fold_failed;
+    pthread_mutex_unlock(&s->lock);
+    if (!ready)
+      break;
+    if (buf == NULL && (buf = malloc(BUF)) == NULL)
+      break;
+    uint64_t at = (uint64_t)c * s->chunk_size;
+    uint32_t left = chunk_len(s, c);
+    while (left > 0) {
+      ssize_t got = pread(s->data_fd, buf, left < BUF ? left : BUF, (off_t)at);
+      if (got <= 0 || nl_sha256_update(s->whole, buf, (size_t)got) != 0) {
+        pthread_mutex_lock(&s->lock);
+        s->fold_failed = true;
+        pthread_mutex_unlock(&s->lock);
+        break;
+      }
+      at += (uint64_t)got;
+      left -= (uint32_t)got;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (!s->fold_failed)
+      s->folded++;
+    pthread_mutex_unlock(&s->lock);
+  }
+  free(buf);
+  pthread_mutex_unlock(&s->fold_lock);
+}
+
 /* The whole file is verified chunk by chunk: check it whole, make it
- * durable, publish it under its name, and say DONE. The caller holds the
- * lock, and is the only one to get here (remaining went to 0). */
+ * durable, publish it under its name, and say DONE. Called without the
+ * lock, by the one thread that set s->finishing. */
 static void session_finish(session *s) {
+  fold(s, true);
   uint8_t digest[32];
-  if (nl_sha256_file_range(s->data_fd, 0, s->size, digest) != 0 ||
-      memcmp(digest, s->file_digest, 32) != 0) {
+  bool whole_ok = !s->fold_failed && s->folded == s->chunk_count &&
+                  nl_sha256_final(s->whole, digest) == 0 &&
+                  memcmp(digest, s->file_digest, 32) == 0;
+  pthread_mutex_lock(&s->lock);
+  if (!whole_ok) {
     send_error(s->control_fd, ERR_HASH,
                "the whole file's SHA-256 does not match; nothing published");
     unlink(s->part_path);
     unlink(s->journal_path);
     s->failed = true;
+    pthread_mutex_unlock(&s->lock);
     return;
   }
-  char dir_path[PATH_MAX];
-  snprintf(dir_path, sizeof dir_path, "%s", s->dir);
-  int dir_fd = open(dir_path, O_RDONLY | O_CLOEXEC);
+  int dir_fd = open(s->dir, O_RDONLY | O_CLOEXEC);
   if (ftruncate(s->data_fd, (off_t)s->size) != 0 || fsync(s->data_fd) != 0 ||
       rename(s->part_path, s->final_path) != 0 ||
       (dir_fd >= 0 && fsync(dir_fd) != 0)) {
@@ -590,6 +642,7 @@ static void session_finish(session *s) {
     if (dir_fd >= 0)
       close(dir_fd);
     s->failed = true;
+    pthread_mutex_unlock(&s->lock);
     return;
   }
   if (dir_fd >= 0)
@@ -605,6 +658,7 @@ static void session_finish(session *s) {
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_DONE);
   nl_write_bytes(&w, digest, 32);
   control_send(s, &w);
+  pthread_mutex_unlock(&s->lock);
 }
 
 /* DATA into the partial file; a chunk is checked once all of it is there. */
@@ -661,9 +715,14 @@ static int session_data(session *s, const nl_frame_data *d) {
     nl_write_u8(&w, 0);
   }
   control_send(s, &w);
-  if (good && s->remaining == 0 && !s->failed && !s->finished)
-    session_finish(s);
+  bool finish_now = good && s->remaining == 0 && !s->failed && !s->finishing;
+  if (finish_now)
+    s->finishing = true;
   pthread_mutex_unlock(&s->lock);
+  if (good)
+    fold(s, false);
+  if (finish_now)
+    session_finish(s);
   return 0;
 }
 
@@ -700,6 +759,8 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   if (s == NULL)
     return;
   pthread_mutex_init(&s->lock, NULL);
+  pthread_mutex_init(&s->fold_lock, NULL);
+  s->whole = nl_sha256_new();
   s->control_fd = fd;
   s->data_fd = s->journal_fd = -1;
   s->refs = 1;
@@ -716,7 +777,7 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   s->verified = calloc(count, 1);
   s->received = calloc(count, sizeof *s->received);
   if (s->digests == NULL || s->verified == NULL || s->received == NULL ||
-      nl_auth_random(s->id, sizeof s->id) != 0) {
+      s->whole == NULL || nl_auth_random(s->id, sizeof s->id) != 0) {
     session_release(s);
     return;
   }
@@ -753,10 +814,16 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
     }
     pthread_mutex_lock(&s->lock);
     control_send(s, &w);
-    if (s->remaining == 0 && !s->failed)
-      session_finish(s); /* an empty file, or all there already */
+    /* An empty file, or all of it there already: finish now. */
+    bool finish_now = s->remaining == 0 && !s->failed && !s->finishing;
+    if (finish_now)
+      s->finishing = true;
     pthread_mutex_unlock(&s->lock);
     free(f);
+    if (finish_now)
+      session_finish(s);
+    else
+      fold(s, false); /* what a resume found verified, while data comes */
   }
   /* The sender says nothing more here; its closing ends the session (the
    * journal stays for a resume unless the file was published). */
@@ -992,35 +1059,38 @@ static void *stream_main(void *arg) {
   return NULL;
 }
 
-/* Hashes every chunk and the whole file in one read. */
+typedef struct {
+  int fd;
+  uint64_t size;
+  uint8_t digest[32];
+  int rc;
+} whole_job;
+
+static void *hash_whole(void *arg) {
+  whole_job *j = arg;
+  j->rc = nl_sha256_file_range(j->fd, 0, j->size, j->digest);
+  return NULL;
+}
+
+/* Hashes every chunk here and the whole file on a second thread at the
+ * same time: two passes over the page cache, on two cores. */
 static int hash_file(sender *s, uint8_t *digests, uint8_t file_digest[32]) {
-  nl_sha256 *whole = nl_sha256_new(), *part = nl_sha256_new();
-  uint8_t *buf = malloc(PIECE);
-  int rc = -1;
-  if (whole == NULL || part == NULL || buf == NULL)
-    goto done;
-  for (uint32_t c = 0; c < s->chunk_count; c++) {
+  whole_job whole = {.fd = s->file_fd, .size = s->size, .rc = -1};
+  pthread_t thread;
+  bool threaded = pthread_create(&thread, NULL, hash_whole, &whole) == 0;
+  int rc = 0;
+  for (uint32_t c = 0; c < s->chunk_count && rc == 0; c++) {
     uint64_t start = (uint64_t)c * s->chunk_size;
     uint64_t left = s->size - start;
     uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
-    for (uint32_t off = 0; off < len;) {
-      uint32_t n = len - off < PIECE ? len - off : PIECE;
-      ssize_t got = pread(s->file_fd, buf, n, (off_t)(start + off));
-      if (got <= 0)
-        goto done;
-      nl_sha256_update(part, buf, (size_t)got);
-      nl_sha256_update(whole, buf, (size_t)got);
-      off += (uint32_t)got;
-    }
-    if (nl_sha256_final(part, digests + (size_t)c * 32) != 0)
-      goto done;
+    rc = nl_sha256_file_range(s->file_fd, start, len, digests + (size_t)c * 32);
   }
-  rc = nl_sha256_final(whole, file_digest);
-done:
-  free(buf);
-  nl_sha256_free(whole);
-  nl_sha256_free(part);
-  return rc;
+  if (threaded)
+    pthread_join(thread, NULL);
+  else
+    hash_whole(&whole);
+  memcpy(file_digest, whole.digest, 32);
+  return rc == 0 && whole.rc == 0 ? 0 : -1;
 }
 
 static double seconds_since(const struct timespec *t0) {
