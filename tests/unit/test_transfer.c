@@ -44,7 +44,7 @@ static int listen_on(int *port) {
 
 static void *serve_one(void *arg) {
   int fd = (int)(intptr_t)arg;
-  nl_transfer_serve(fd, &receiver_cfg);
+  nl_transfer_serve(fd, NULL, 0, &receiver_cfg);
   return NULL;
 }
 
