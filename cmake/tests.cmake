@@ -162,3 +162,12 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
   set_tests_properties(integration_transfer PROPERTIES LABELS integration RUN_SERIAL ON
     TIMEOUT 1500)
 endif()
+
+# The REPL through a pseudo-terminal (pexpect): completion, list, send with
+# its progress bar, metrics, history.
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_test(NAME integration_repl_pty
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/repl_pty.py
+            $<TARGET_FILE:nodelua>)
+  set_tests_properties(integration_repl_pty PROPERTIES LABELS integration TIMEOUT 300)
+endif()

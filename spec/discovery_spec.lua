@@ -335,6 +335,33 @@ describe("repl", function()
       assert.matches("\n?" .. name .. " ", help)
     end
   end)
+  it("answers send with an action for the client, for a peer in the table", function()
+    local with_peer = {
+      peers = function()
+        return { { id = ID_B, name = "bravo", best = { address = "127.0.0.1", port = 7001 } } }
+      end,
+    }
+    assert.equal("\1send\t127.0.0.1\t7001\tbravo (bbbbbbbbbbbb)\t/data/x\n",
+      repl.answer(loader, with_peer, "send bravo /data/x"))
+    assert.equal("\1send\t10.0.0.9\t7879\t10.0.0.9:7879\t/x\n", repl.answer(loader, with_peer, "send 10.0.0.9:7879 /x"))
+    local text, err = repl.answer(loader, with_peer, "send nobody /x")
+    assert.is_nil(text)
+    assert.matches("no peer 'nobody'", err)
+    assert.matches("usage", select(2, repl.answer(loader, with_peer, "send bravo")))
+  end)
+
+  it("lists the words to complete: commands, peer names and ids", function()
+    local with_peer = {
+      peers = function()
+        return { { id = ID_B, name = "bravo", best = { address = "127.0.0.1", port = 7001 } } }
+      end,
+    }
+    local words = repl.answer(loader, with_peer, "__words")
+    for _, w in ipairs({ "help", "list", "metrics", "peers", "quit", "send", "status", "bravo", "bbbbbbbbbbbb" }) do
+      assert.matches("\n?" .. w .. "\n", words)
+    end
+  end)
+
   it("refuses unknown and empty commands", function()
     local text, err = repl.answer(loader, ctx, "frobnicate now")
     assert.is_nil(text)

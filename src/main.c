@@ -3,10 +3,10 @@
 #include "bind/embedded.h"
 #include "bind/runtime.h"
 #include "core/config.h"
-#include "core/control.h"
 #include "core/log.h"
 #include "nl_build.h"
 #include "nl_gitrev.h"
+#include "repl_client.h"
 
 #include <curl/curl.h>
 #include <lauxlib.h>
@@ -293,26 +293,6 @@ static void print_repl_help(FILE *out) {
       "commands: list, peers, status and\nthose the commands policy adds.\n");
 }
 
-/* Asks the agent and prints the answer; returns 1 for OK, 0 for ERR, -1
- * when the connection is lost. */
-static int repl_ask(int fd, const char *line) {
-  char *reply;
-  size_t len;
-  char err[256];
-  int rc = nl_control_ask(fd, line, &reply, &len, err, sizeof err);
-  if (rc < 0) {
-    fprintf(stderr, "nodelua repl: %s\n", err);
-    return -1;
-  }
-  FILE *out = rc == 1 ? stdout : stderr;
-  fwrite(reply, 1, len, out);
-  if (len > 0 && reply[len - 1] != '\n')
-    fputc('\n', out);
-  fflush(out);
-  free(reply);
-  return rc;
-}
-
 static int cmd_repl(cli *c) {
   if (c->argc > 0 && is_help(c->argv[0])) {
     print_repl_help(stdout);
@@ -328,57 +308,8 @@ static int cmd_repl(cli *c) {
     fprintf(stderr, "nodelua: %s\n", err);
     return EXIT_USAGE;
   }
-  char path[1024];
-  snprintf(path, sizeof path, "%s/control.sock",
-           nl_config_str(&cfg, NL_CFG_STATE_DIR));
+  int code = nl_repl_main(&cfg, c->argc, c->argv);
   nl_config_free(&cfg);
-  int fd = nl_control_connect(path, err, sizeof err);
-  if (fd < 0) {
-    fprintf(stderr,
-            "nodelua repl: no agent answers at %s (%s); is `nodelua agent` "
-            "running with this NODELUA_STATE_DIR, as this user?\n",
-            path, err);
-    return EXIT_FAILED;
-  }
-  int code = EXIT_OK;
-  if (c->argc > 0) {
-    char line[NL_CONTROL_LINE_MAX];
-    size_t n = 0;
-    for (int i = 0; i < c->argc; i++) {
-      int w =
-          snprintf(line + n, sizeof line - n, "%s%s", i ? " " : "", c->argv[i]);
-      if (w < 0 || (size_t)w >= sizeof line - n) {
-        close(fd);
-        return usage_error("%s", "the command is too long");
-      }
-      n += (size_t)w;
-    }
-    code = repl_ask(fd, line) == 1 ? EXIT_OK : EXIT_FAILED;
-  } else {
-    bool interactive = isatty(STDIN_FILENO);
-    char line[NL_CONTROL_LINE_MAX];
-    for (;;) {
-      if (interactive) {
-        fputs("nodelua> ", stdout);
-        fflush(stdout);
-      }
-      if (fgets(line, sizeof line, stdin) == NULL)
-        break;
-      line[strcspn(line, "\r\n")] = '\0';
-      if (strcmp(line, "quit") == 0 || strcmp(line, "exit") == 0)
-        break;
-      if (line[strspn(line, " \t")] == '\0')
-        continue;
-      int rc = repl_ask(fd, line);
-      if (rc < 0) {
-        code = EXIT_FAILED;
-        break;
-      }
-      if (rc == 0 && !interactive)
-        code = EXIT_FAILED;
-    }
-  }
-  close(fd);
   return code;
 }
 

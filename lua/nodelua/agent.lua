@@ -111,6 +111,9 @@ function M.main(args)
     status = function()
       return status()
     end,
+    metrics = function()
+      return metrics.latest()
+    end,
   })
   if not repl_server then
     return give_up("%s", err)

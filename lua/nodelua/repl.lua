@@ -39,6 +39,38 @@ local function help(commands)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- The client's question for tab completion (not a command one types).
+M.WORDS = "__words"
+
+--- Words the REPL completes: the commands, and the peers' names and ids.
+function M.completion_words(commands, ctx)
+  local words = { "help", "quit" }
+  for name, cmd in pairs(commands) do
+    if type(cmd) == "table" and type(cmd.run) == "function" then
+      words[#words + 1] = name
+    end
+  end
+  for _, p in ipairs(ctx.peers and ctx.peers() or {}) do
+    if not p.name:find("%s") then
+      words[#words + 1] = p.name
+    end
+    words[#words + 1] = p.id:sub(1, 12)
+  end
+  table.sort(words)
+  return table.concat(words, "\n") .. "\n"
+end
+
+--- What a command returns to have the REPL client act (e.g. send a file
+-- from the client's own process, where its terminal shows the progress):
+-- a line the client reads, not text to print.
+function M.action(name, ...)
+  local fields = { name, ... }
+  for i, f in ipairs(fields) do
+    fields[i] = tostring(f):gsub("[\t\n]", " ")
+  end
+  return "\1" .. table.concat(fields, "\t") .. "\n"
+end
+
 --- Answers one line: text, or nil and a message.
 function M.answer(policies, ctx, line)
   local words = M.words(line)
@@ -49,6 +81,9 @@ function M.answer(policies, ctx, line)
   local commands = commands_of(policies)
   if name == "help" then
     return help(commands)
+  end
+  if name == M.WORDS then
+    return M.completion_words(commands, ctx)
   end
   local cmd = commands[name]
   if type(cmd) ~= "table" or type(cmd.run) ~= "function" then

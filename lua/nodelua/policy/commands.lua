@@ -4,9 +4,15 @@
 -- print, or nil and a message (the repl then exits 1). ctx gives:
 --   ctx.peers()   the live peer table (see nodelua.discovery)
 --   ctx.status()  a table: version, uptime_seconds, spool, delivery, mdns
+--   ctx.metrics() the latest samples (see docs/metrics.md)
+-- A command may also return require("nodelua.repl").action(...): the REPL
+-- client then acts itself (send does: the file goes from the client's
+-- process, with its progress on the client's terminal).
 -- Override this file in NODELUA_POLICY_DIR to add or change commands; SIGHUP
 -- applies the change.
 local list = require("nodelua.cli.list")
+local repl = require("nodelua.repl")
+local send = require("nodelua.cli.send")
 
 local commands = {}
 
@@ -41,6 +47,57 @@ commands.status = {
         s.delivery.failed_attempts, s.delivery.dead_lettered),
       ("mDNS      %s; %d peers; transfer port %d"):format(s.mdns, s.peers, s.transfer_port),
     }
+    return table.concat(lines, "\n") .. "\n"
+  end,
+}
+
+commands.send = {
+  summary = "send PEER PATH: a file to a peer (id, id prefix, name or host:port)",
+  run = function(ctx, args)
+    if #args ~= 2 then
+      return nil, "usage: send PEER PATH"
+    end
+    local target, path = args[1], args[2]
+    local host, port = send.host_port(target)
+    if host then
+      return repl.action("send", host, port, target, path)
+    end
+    local found = send.matches(ctx.peers(), target)
+    if #found == 0 then
+      return nil, ("no peer '%s' in the table; try list"):format(target)
+    elseif #found > 1 then
+      return nil, ("'%s' names %d peers: give an id"):format(target, #found)
+    end
+    local p = found[1]
+    return repl.action("send", p.best.address, p.best.port, ("%s (%s)"):format(p.name, p.id:sub(1, 12)), path)
+  end,
+}
+
+local function percent(x)
+  return x and ("%.1f%%"):format(x) or "-"
+end
+
+commands.metrics = {
+  summary = "this node now: CPU, load, memory, and each interface's traffic",
+  run = function(ctx)
+    local m = ctx.metrics()
+    local lines = {}
+    local cpu = m.cpu and m.cpu.total
+    lines[#lines + 1] = ("cpu       %s busy"):format(percent(cpu and cpu.usage_percent))
+    if m.load then
+      lines[#lines + 1] = ("load      %.2f %.2f %.2f"):format(m.load.load1, m.load.load5, m.load.load15)
+    end
+    if m.memory and m.memory.total then
+      lines[#lines + 1] = ("memory    %s of %s used"):format(send.human_bytes(m.memory.used or 0),
+        send.human_bytes(m.memory.total))
+    end
+    for _, nif in ipairs(m.network or {}) do
+      if nif.up and nif.kind ~= "loopback" then
+        local r = nif.rates or {}
+        lines[#lines + 1] = ("%-9s %s in, %s out per second"):format(nif.name, send.human_bytes(r.rx_bytes or 0),
+          send.human_bytes(r.tx_bytes or 0))
+      end
+    end
     return table.concat(lines, "\n") .. "\n"
   end,
 }
