@@ -250,6 +250,31 @@ def main():
                 check("disk too small: exit 1, not enough space", r.returncode == 1 and "not enough space" in r.stderr,
                       r.stderr)
                 check("disk too small: nothing published", not os.path.exists(os.path.join(tiny, "too-big")))
+                # Two files that each fit, sent at once: both pass the
+                # check, the disk fills while they are written, and the one
+                # that hits it says so; nothing half-written is published.
+                first, second = make("half-a", 10 * 1024 * 1024), make("half-b", 10 * 1024 * 1024)
+                envs = env(NODELUA_STATE_DIR=os.path.join(work, "sender-state"))
+                procs = [subprocess.Popen([NODELUA, "send", f"127.0.0.1:{PORT}", p], stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True, env=envs) for p in (first, second)]
+                results = [(p.wait(120), p.stdout.read(), p.stderr.read()) for p in procs]
+                failed = [r for r in results if r[0] != 0]
+                check("disk fills mid-write: a send fails", len(failed) >= 1, str(results))
+                check("disk fills mid-write: each failure says why in one line",
+                      all(r[2].count("\n") == 1 and ("No space left" in r[2] or "not enough space" in r[2])
+                          for r in failed), str(failed))
+                for name, src in (("half-a", first), ("half-b", second)):
+                    got = os.path.join(tiny, name)
+                    check(f"disk fills mid-write: {name} is whole or absent",
+                          not os.path.exists(got) or sha256(got) == sha256(src))
+                # The receiver gave back the space of what failed: all that
+                # is used is the files that were published.
+                published = sum(os.path.getsize(os.path.join(tiny, n)) for n in ("half-a", "half-b")
+                                if os.path.exists(os.path.join(tiny, n)))
+                free = lambda: os.statvfs(tiny).f_bavail * os.statvfs(tiny).f_frsize  # noqa: E731
+                check("disk fills mid-write: the failed file's space is given back",
+                      wait_for(lambda: free() >= 16 * 1024 * 1024 - published - 1024 * 1024, 5),
+                      f"{free()} free, {published} published")
                 full.stop()
             finally:
                 subprocess.run(["umount", tiny])

@@ -125,6 +125,9 @@ static int recv_frame(int fd, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
   return *len == 0 ? 0 : read_in(fd, b, b->p, *len);
 }
 
+static int send_error(int fd, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int send_error(int fd, int code, const char *fmt, ...) {
   char msg[NL_FRAME_MESSAGE_MAX + 1];
   va_list ap;
@@ -678,6 +681,17 @@ static int session_data(session *s, const nl_frame_data *d) {
     pthread_mutex_lock(&s->lock);
     send_error(s->control_fd, e == ENOSPC ? ERR_NO_SPACE : ERR_IO,
                "the receiver cannot write %s: %s", s->name, strerror(e));
+    if (e == ENOSPC && !s->failed) {
+      /* A full disk is everybody's problem: give the space back now
+       * rather than keep the part for a resume that could not fit. */
+      unlink(s->part_path);
+      unlink(s->journal_path);
+      if (ftruncate(s->data_fd, 0) != 0) {
+        /* the space comes back when the session closes the file */
+      }
+      nl_log_warn("transfer", "%s from %s: the disk is full; dropped it",
+                  s->name, s->peer_id);
+    }
     s->failed = true;
     pthread_mutex_unlock(&s->lock);
     return -1;
