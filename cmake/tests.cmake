@@ -144,11 +144,10 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
             $<TARGET_FILE:nodelua>)
   set_tests_properties(integration_discovery PROPERTIES LABELS integration RUN_SERIAL ON
     TIMEOUT 300 SKIP_RETURN_CODE 77)
-  find_program(VALGRIND_FOR_DISCOVERY NAMES valgrind)
-  if(VALGRIND_FOR_DISCOVERY AND NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ)
+  if(VALGRIND AND NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ)
     # It also runs `nodelua list` under valgrind, on one of its hosts.
     set_tests_properties(integration_discovery PROPERTIES
-      ENVIRONMENT "VALGRIND=${VALGRIND_FOR_DISCOVERY}")
+      ENVIRONMENT "VALGRIND=${VALGRIND}")
   endif()
 endif()
 
@@ -161,6 +160,11 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
             $<TARGET_FILE:nodelua>)
   set_tests_properties(integration_transfer PROPERTIES LABELS integration RUN_SERIAL ON
     TIMEOUT 1500)
+  if(VALGRIND AND NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ)
+    # It also runs one `nodelua send` under valgrind.
+    set_tests_properties(integration_transfer PROPERTIES
+      ENVIRONMENT "VALGRIND=${VALGRIND}")
+  endif()
 endif()
 
 # The REPL through a pseudo-terminal (pexpect): completion, list, send with

@@ -122,21 +122,6 @@ function M.main(args)
     repl_server:close()
   end
 
-  -- Discovery: advertise on TRANSFER_PORT, answer probes there, and keep
-  -- the peer table. It starts first of all the services, since the mDNS
-  -- daemon then probes for our name for most of a second before peers can
-  -- see us. Without a daemon it logs how to start one and goes on with the
-  -- static peers.
-  local finder
-  finder, err = discovery.start({ advertise = true, policies = policy.default() })
-  if not finder then
-    return give_up("discovery: %s", err)
-  end
-  opened[#opened + 1] = function()
-    finder:stop()
-  end
-  -- Files arrive on the same port, authenticated with the cluster key.
-  files.start_receiver(finder.server, finder.id)
 
   local waiting = spool:stats().depth
   if waiting > 0 then
@@ -166,6 +151,23 @@ function M.main(args)
     end
     log.info("serving /metrics, /healthz and /api/v1/metrics/latest on %s (port %d)", listen, endpoint:port())
   end
+
+  -- Discovery: advertise on TRANSFER_PORT, answer probes there, and keep
+  -- the peer table. It starts right after the local endpoint (whose fixed
+  -- port must be taken before an ephemeral TRANSFER_PORT=0 could take
+  -- it), since the mDNS daemon then probes for our name for most of a
+  -- second before peers can see us. Without a daemon it logs how to start
+  -- one and goes on with the static peers.
+  local finder
+  finder, err = discovery.start({ advertise = true, policies = policy.default() })
+  if not finder then
+    return give_up("discovery: %s", err)
+  end
+  opened[#opened + 1] = function()
+    finder:stop()
+  end
+  -- Files arrive on the same port, authenticated with the cluster key.
+  files.start_receiver(finder.server, finder.id)
 
   local policies = policy.default()
   for _, name in ipairs({ "schedule", "report" }) do

@@ -147,6 +147,18 @@ def main():
               os.stat(recv_dir).st_mode & 0o777 == 0o700 and
               os.stat(os.path.join(recv_dir, "f1")).st_mode & 0o777 == 0o600)
 
+        # ---- valgrind over a send: threads, OpenSSL, the frames (normal build) ----
+        valgrind = os.environ.get("VALGRIND")
+        if valgrind:
+            small = make("under-valgrind", 3 * CHUNK + 5)
+            r = subprocess.run([valgrind, "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                                "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", NODELUA, "send",
+                                f"127.0.0.1:{PORT}", small], capture_output=True, text=True, timeout=300,
+                               env=env(NODELUA_STATE_DIR=os.path.join(work, "sender-state")))
+            check("valgrind send: no error, no leak, exit 0", r.returncode == 0, r.stderr[-3000:])
+            check("valgrind send: the file arrived",
+                  sha256(os.path.join(recv_dir, "under-valgrind")) == sha256(small))
+
         # ---- refusals ----
         before = sorted(os.listdir(recv_dir))
         secret = make("secret", 3 * CHUNK)
