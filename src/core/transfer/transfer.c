@@ -923,7 +923,8 @@ typedef struct {
   int control_fd;
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  uint32_t *queue; /* chunks to send, a ring of chunk_count slots */
+  uint32_t *queue;   /* chunks to send, a ring of chunk_count slots */
+  uint8_t *in_queue; /* per chunk: in the ring now */
   size_t head, queued;
   int live_streams;
   int stream_fds[64];
@@ -965,7 +966,12 @@ static int connect_to(const char *host, int port, int timeout, char *err,
   return fd;
 }
 
+/* Queues a chunk to send, once: a chunk both refused by the receiver and
+ * on a stream that failed must not take two slots of the ring. */
 static void queue_push(sender *s, uint32_t chunk) {
+  if (s->in_queue[chunk] || s->queued >= s->chunk_count)
+    return;
+  s->in_queue[chunk] = 1;
   s->queue[(s->head + s->queued) % s->chunk_count] = chunk;
   s->queued++;
 }
@@ -1016,6 +1022,7 @@ static void *stream_main(void *arg) {
     uint32_t c = s->queue[s->head];
     s->head = (s->head + 1) % s->chunk_count;
     s->queued--;
+    s->in_queue[c] = 0;
     pthread_mutex_unlock(&s->lock);
     uint64_t start = (uint64_t)c * s->chunk_size;
     uint64_t left = s->size - start;
@@ -1167,6 +1174,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   uint8_t *offer = malloc(offer_cap);
   uint8_t *digests = malloc(s.chunk_count ? (size_t)s.chunk_count * 32 : 1);
   s.queue = malloc((s.chunk_count ? s.chunk_count : 1) * sizeof *s.queue);
+  s.in_queue = calloc(s.chunk_count ? s.chunk_count : 1, 1);
   uint8_t *verified = calloc(s.chunk_count ? s.chunk_count : 1, 1);
   buffer b = {0};
   stream streams[64];
@@ -1176,7 +1184,8 @@ int nl_transfer_send(const char *host, int port, const char *path,
   pthread_cond_init(&s.cond, NULL);
   for (int i = 0; i < 64; i++)
     s.stream_fds[i] = -1;
-  if (offer == NULL || digests == NULL || s.queue == NULL || verified == NULL) {
+  if (offer == NULL || digests == NULL || s.queue == NULL ||
+      s.in_queue == NULL || verified == NULL) {
     snprintf(err, errlen, "out of memory");
     goto done;
   }
@@ -1307,6 +1316,7 @@ done:
   free(offer);
   free(digests);
   free(s.queue);
+  free(s.in_queue);
   free(verified);
   free(b.p);
   return rc;
