@@ -347,24 +347,10 @@ static const luaL_Reg http_functions[] = {
     {NULL, NULL},
 };
 
-static void new_class(lua_State *L, const char *key, const luaL_Reg *methods,
-                      lua_CFunction close) {
-  if (luaL_newmetatable(L, key)) {
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
-}
-
 int luaopen_nodelua_http(lua_State *L) {
   nl_runtime_get(L);
-  new_class(L, CLIENT_KEY, client_methods, l_client_close);
-  new_class(L, ENDPOINT_KEY, endpoint_methods, l_endpoint_close);
+  nl_new_class(L, CLIENT_KEY, client_methods, l_client_close);
+  nl_new_class(L, ENDPOINT_KEY, endpoint_methods, l_endpoint_close);
   luaL_newlib(L, http_functions);
   return 1;
 }

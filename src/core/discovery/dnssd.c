@@ -143,18 +143,26 @@ static nl_dnssd_op *new_op(nl_dnssd_cb cb, void *ud, nl_dnssd_op **out,
   return op;
 }
 
+/* Whether a dns_sd callback has anything to deliver: not when the op was
+ * closed, and an error is the op's last event (FAILED). */
+static bool deliverable(nl_dnssd_op *op, DNSServiceErrorType error) {
+  if (op->closed || op->cb == NULL)
+    return false;
+  if (error != kDNSServiceErr_NoError) {
+    fail(op, error);
+    return false;
+  }
+  return true;
+}
+
 static void on_register(DNSServiceRef ref, DNSServiceFlags flags,
                         DNSServiceErrorType error, const char *name,
                         const char *type, const char *domain, void *ctx) {
   (void)ref;
   (void)flags;
   nl_dnssd_op *op = ctx;
-  if (op->closed || op->cb == NULL)
+  if (!deliverable(op, error))
     return;
-  if (error != kDNSServiceErr_NoError) {
-    fail(op, error);
-    return;
-  }
   nl_dnssd_event ev = {.kind = NL_DNSSD_REGISTERED,
                        .name = name,
                        .type = type,
@@ -193,12 +201,8 @@ static void on_browse(DNSServiceRef ref, DNSServiceFlags flags,
                       void *ctx) {
   (void)ref;
   nl_dnssd_op *op = ctx;
-  if (op->closed || op->cb == NULL)
+  if (!deliverable(op, error))
     return;
-  if (error != kDNSServiceErr_NoError) {
-    fail(op, error);
-    return;
-  }
   nl_dnssd_event ev = {.kind = (flags & kDNSServiceFlagsAdd) ? NL_DNSSD_ADDED
                                                              : NL_DNSSD_REMOVED,
                        .ifindex = ifindex,
@@ -226,12 +230,8 @@ static void on_resolve(DNSServiceRef ref, DNSServiceFlags flags,
   (void)flags;
   (void)fullname;
   nl_dnssd_op *op = ctx;
-  if (op->closed || op->cb == NULL)
+  if (!deliverable(op, error))
     return;
-  if (error != kDNSServiceErr_NoError) {
-    fail(op, error);
-    return;
-  }
   nl_dnssd_event ev = {.kind = NL_DNSSD_RESOLVED,
                        .ifindex = ifindex,
                        .host = host,
