@@ -13,7 +13,7 @@ nodelua=${NODELUA:-build/normal/nodelua}
 command -v nc >/dev/null && command -v rsync >/dev/null ||
   { echo "nc and rsync are needed: scripts/install-deps.sh" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/nodelua-bench-transfer.XXXXXX)
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/nodelua-bench-transfer.XXXXXX")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

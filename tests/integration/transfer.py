@@ -80,6 +80,10 @@ class Receiver:
         with open(self.log) as f:
             return f.read()
 
+    def warnings(self):
+        """The agent's last warnings, to show beside a failed check."""
+        return "\n".join(line for line in self.text().splitlines()[-40:] if " WARN " in line)
+
 
 def can_connect(socket):
     try:
@@ -189,7 +193,8 @@ def main():
             p.wait()
             r = send(victim)
             ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
-            check(f"sender killed ({i + 1}): the next send gives the right file", ok, r.stderr)
+            check(f"sender killed ({i + 1}): the next send gives the right file", ok,
+                  r.stderr + agent.warnings())
             resumed_any = resumed_any or "resumed" in r.stdout
             os.remove(os.path.join(recv_dir, "victim"))
         check("sender killed: some sends resumed rather than started over", resumed_any)
@@ -214,7 +219,8 @@ def main():
             agent.start()
             r = send(victim)
             ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
-            check(f"receiver killed ({i + 1}): the next send gives the right file", ok, r.stderr)
+            check(f"receiver killed ({i + 1}): the next send gives the right file", ok,
+                  r.stderr + agent.warnings())
             resumed_any = resumed_any or "resumed" in r.stdout
             os.remove(os.path.join(recv_dir, "victim"))
         check("receiver killed: some sends resumed", resumed_any)

@@ -1,3 +1,6 @@
+#ifdef __linux__
+#define _GNU_SOURCE /* sync_file_range */
+#endif
 #include "transfer.h"
 
 #include "auth.h"
@@ -11,11 +14,15 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -48,6 +55,16 @@ enum {
 static const char JOIN_LABEL[] = "nodelua-v1 join";
 #define PIECE (1024 * 1024) /* bytes of file per DATA frame */
 #define JOIN_GRACE_SECONDS 1
+/* Verified chunks are journaled after this many, or this long after the
+ * last batch, whichever comes first. */
+#define JOURNAL_BATCH 16
+#define JOURNAL_BATCH_SECONDS 0.5
+
+static double seconds_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
 
 /* ---- blocking frame I/O ---- */
 
@@ -61,10 +78,10 @@ static void set_timeouts(int fd, int seconds) {
 #endif
 }
 
-static int write_all(int fd, const void *p, size_t n) {
+static int send_all(int fd, const void *p, size_t n, int flags) {
   const char *c = p;
   while (n > 0) {
-    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+    ssize_t w = send(fd, c, n, MSG_NOSIGNAL | flags);
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0)
@@ -73,6 +90,10 @@ static int write_all(int fd, const void *p, size_t n) {
     n -= (size_t)w;
   }
   return 0;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+  return send_all(fd, p, n, 0);
 }
 
 static int read_all(int fd, void *p, size_t n) {
@@ -326,8 +347,16 @@ struct session {
   uint32_t chunk_size, chunk_count, remaining;
   uint8_t file_digest[32];
   uint8_t *digests;
-  uint8_t *verified;  /* per chunk */
-  uint32_t *received; /* bytes of the current attempt, per chunk */
+  uint8_t *verified; /* per chunk */
+  /* Verified chunks not yet in the journal: they are recorded in batches,
+   * each after one fdatasync that covers them all, instead of a sync per
+   * chunk. A crash loses at most a batch, which is then sent again. */
+  uint32_t *unjournaled;
+  uint32_t unjournaled_count;
+  struct timespec journaled_at;
+  pthread_mutex_t journal_lock; /* one batch at a time, and journal_end */
+  off_t journal_end;
+  pthread_mutex_t write_lock; /* pwrites to data_fd */
   int data_fd, journal_fd;
   char part_path[PATH_MAX], journal_path[PATH_MAX], final_path[PATH_MAX];
   char dir[PATH_MAX];
@@ -354,6 +383,36 @@ int nl_transfer_sessions(void) {
   return n;
 }
 
+/* Makes the verified chunks not yet journaled durable, then records them:
+ * one fdatasync for the batch. Called without s->lock. */
+static void journal_flush(session *s) {
+  pthread_mutex_lock(&s->journal_lock);
+  pthread_mutex_lock(&s->lock);
+  uint32_t count = s->unjournaled_count;
+  uint8_t *records = count ? malloc((size_t)count * 4) : NULL;
+  for (uint32_t i = 0; records != NULL && i < count; i++) {
+    uint32_t c = s->unjournaled[i];
+    uint8_t *r = records + (size_t)i * 4;
+    r[0] = (uint8_t)(c >> 24);
+    r[1] = (uint8_t)(c >> 16);
+    r[2] = (uint8_t)(c >> 8);
+    r[3] = (uint8_t)c;
+  }
+  if (records != NULL)
+    s->unjournaled_count = 0;
+  clock_gettime(CLOCK_MONOTONIC, &s->journaled_at);
+  pthread_mutex_unlock(&s->lock);
+  /* A chunk is on disk before the journal says so; a failed sync leaves
+   * the batch out of the journal, and a resume sends it again. */
+  size_t n = (size_t)count * 4;
+  if (records != NULL && fdatasync(s->data_fd) == 0 &&
+      pwrite(s->journal_fd, records, n, s->journal_end) == (ssize_t)n)
+    s->journal_end += (off_t)n;
+  /* else the next batch overwrites a torn tail */
+  free(records);
+  pthread_mutex_unlock(&s->journal_lock);
+}
+
 static void session_release(session *s) {
   pthread_mutex_lock(&registry_lock);
   bool last = --s->refs == 0;
@@ -368,16 +427,20 @@ static void session_release(session *s) {
   pthread_mutex_unlock(&registry_lock);
   if (!last)
     return;
+  if (!s->finished)
+    journal_flush(s); /* what was verified survives for the resume */
   if (s->data_fd >= 0)
     close(s->data_fd);
   if (s->journal_fd >= 0)
     close(s->journal_fd); /* and with it the lock */
   pthread_mutex_destroy(&s->lock);
   pthread_mutex_destroy(&s->fold_lock);
+  pthread_mutex_destroy(&s->journal_lock);
+  pthread_mutex_destroy(&s->write_lock);
   nl_sha256_free(s->whole);
   free(s->digests);
   free(s->verified);
-  free(s->received);
+  free(s->unjournaled);
   free(s);
 }
 
@@ -543,7 +606,8 @@ static int session_open_files(session *s, char *err, size_t errlen) {
   }
   long header = journal_load(s);
   if (header < 0) {
-    if (journal_header(s) < 0 || ftruncate(s->data_fd, 0) != 0) {
+    if ((s->journal_end = journal_header(s)) < 0 ||
+        ftruncate(s->data_fd, 0) != 0) {
       snprintf(err, errlen, "cannot start %.200s: %s", s->journal_path,
                strerror(errno));
       return ERR_IO;
@@ -552,13 +616,12 @@ static int session_open_files(session *s, char *err, size_t errlen) {
     /* Records go after what is there; a torn record is cut off first. */
     struct stat st;
     fstat(s->journal_fd, &st);
-    off_t whole = header + (st.st_size - header) / 4 * 4;
-    if (ftruncate(s->journal_fd, whole) != 0) {
+    s->journal_end = header + (st.st_size - header) / 4 * 4;
+    if (ftruncate(s->journal_fd, s->journal_end) != 0) {
       snprintf(err, errlen, "cannot trim %.200s", s->journal_path);
       return ERR_IO;
     }
   }
-  lseek(s->journal_fd, 0, SEEK_END);
   /* Room for what is still to come, checked before anything is taken. */
   uint64_t missing = 0;
   for (uint32_t i = 0; i < s->chunk_count; i++)
@@ -626,6 +689,24 @@ static void session_finish(session *s) {
   bool whole_ok = !s->fold_failed && s->folded == s->chunk_count &&
                   nl_sha256_final(s->whole, digest) == 0 &&
                   memcmp(digest, s->file_digest, 32) == 0;
+  if (!whole_ok) {
+    /* Which chunks are not what was verified: for the log, since this
+     * means the staging file changed under us (or a bug). */
+    uint32_t differ = 0, first = 0;
+    for (uint32_t c = 0; c < s->chunk_count; c++) {
+      uint8_t d[32];
+      if (nl_sha256_file_range(s->data_fd, (uint64_t)c * s->chunk_size,
+                               chunk_len(s, c), d) != 0 ||
+          memcmp(d, s->digests + (size_t)c * 32, 32) != 0) {
+        if (differ++ == 0)
+          first = c;
+      }
+    }
+    nl_log_warn("transfer",
+                "%s from %s: the whole file does not match; %u of %u chunks "
+                "differ on disk from what was verified (the first: %u)",
+                s->name, s->peer_id, differ, s->chunk_count, first);
+  }
   pthread_mutex_lock(&s->lock);
   if (!whole_ok) {
     send_error(s->control_fd, ERR_HASH,
@@ -664,18 +745,80 @@ static void session_finish(session *s) {
   pthread_mutex_unlock(&s->lock);
 }
 
-/* DATA into the partial file; a chunk is checked once all of it is there. */
-static int session_data(session *s, const nl_frame_data *d) {
+/* One data stream's chunk in progress. A chunk's DATA frames come on one
+ * stream, in order from offset 0, and are hashed as they arrive: a chunk
+ * is verified from the bytes received, without reading it back. (The
+ * whole-file hash is folded from the file itself, which checks what is on
+ * disk end to end.) */
+typedef struct {
+  nl_sha256 *hash;
+  uint32_t chunk, next;
+  bool open, skip;
+} stream_chunk;
+
+/* A whole chunk has arrived: answer CHUNK_OK or CHUNK_BAD, and record it. */
+static void chunk_checked(session *s, uint32_t c, bool good) {
+#ifdef __linux__
+  /* Start writing it out now, so that the journal's sync and the final
+   * fsync find little left to do. */
+  if (good)
+    sync_file_range(s->data_fd, (off_t)((uint64_t)c * s->chunk_size),
+                    (off_t)chunk_len(s, c), SYNC_FILE_RANGE_WRITE);
+#endif
+  pthread_mutex_lock(&s->lock);
+  uint8_t f[64];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHUNK);
+  nl_write_u32(&w, c);
+  nl_write_u8(&w, good ? 1 : 0); /* 0: to be sent again, alone */
+  bool flush = false;
+  if (good && !s->verified[c]) {
+    s->verified[c] = 1;
+    s->remaining--;
+    s->unjournaled[s->unjournaled_count++] = c;
+    flush = s->unjournaled_count >= JOURNAL_BATCH ||
+            seconds_since(&s->journaled_at) >= JOURNAL_BATCH_SECONDS;
+  }
+  control_send(s, &w);
+  bool finish_now = good && s->remaining == 0 && !s->failed && !s->finishing;
+  if (finish_now)
+    s->finishing = true;
+  pthread_mutex_unlock(&s->lock);
+  if (flush && !finish_now)
+    journal_flush(s);
+  if (good)
+    fold(s, false);
+  if (finish_now)
+    session_finish(s);
+}
+
+/* DATA into the partial file. Returns 0, or -1 to drop the stream (a frame
+ * out of order, or the file could not be written). */
+static int session_data(session *s, stream_chunk *sc, const nl_frame_data *d) {
   if (d->chunk >= s->chunk_count ||
       d->offset + (uint64_t)d->len > chunk_len(s, d->chunk))
     return -1;
   pthread_mutex_lock(&s->lock);
-  bool skip = s->verified[d->chunk] || s->failed;
+  bool failed = s->failed, verified = s->verified[d->chunk];
   pthread_mutex_unlock(&s->lock);
-  if (skip)
+  if (d->offset == 0 && !sc->open) {
+    *sc = (stream_chunk){
+        .hash = sc->hash, .chunk = d->chunk, .open = true, .skip = verified};
+  } else if (!sc->open || d->chunk != sc->chunk || d->offset != sc->next) {
+    return -1;
+  }
+  sc->next += d->len;
+  bool last = sc->next == chunk_len(s, d->chunk);
+  if (last)
+    sc->open = false;
+  if (sc->skip || failed)
     return 0;
   off_t at = (off_t)((uint64_t)d->chunk * s->chunk_size + d->offset);
+  /* Writes to one file are serialised by the kernel anyway (the inode's
+   * lock); waiting here sleeps, where waiting there spins a core. */
+  pthread_mutex_lock(&s->write_lock);
   ssize_t written = pwrite(s->data_fd, d->data, d->len, at);
+  pthread_mutex_unlock(&s->write_lock);
   if (written != (ssize_t)d->len) {
     int e = written < 0 ? errno : ENOSPC;
     pthread_mutex_lock(&s->lock);
@@ -696,47 +839,13 @@ static int session_data(session *s, const nl_frame_data *d) {
     pthread_mutex_unlock(&s->lock);
     return -1;
   }
-  pthread_mutex_lock(&s->lock);
-  s->received[d->chunk] += d->len;
-  bool complete = s->received[d->chunk] == chunk_len(s, d->chunk);
-  pthread_mutex_unlock(&s->lock);
-  if (!complete)
-    return 0;
-  /* Checked outside the lock, so that streams verify in parallel. */
   uint8_t digest[32];
-  bool good =
-      nl_sha256_file_range(s->data_fd, (uint64_t)d->chunk * s->chunk_size,
-                           chunk_len(s, d->chunk), digest) == 0 &&
-      memcmp(digest, s->digests + (size_t)d->chunk * 32, 32) == 0;
-  /* A verified chunk is on disk before the journal says so. */
-  if (good && fdatasync(s->data_fd) != 0)
-    good = false;
-  pthread_mutex_lock(&s->lock);
-  uint8_t f[64];
-  nl_writer w;
-  nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHUNK);
-  nl_write_u32(&w, d->chunk);
-  if (good && !s->verified[d->chunk]) {
-    uint8_t rec[4] = {(uint8_t)(d->chunk >> 24), (uint8_t)(d->chunk >> 16),
-                      (uint8_t)(d->chunk >> 8), (uint8_t)d->chunk};
-    if (write(s->journal_fd, rec, 4) != 4)
-      s->failed = true;
-    s->verified[d->chunk] = 1;
-    s->remaining--;
-    nl_write_u8(&w, 1);
-  } else {
-    s->received[d->chunk] = 0; /* to be sent again, alone */
-    nl_write_u8(&w, 0);
-  }
-  control_send(s, &w);
-  bool finish_now = good && s->remaining == 0 && !s->failed && !s->finishing;
-  if (finish_now)
-    s->finishing = true;
-  pthread_mutex_unlock(&s->lock);
-  if (good)
-    fold(s, false);
-  if (finish_now)
-    session_finish(s);
+  if (nl_sha256_update(sc->hash, d->data, d->len) != 0 ||
+      (last && nl_sha256_final(sc->hash, digest) != 0))
+    return -1;
+  if (last)
+    chunk_checked(s, d->chunk,
+                  memcmp(digest, s->digests + (size_t)d->chunk * 32, 32) == 0);
   return 0;
 }
 
@@ -774,6 +883,8 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
     return;
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->fold_lock, NULL);
+  pthread_mutex_init(&s->journal_lock, NULL);
+  pthread_mutex_init(&s->write_lock, NULL);
   s->whole = nl_sha256_new();
   s->control_fd = fd;
   s->data_fd = s->journal_fd = -1;
@@ -789,8 +900,9 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   size_t count = o.chunk_count ? o.chunk_count : 1;
   s->digests = malloc(count * 32);
   s->verified = calloc(count, 1);
-  s->received = calloc(count, sizeof *s->received);
-  if (s->digests == NULL || s->verified == NULL || s->received == NULL ||
+  s->unjournaled = calloc(count, sizeof *s->unjournaled);
+  clock_gettime(CLOCK_MONOTONIC, &s->journaled_at);
+  if (s->digests == NULL || s->verified == NULL || s->unjournaled == NULL ||
       s->whole == NULL || nl_auth_random(s->id, sizeof s->id) != 0) {
     session_release(s);
     return;
@@ -876,14 +988,16 @@ static void serve_data(int fd, handshake *hs, buffer *b) {
     return;
   }
   char why[128];
-  while (recv_frame(fd, hdr, b, &type, &len) == 0) {
+  stream_chunk sc = {.hash = nl_sha256_new()};
+  while (sc.hash != NULL && recv_frame(fd, hdr, b, &type, &len) == 0) {
     nl_frame_data d;
     if (type != NL_FRAME_DATA ||
         nl_frame_parse_data(b->p, len, s->chunk_size, &d, why, sizeof why) !=
             0 ||
-        session_data(s, &d) != 0)
+        session_data(s, &sc, &d) != 0)
       break;
   }
+  nl_sha256_free(sc.hash);
   session_release(s);
 }
 
@@ -982,9 +1096,53 @@ typedef struct {
   pthread_t thread;
 } stream;
 
+/* Sends a DATA frame: its head (header, chunk and offset), built in buf,
+ * then n bytes of the file at offset. On Linux the file's bytes go from
+ * the page cache to the socket with sendfile, never through this process;
+ * elsewhere they are read into buf after the head. Returns 0, -1 (the
+ * connection failed) or -2 (the file could not be read, errno set or 0 for
+ * a file that got shorter). */
+static int send_piece(int fd, uint8_t *buf, size_t head, int file_fd,
+                      off_t offset, size_t n) {
+#ifdef __linux__
+  if (send_all(fd, buf, head, MSG_MORE) != 0)
+    return -1;
+  while (n > 0) {
+    ssize_t w = sendfile(fd, file_fd, &offset, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 && errno != EINVAL && errno != ENOSYS && errno != EIO)
+      return -1; /* the socket */
+    if (w <= 0) {
+      if (w == 0)
+        errno = 0;
+      return -2;
+    }
+    n -= (size_t)w;
+  }
+  return 0;
+#else
+  ssize_t got = pread(file_fd, buf + head, n, offset);
+  if (got != (ssize_t)n) {
+    if (got >= 0)
+      errno = 0;
+    return -2;
+  }
+  return write_all(fd, buf, head + n) == 0 ? 0 : -1;
+#endif
+}
+
 static void *stream_main(void *arg) {
   stream *st = arg;
   sender *s = st->s;
+#ifdef __linux__
+  /* sendfile has no MSG_NOSIGNAL: a peer gone is an error here, not a
+   * SIGPIPE that ends the process. */
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
+#endif
   char err[256];
   buffer b = {0};
   uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 8 + PIECE);
@@ -1033,17 +1191,17 @@ static void *stream_main(void *arg) {
       nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 8 + PIECE, NL_FRAME_DATA);
       nl_write_u32(&w, c);
       nl_write_u32(&w, off);
-      ssize_t got = pread(s->file_fd, f + w.len, n, (off_t)(start + off));
-      if (got != (ssize_t)n) {
-        snprintf(err, sizeof err, "cannot read the file: %s",
-                 got < 0 ? strerror(errno) : "it got shorter");
-        ok = false;
-        break;
-      }
-      w.len += n;
+      size_t head = w.len;
+      w.len += n; /* the header counts the file's bytes that follow */
       long total = nl_writer_finish(&w);
-      ok = total > 0 && write_all(fd, f, (size_t)total) == 0;
-      if (!ok)
+      int sent = total > 0 ? send_piece(fd, f, head, s->file_fd,
+                                        (off_t)(start + off), n)
+                           : -1;
+      ok = sent == 0;
+      if (sent == -2)
+        snprintf(err, sizeof err, "cannot read the file: %s",
+                 errno ? strerror(errno) : "it got shorter");
+      else if (!ok)
         snprintf(err, sizeof err, "a data stream was cut: %s", strerror(errno));
     }
     pthread_mutex_lock(&s->lock);
@@ -1112,12 +1270,6 @@ static int hash_file(sender *s, uint8_t *digests, uint8_t file_digest[32]) {
     hash_whole(&whole);
   memcpy(file_digest, whole.digest, 32);
   return rc == 0 && whole.rc == 0 ? 0 : -1;
-}
-
-static double seconds_since(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 int nl_transfer_send(const char *host, int port, const char *path,
