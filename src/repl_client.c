@@ -187,6 +187,7 @@ static int act(const nl_config *cfg, char *action) {
       .node_id = id,
       .streams = (int)nl_config_num(cfg, NL_CFG_TRANSFER_STREAMS),
       .chunk_size = 4 * 1024 * 1024,
+      .encrypt = nl_config_num(cfg, NL_CFG_TRANSFER_ENCRYPT) != 0,
       .timeout_seconds = 30,
   };
   progress_state p = {.tty = isatty(STDERR_FILENO), .last_second = -1};

@@ -46,14 +46,16 @@ function M.start_receiver(server, node_id)
     dir = dir,
     node_id = node_id,
     max_bytes = config.get("TRANSFER_MAX_BYTES"),
+    encrypted_only = config.get("TRANSFER_ENCRYPT"),
   })
   if not ok then
     log.error("file transfer is off: %s (TRANSFER_DIR)", err)
     server:refuse_files("file transfer is off on this node: its receive directory is unusable")
     return false
   end
-  log.info("receiving files into %s on port %d (at most %d bytes each)", dir, server:port(),
-    config.get("TRANSFER_MAX_BYTES"))
+  log.info("receiving files into %s on port %d (at most %d bytes each, %s)", dir, server:port(),
+    config.get("TRANSFER_MAX_BYTES"),
+    config.get("TRANSFER_ENCRYPT") and "encrypted only" or "encrypted or in clear, as the sender chooses")
   return true
 end
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# One file over loopback three ways, in one run: nodelua (an agent
-# receiving, `nodelua send`: authenticated, verified chunk by chunk and
-# whole, fsync'd before it is published), plain nc (nothing checked,
-# nothing synced), and an rsync daemon. Prints each time and the ratios.
+# One file over loopback, in one run: nodelua (an agent receiving,
+# `nodelua send`: authenticated, verified chunk by chunk and whole, fsync'd
+# before it is published), in clear and with --encrypt; plain nc (nothing
+# checked, nothing synced), and nc followed by a sync of its file; and an
+# rsync daemon. Prints each time and the ratios.
 #
 #   scripts/bench/transfer.sh [MIB]      (default 1024)
+#   BENCH_DIR=/dev/shm scripts/bench/transfer.sh   (files in tmpfs: the
+#                                                   disk out of the race)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mib=${1:-1024}
@@ -46,6 +49,15 @@ env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
 t1=$(now)
 nodelua_s=$(elapsed "$t0" "$t1")
 [ "$(sha256sum "$work/nodelua/file" | cut -d' ' -f1)" = "$want" ] || { echo "nodelua: wrong file" >&2; exit 1; }
+rm -f "$work/nodelua/file"
+sync
+t0=$(now)
+env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
+  NODELUA_STATE_DIR="$work/sender" NODELUA_CLUSTER_KEY=bench-cluster-key-0123 \
+  "$nodelua" send --encrypt "127.0.0.1:$p" "$work/file" >"$work/send.out" 2>/dev/null
+t1=$(now)
+encrypted_s=$(elapsed "$t0" "$t1")
+[ "$(sha256sum "$work/nodelua/file" | cut -d' ' -f1)" = "$want" ] || { echo "nodelua --encrypt: wrong file" >&2; exit 1; }
 
 # nc: a listener writing the bytes to a file, and a sender.
 p=$(port)
@@ -82,13 +94,15 @@ t1=$(now)
 rsync_s=$(elapsed "$t0" "$t1")
 [ "$(sha256sum "$work/rsync/file" | cut -d' ' -f1)" = "$want" ] || { echo "rsync: wrong file" >&2; exit 1; }
 
-python3 - "$mib" "$nodelua_s" "$nc_s" "$rsync_s" "$nc_sync_s" <<'PY'
+python3 - "$mib" "$nodelua_s" "$nc_s" "$rsync_s" "$nc_sync_s" "$encrypted_s" <<'PY'
 import sys
-mib, n, c, r, cs = int(sys.argv[1]), *map(float, sys.argv[2:])
+mib, n, c, r, cs, e = int(sys.argv[1]), *map(float, sys.argv[2:])
 print(f"{mib} MiB over loopback, one run:")
 print(f"  nodelua send (verified, fsync'd)   {n:7.2f} s  {mib / n:8.1f} MiB/s")
+print(f"  nodelua send --encrypt             {e:7.2f} s  {mib / e:8.1f} MiB/s")
 print(f"  nc (nothing checked or synced)     {c:7.2f} s  {mib / c:8.1f} MiB/s")
 print(f"  nc, then sync of the file          {cs:7.2f} s  {mib / cs:8.1f} MiB/s")
 print(f"  rsync daemon                       {r:7.2f} s  {mib / r:8.1f} MiB/s")
-print(f"  nodelua / nc: {n / c:.2f}x the time   rsync / nodelua: {r / n:.2f}x the time")
+print(f"  nodelua / nc: {n / c:.2f}x the time   nodelua / (nc, then sync): {n / cs:.2f}x")
+print(f"  rsync / nodelua: {r / n:.2f}x the time   --encrypt / in clear: {e / n:.2f}x")
 PY

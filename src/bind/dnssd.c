@@ -529,9 +529,10 @@ static int l_server_on_asker(lua_State *L) {
   return 0;
 }
 
-/* srv:receive_files{key = , dir = , max_bytes = , node_id = }: framed
- * connections on this port become file transfers into dir, each on a
- * thread of its own. Returns true, or nil and why. */
+/* srv:receive_files{key = , dir = , max_bytes = , node_id = ,
+ * encrypted_only = false}: framed and TLS connections on this port become
+ * file transfers into dir, each on a thread of its own. Returns true, or
+ * nil and why. */
 static int l_server_receive_files(lua_State *L) {
   server *s = check_open_server(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -549,6 +550,8 @@ static int l_server_receive_files(lua_State *L) {
   luaL_argcheck(L, max > 0, 2, "max_bytes above 0");
   luaL_argcheck(L, key_len >= 16, 2, "a key of 16 bytes or more");
   cfg.max_bytes = (uint64_t)max;
+  lua_getfield(L, 2, "encrypted_only");
+  cfg.encrypt = lua_toboolean(L, -1);
   char err[512];
   /* The receiver lives as long as the process: its threads may outlive
    * this server. */

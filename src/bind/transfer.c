@@ -2,7 +2,7 @@
  *
  *   local result, err = transfer.send_file({host = , port = , path = ,
  *     name = nil, key = , node_id = , streams = 4, chunk_size = 4 MiB,
- *     timeout = 30}, function(so_far) end)
+ *     timeout = 30, encrypt = false}, function(so_far) end)
  *   result: {size, chunks, chunks_skipped, chunks_sent, chunks_resent,
  *            bytes_sent, seconds, sha256, peer_id}
  *
@@ -128,6 +128,9 @@ static int l_send_file(lua_State *L) {
   j->cfg.chunk_size =
       (uint32_t)opt_int(L, "chunk_size", 4 * 1024 * 1024, 65536, 67108864);
   j->cfg.timeout_seconds = (int)opt_int(L, "timeout", 30, 1, 3600);
+  lua_getfield(L, 1, "encrypt");
+  j->cfg.encrypt = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   pthread_mutex_init(&j->lock, NULL);
   pthread_cond_init(&j->cond, NULL);
 
@@ -144,16 +147,9 @@ static int l_send_file(lua_State *L) {
   }
   unsigned seen = 0;
   for (;;) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 200 * 1000 * 1000;
-    if (until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&j->lock);
     if (!j->done)
-      pthread_cond_timedwait(&j->cond, &j->lock, &until);
+      nl_transfer_cond_wait(&j->cond, &j->lock, 200);
     bool done = j->done;
     nl_transfer_result so_far = j->so_far;
     unsigned seq = j->progress_seq;

@@ -125,6 +125,11 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
     [NL_CFG_TRANSFER_STREAMS] = {"TRANSFER_STREAMS", NULL, NL_CFG_INTEGER,
                                  false, "4", "4", "a whole number from 1 to 64",
                                  "Parallel data streams of a transfer sent."},
+    [NL_CFG_TRANSFER_ENCRYPT] =
+        {"TRANSFER_ENCRYPT", NULL, NL_CFG_BOOLEAN, false, "false", "false",
+         "true or false (also 1/0, yes/no, on/off)",
+         "Encrypt transfers (TLS 1.3, cluster key as PSK): sent ones, and "
+         "received ones are refused otherwise."},
     [NL_CFG_API_CA_FILE] =
         {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
          "(empty: the OS's CA store)", "empty, or a readable PEM file",
@@ -397,7 +402,8 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     *number = format;
     return 0;
   case NL_CFG_AUTO_UPDATE:
-  case NL_CFG_MDNS: {
+  case NL_CFG_MDNS:
+  case NL_CFG_TRANSFER_ENCRYPT: {
     static const char *const truthy[] = {"true", "1", "yes", "on"};
     static const char *const falsy[] = {"false", "0", "no", "off"};
     for (size_t i = 0; i < 4; i++) {

@@ -151,6 +151,30 @@ def main():
               os.stat(recv_dir).st_mode & 0o777 == 0o700 and
               os.stat(os.path.join(recv_dir, "f1")).st_mode & 0o777 == 0o600)
 
+        # ---- the encrypted mode, through the agent's port ----
+        secret_data = make("tls-file", 3 * CHUNK + 11)
+        r = send(secret_data, "--encrypt")
+        check("--encrypt: exit 0 and the right file", r.returncode == 0 and
+              sha256(os.path.join(recv_dir, "tls-file")) == sha256(secret_data), r.stderr)
+        r = send(secret_data, NODELUA_CLUSTER_KEY="another-key-altogether", TRANSFER_ENCRYPT="true")
+        check("TRANSFER_ENCRYPT=true with another key: exit 1, one line naming the key",
+              r.returncode == 1 and "cluster's key" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+              r.stderr)
+        check("the agent says why it refused", wait_for(lambda: "refused an encrypted connection" in agent.text(), 5))
+        agent.stop()
+        strict = Receiver(TRANSFER_ENCRYPT="true")
+        strict.start()
+        clear = make("clear-file", CHUNK)
+        r = send(clear)
+        check("an encrypted-only agent refuses a send in clear, saying how to fix it",
+              r.returncode == 1 and "TRANSFER_ENCRYPT=true" in r.stderr, r.stderr)
+        check("...and nothing of it lands", not os.path.exists(os.path.join(recv_dir, "clear-file")))
+        r = send(clear, TRANSFER_ENCRYPT="true")
+        check("...but takes it encrypted", r.returncode == 0 and
+              sha256(os.path.join(recv_dir, "clear-file")) == sha256(clear), r.stderr)
+        strict.stop()
+        agent.start()
+
         # ---- valgrind over a send: threads, OpenSSL, the frames (normal build) ----
         valgrind = os.environ.get("VALGRIND")
         if valgrind:

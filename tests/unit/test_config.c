@@ -358,6 +358,11 @@ static void test_transfer_settings(void) {
         n == 64);
   CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "65", &n, why,
                            sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_ENCRYPT, "yes", &n, why,
+                           sizeof why) == 0 &&
+        n == 1);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_ENCRYPT, "encrypted", &n, why,
+                           sizeof why) != 0);
   CHECK(nl_config_validate(NL_CFG_TRANSFER_DIR, "relative/dir", &n, why,
                            sizeof why) != 0);
   CHECK(nl_config_validate(NL_CFG_TRANSFER_MAX_BYTES, "0", &n, why,

@@ -2,8 +2,11 @@
  * threads: round trips of the edge sizes, several streams, a wrong key
  * (refused, nothing written), a name that is not one component, the
  * receiver's size limit, a resume after the sender stopped half-way (only
- * the missing chunks go), and a proxy that flips one byte of one data
- * stream (that chunk alone is sent again and the file is right). */
+ * the missing chunks go), a proxy that flips one byte of one data stream
+ * (that chunk alone is sent again and the file is right) or cuts one (its
+ * chunks go on another), and the encrypted mode: round trips, nothing of
+ * the file on the wire, a flipped byte, a receiver that takes nothing
+ * else, a sender with another key. */
 #include "check.h"
 #include "core/hash.h"
 #include "core/transfer/transfer.h"
@@ -223,17 +226,25 @@ static void resume(int port) {
   wait_idle();
 }
 
-/* ---- a proxy that flips one byte of the first data stream ---- */
+/* ---- a proxy between sender and receiver: it records what the sender
+ * sends, and can flip one byte of, or cut, one connection ---- */
 
 typedef struct {
   int listener, target_port;
   int connections;
-  long flip_at; /* byte of the client-to-server direction to flip */
+  int target;   /* the connection acted on: 1 control, 2 the first data */
+  long flip_at; /* byte of the target's upstream to flip; -1: none */
+  long cut_at;  /* close the target after this many upstream bytes; -1 */
+  pthread_mutex_t lock;
+  uint8_t *seen; /* every upstream byte of every connection */
+  size_t seen_len, seen_cap;
 } proxy;
 
 typedef struct {
+  proxy *p;
   int from, to;
-  long flip_at; /* -1: none */
+  bool upstream;
+  long flip_at, cut_at;
 } pipe_job;
 
 static void *pump(void *arg) {
@@ -244,12 +255,27 @@ static void *pump(void *arg) {
   while ((n = recv(j->from, buf, sizeof buf, 0)) > 0) {
     if (j->flip_at >= seen && j->flip_at < seen + n)
       buf[j->flip_at - seen] ^= 0x01;
+    if (j->upstream) {
+      pthread_mutex_lock(&j->p->lock);
+      if (j->p->seen_len + (size_t)n <= j->p->seen_cap) {
+        memcpy(j->p->seen + j->p->seen_len, buf, (size_t)n);
+        j->p->seen_len += (size_t)n;
+      }
+      pthread_mutex_unlock(&j->p->lock);
+    }
     seen += n;
+    if (j->cut_at >= 0 && seen >= j->cut_at)
+      break; /* the link is cut: both ends see it go */
     if (send(j->to, buf, (size_t)n, MSG_NOSIGNAL) != n)
       break;
   }
-  shutdown(j->to, SHUT_WR);
-  shutdown(j->from, SHUT_RD);
+  if (j->cut_at >= 0) {
+    shutdown(j->from, SHUT_RDWR);
+    shutdown(j->to, SHUT_RDWR);
+  } else {
+    shutdown(j->to, SHUT_WR);
+    shutdown(j->from, SHUT_RD);
+  }
   free(j);
   return NULL;
 }
@@ -265,11 +291,15 @@ static void *proxy_loop(void *arg) {
                              .sin_port = htons((uint16_t)p->target_port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     connect(server, (struct sockaddr *)&sa, sizeof sa);
-    p->connections++;
-    /* Connection 1 is the control connection; 2 the first data stream. */
+    bool target = ++p->connections == p->target;
     pipe_job *up = malloc(sizeof *up), *down = malloc(sizeof *down);
-    *up = (pipe_job){client, server, p->connections == 2 ? p->flip_at : -1};
-    *down = (pipe_job){server, client, -1};
+    *up = (pipe_job){p,
+                     client,
+                     server,
+                     true,
+                     target ? p->flip_at : -1,
+                     target ? p->cut_at : -1};
+    *down = (pipe_job){p, server, client, false, -1, -1};
     pthread_t a, b;
     pthread_create(&a, NULL, pump, up);
     pthread_create(&b, NULL, pump, down);
@@ -278,29 +308,158 @@ static void *proxy_loop(void *arg) {
   }
 }
 
-static void flipped_byte(int port) {
-  proxy p = {.target_port = port, .flip_at = 100000};
+static int proxy_start(proxy *p, int port, pthread_t *t) {
+  *p = (proxy){.target_port = port, .target = 2, .flip_at = -1, .cut_at = -1};
+  pthread_mutex_init(&p->lock, NULL);
+  p->seen_cap = 64 * CHUNK;
+  p->seen = malloc(p->seen_cap);
   int proxy_port;
-  p.listener = listen_on(&proxy_port);
+  p->listener = listen_on(&proxy_port);
+  pthread_create(t, NULL, proxy_loop, p);
+  return proxy_port;
+}
+
+static void proxy_stop(proxy *p, pthread_t t) {
+  shutdown(p->listener, SHUT_RDWR);
+  close(p->listener);
+  pthread_join(t, NULL);
+  wait_idle(); /* the pumps end with their connections */
+  free(p->seen);
+  p->seen = NULL;
+}
+
+/* Sends path through a proxy set up by the caller; 0 or -1. */
+static int send_path(int port, const char *path, int streams, bool encrypt,
+                     nl_transfer_result *r, char *err, size_t errlen) {
+  nl_transfer_config c = sender_cfg(streams);
+  c.encrypt = encrypt;
+  int rc = nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, r,
+                            err, errlen);
+  if (rc != 0)
+    fprintf(stderr, "  %s: %s\n", path, err);
+  return rc;
+}
+
+static void flipped_byte(int port) {
+  proxy p;
   pthread_t t;
-  pthread_create(&t, NULL, proxy_loop, &p);
+  int proxy_port = proxy_start(&p, port, &t);
+  p.flip_at = 100000;
   char path[256], got[256], err[256];
   snprintf(path, sizeof path, "%s/flipped.bin", send_dir);
   snprintf(got, sizeof got, "%s/flipped.bin", recv_dir);
   write_file(path, 6 * CHUNK, 3);
-  nl_transfer_config c = sender_cfg(1);
   nl_transfer_result r;
-  int rc = nl_transfer_send("127.0.0.1", proxy_port, path, NULL, &c, NULL, NULL,
-                            &r, err, sizeof err);
-  CHECK(rc == 0);
-  if (rc != 0)
-    fprintf(stderr, "  flipped: %s\n", err);
+  CHECK(send_path(proxy_port, path, 1, false, &r, err, sizeof err) == 0);
   CHECK(r.chunks_resent == 1);
   CHECK(r.chunks_sent == r.chunks + 1);
   CHECK(same_content(path, got));
-  shutdown(p.listener, SHUT_RDWR);
-  close(p.listener);
-  pthread_join(t, NULL);
+  proxy_stop(&p, t);
+}
+
+/* A data stream cut mid-transfer: what it had sent but was not verified
+ * goes on the other stream, and the file is right. */
+static void cut_stream(int port) {
+  proxy p;
+  pthread_t t;
+  int proxy_port = proxy_start(&p, port, &t);
+  p.cut_at = 3 * CHUNK / 2;
+  char path[256], got[256], err[256];
+  snprintf(path, sizeof path, "%s/cut.bin", send_dir);
+  snprintf(got, sizeof got, "%s/cut.bin", recv_dir);
+  write_file(path, 12 * CHUNK + 3, 11);
+  nl_transfer_result r;
+  CHECK(send_path(proxy_port, path, 2, false, &r, err, sizeof err) == 0);
+  CHECK(same_content(path, got));
+  proxy_stop(&p, t);
+}
+
+/* Whether the 256 bytes of the file at path from offset appear in what
+ * the proxy saw. */
+static bool seen_on_the_wire(const proxy *p, const char *path, off_t offset) {
+  uint8_t window[256];
+  int fd = open(path, O_RDONLY);
+  bool read_ok = pread(fd, window, sizeof window, offset) == sizeof window;
+  close(fd);
+  CHECK(read_ok);
+  for (size_t i = 0; read_ok && i + sizeof window <= p->seen_len; i++)
+    if (memcmp(p->seen + i, window, sizeof window) == 0)
+      return true;
+  return false;
+}
+
+/* The encrypted mode: the same round trip, nothing of the file readable on
+ * the wire (while in clear it is: the capture works), a flipped byte
+ * (TLS drops that stream; its chunks go on the other), and a receiver
+ * that takes encrypted transfers only. */
+static void encrypted(int port) {
+  char path[256], got[256], err[256];
+  nl_transfer_result r;
+  const size_t sizes[] = {0, 1, CHUNK + 1, 9 * CHUNK + 17};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    snprintf(path, sizeof path, "%s/tls-%zu.bin", send_dir, sizes[i]);
+    snprintf(got, sizeof got, "%s/tls-%zu.bin", recv_dir, sizes[i]);
+    write_file(path, sizes[i], 5);
+    CHECK(send_path(port, path, 4, true, &r, err, sizeof err) == 0);
+    CHECK(same_content(path, got));
+    CHECK(r.chunks_sent == r.chunks);
+    wait_idle();
+  }
+
+  snprintf(path, sizeof path, "%s/wire.bin", send_dir);
+  snprintf(got, sizeof got, "%s/wire.bin", recv_dir);
+  write_file(path, 4 * CHUNK, 9);
+  proxy p;
+  pthread_t t;
+  int proxy_port = proxy_start(&p, port, &t);
+  CHECK(send_path(proxy_port, path, 2, false, &r, err, sizeof err) == 0);
+  CHECK(seen_on_the_wire(&p, path, CHUNK + 1000));
+  unlink(got);
+  p.seen_len = 0;
+  CHECK(send_path(proxy_port, path, 2, true, &r, err, sizeof err) == 0);
+  CHECK(same_content(path, got));
+  CHECK(p.seen_len > 4 * CHUNK);
+  CHECK(!seen_on_the_wire(&p, path, CHUNK + 1000));
+  CHECK(!seen_on_the_wire(&p, path, 0));
+  proxy_stop(&p, t);
+
+  snprintf(path, sizeof path, "%s/tls-flipped.bin", send_dir);
+  snprintf(got, sizeof got, "%s/tls-flipped.bin", recv_dir);
+  write_file(path, 8 * CHUNK, 13);
+  proxy_port = proxy_start(&p, port, &t);
+  p.flip_at = 100000;
+  CHECK(send_path(proxy_port, path, 2, true, &r, err, sizeof err) == 0);
+  CHECK(same_content(path, got));
+  proxy_stop(&p, t);
+
+  /* Encrypted only: a sender in clear is told why, and nothing lands. */
+  receiver_cfg.encrypt = true;
+  int before = files_in(recv_dir);
+  snprintf(path, sizeof path, "%s/clear.bin", send_dir);
+  snprintf(got, sizeof got, "%s/clear.bin", recv_dir);
+  write_file(path, 2 * CHUNK, 1);
+  nl_transfer_config c = sender_cfg(2);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "encrypted transfers only");
+  CHECK(files_in(recv_dir) == before);
+  CHECK(send_path(port, path, 2, true, &r, err, sizeof err) == 0);
+  CHECK(same_content(path, got));
+  receiver_cfg.encrypt = false;
+  /* Encrypted with another key: the handshake fails, nothing lands. */
+  uint8_t other[32];
+  memcpy(other, cluster_key, sizeof other);
+  other[5] ^= 0x10;
+  c = sender_cfg(2);
+  c.key = other;
+  c.encrypt = true;
+  snprintf(path, sizeof path, "%s/other-key.bin", send_dir);
+  write_file(path, 2 * CHUNK, 2);
+  before = files_in(recv_dir);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "cluster's key");
+  CHECK(files_in(recv_dir) == before);
   wait_idle();
 }
 
@@ -323,6 +482,8 @@ int main(void) {
   refusals(port);
   resume(port);
   flipped_byte(port);
+  cut_stream(port);
+  encrypted(port);
 
   shutdown(listener, SHUT_RDWR);
   close(listener);

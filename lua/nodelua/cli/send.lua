@@ -12,7 +12,7 @@ local transfer = require("nodelua.transfer")
 local M = {}
 
 M.usage = [[
-Usage: nodelua send [--wait SECONDS] [--streams N] <node-id|name|host:port> <path>
+Usage: nodelua send [--wait SECONDS] [--streams N] [--encrypt] <node-id|name|host:port> <path>
 
 Sends the file at <path> to a peer: by host:port, or by node id (or a
 prefix of it) or name, found over mDNS and NODELUA_PEERS within --wait
@@ -25,12 +25,18 @@ SHA-256. Exit status 1 on any failure, with one line saying why.
 
   --wait SECS   seconds to look for the peer, from 0.1 to 600
   --streams N   parallel data streams, 1 to 64 (default TRANSFER_STREAMS)
+  --encrypt     encrypt the data (TLS 1.3 keyed by the cluster key), as
+                TRANSFER_ENCRYPT=true does; the default is that setting
 ]]
 
-local SPEC = { ["--wait"] = "value", ["--streams"] = "value" }
+local SPEC = { ["--wait"] = "value", ["--streams"] = "value", ["--encrypt"] = "flag" }
 
 local function check(given)
-  local opts = { wait = 3, streams = config.get("TRANSFER_STREAMS") }
+  local opts = {
+    wait = 3,
+    streams = config.get("TRANSFER_STREAMS"),
+    encrypt = given.encrypt or config.get("TRANSFER_ENCRYPT"),
+  }
   if given.wait then
     opts.wait = tonumber(given.wait)
     if not opts.wait or opts.wait < 0.1 or opts.wait > 600 then
@@ -128,6 +134,7 @@ local function send(opts, host, port, path, peer_label)
     node_id = discovery.read_node_id(config.get("NODELUA_STATE_DIR")) or ("0"):rep(32),
     streams = opts.streams,
     chunk_size = chunk_size,
+    encrypt = opts.encrypt,
   }, progress_printer(size, chunk_size, tty))
   if tty then
     io.stderr:write("\n")

@@ -1,6 +1,7 @@
 #include "probe.h"
 
 #include "core/transfer/frame.h"
+#include "core/transfer/tls.h"
 
 #include <arpa/inet.h>
 #include <stdbool.h>
@@ -200,8 +201,12 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread,
     return;
   }
   c->request_len += (size_t)nread;
-  if (c->request_len >= 2 && c->request[0] == 'N' && c->request[1] == 'L' &&
-      c->srv != NULL) {
+  /* Framed ("NL") and encrypted (a TLS handshake record) connections go to
+   * the file receiver, which reads on from these bytes. */
+  bool framed =
+      c->request_len >= 2 && c->request[0] == 'N' && c->request[1] == 'L';
+  bool tls = (uint8_t)c->request[0] == NL_TLS_RECORD_HANDSHAKE;
+  if ((framed || tls) && c->srv != NULL) {
     hand_over(c);
     return;
   }

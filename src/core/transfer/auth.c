@@ -52,6 +52,14 @@ int nl_auth_derive(const uint8_t *key, size_t key_len, nl_auth_label label,
                server_nonce, NL_AUTH_SIZE, out);
 }
 
+int nl_auth_tls_psk(const uint8_t *key, size_t key_len,
+                    uint8_t out[NL_AUTH_SIZE]) {
+  static const char label[] = "nodelua-v1 tls psk";
+  if (key_len < NL_AUTH_KEY_MIN)
+    return -1;
+  return hmac3(key, key_len, label, sizeof label - 1, "", 0, "", 0, out);
+}
+
 int nl_auth_mac(const uint8_t key[NL_AUTH_SIZE], const void *a, size_t a_len,
                 const void *b, size_t b_len, uint8_t out[NL_AUTH_SIZE]) {
   return hmac3(key, NL_AUTH_SIZE, a, a_len, b, b_len, "", 0, out);

@@ -28,6 +28,11 @@ int nl_auth_derive(const uint8_t *key, size_t key_len, nl_auth_label label,
                    const uint8_t server_nonce[NL_AUTH_SIZE],
                    uint8_t out[NL_AUTH_SIZE]);
 
+/* The TLS 1.3 external PSK of the encrypted mode:
+ * HMAC-SHA256(K, "nodelua-v1 tls psk"). Returns 0 or -1. */
+int nl_auth_tls_psk(const uint8_t *key, size_t key_len,
+                    uint8_t out[NL_AUTH_SIZE]);
+
 /* HMAC-SHA256(connection key, a || b): the MAC of a frame (a the header,
  * b the payload before its MAC) or of a JOIN. Returns 0 or -1. */
 int nl_auth_mac(const uint8_t key[NL_AUTH_SIZE], const void *a, size_t a_len,

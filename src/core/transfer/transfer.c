@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -110,30 +112,56 @@ static int read_all(int fd, void *p, size_t n) {
   return 0;
 }
 
-/* A connection's read buffer, and bytes read before it was handed to us
- * (the listener reads a little to tell a probe from a framed connection). */
+/* A connection: its socket, and TLS over it in the encrypted mode. On a
+ * plain one, the bytes the listener read before the handover (pre) come
+ * first; on a TLS one the TLS layer has them. */
+typedef struct {
+  int fd;
+  nl_tls *tls;
+  const uint8_t *pre;
+  size_t pre_len;
+} conn;
+
+static int conn_write(conn *c, const void *p, size_t n) {
+  return c->tls != NULL ? nl_tls_write(c->tls, p, n) : write_all(c->fd, p, n);
+}
+
+/* Reads exactly n bytes. Returns 0, or -1 (closed, timed out, failed). */
+static int conn_read(conn *c, void *dst, size_t n) {
+  uint8_t *d = dst;
+  size_t take = c->pre_len < n ? c->pre_len : n;
+  if (take > 0) {
+    memcpy(d, c->pre, take);
+    c->pre += take;
+    c->pre_len -= take;
+  }
+  d += take;
+  n -= take;
+  if (c->tls == NULL)
+    return n == 0 ? 0 : read_all(c->fd, d, n);
+  while (n > 0) {
+    ssize_t r = nl_tls_read(c->tls, d, n);
+    if (r == -2)
+      continue; /* a record that was not data */
+    if (r <= 0)
+      return -1;
+    d += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/* A connection's read buffer, grown to the largest frame read so far. */
 typedef struct {
   uint8_t *p;
   size_t cap;
-  const uint8_t *pre;
-  size_t pre_len;
 } buffer;
-
-static int read_in(int fd, buffer *b, void *dst, size_t n) {
-  size_t take = b->pre_len < n ? b->pre_len : n;
-  if (take > 0) {
-    memcpy(dst, b->pre, take);
-    b->pre += take;
-    b->pre_len -= take;
-  }
-  return take == n ? 0 : read_all(fd, (uint8_t *)dst + take, n - take);
-}
 
 /* Reads one frame: header into hdr, payload into b (grown as needed up to
  * the type's bound). Returns 0, or -1 (closed, timed out, malformed). */
-static int recv_frame(int fd, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
+static int recv_frame(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
                       nl_frame_type *type, uint32_t *len) {
-  if (read_in(fd, b, hdr, NL_FRAME_HEADER_SIZE) != 0 ||
+  if (conn_read(c, hdr, NL_FRAME_HEADER_SIZE) != 0 ||
       nl_frame_parse_header(hdr, type, len) != 0)
     return -1;
   if (*len > b->cap) {
@@ -143,13 +171,13 @@ static int recv_frame(int fd, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
     b->p = grown;
     b->cap = *len;
   }
-  return *len == 0 ? 0 : read_in(fd, b, b->p, *len);
+  return *len == 0 ? 0 : conn_read(c, b->p, *len);
 }
 
-static int send_error(int fd, int code, const char *fmt, ...)
+static int send_error(conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int send_error(int fd, int code, const char *fmt, ...) {
+static int send_error(conn *c, int code, const char *fmt, ...) {
   char msg[NL_FRAME_MESSAGE_MAX + 1];
   va_list ap;
   va_start(ap, fmt);
@@ -161,7 +189,7 @@ static int send_error(int fd, int code, const char *fmt, ...) {
   nl_write_u16(&w, (uint16_t)code);
   nl_write_string(&w, msg, strlen(msg));
   long n = nl_writer_finish(&w);
-  return n > 0 ? write_all(fd, f, (size_t)n) : -1;
+  return c != NULL && n > 0 ? conn_write(c, f, (size_t)n) : -1;
 }
 
 /* Appends the MAC of the frame so far (header with its final length) and
@@ -229,8 +257,8 @@ static void error_from(const uint8_t *p, uint32_t len, nl_frame_type type,
     snprintf(err, errlen, "%s", otherwise);
 }
 
-static int client_handshake(int fd, const nl_transfer_config *cfg, uint8_t role,
-                            handshake *hs, buffer *b, char *err,
+static int client_handshake(conn *c, const nl_transfer_config *cfg,
+                            uint8_t role, handshake *hs, buffer *b, char *err,
                             size_t errlen) {
   uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE];
   if (nl_auth_random(hs->cn, 32) != 0) {
@@ -245,26 +273,26 @@ static int client_handshake(int fd, const nl_transfer_config *cfg, uint8_t role,
   long n = nl_writer_finish(&w);
   nl_frame_type type;
   uint32_t len;
-  if (n < 0 || write_all(fd, f, (size_t)n) != 0 ||
-      recv_frame(fd, hdr, b, &type, &len) != 0) {
+  if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
+      recv_frame(c, hdr, b, &type, &len) != 0) {
     snprintf(err, errlen, "the receiver closed the connection");
     return -1;
   }
-  nl_frame_challenge c;
+  nl_frame_challenge ch;
   char why[128];
   if (type != NL_FRAME_CHALLENGE ||
-      nl_frame_parse_challenge(b->p, len, &c, why, sizeof why) != 0) {
+      nl_frame_parse_challenge(b->p, len, &ch, why, sizeof why) != 0) {
     error_from(b->p, len, type, err, errlen,
                "the receiver does not speak "
                "the nodelua protocol");
     return -1;
   }
-  memcpy(hs->sn, c.nonce, 32);
-  snprintf(hs->peer_id, sizeof hs->peer_id, "%s", c.id);
+  memcpy(hs->sn, ch.nonce, 32);
+  snprintf(hs->peer_id, sizeof hs->peer_id, "%s", ch.id);
   uint8_t expected[NL_AUTH_SIZE], proof[NL_AUTH_SIZE];
   if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SERVER_PROOF, hs->cn,
                      hs->sn, expected) != 0 ||
-      !nl_auth_equal(expected, c.proof)) {
+      !nl_auth_equal(expected, ch.proof)) {
     snprintf(err, errlen,
              "the receiver does not hold this cluster's key "
              "(NODELUA_CLUSTER_KEY differs): nothing was sent");
@@ -280,8 +308,8 @@ static int client_handshake(int fd, const nl_transfer_config *cfg, uint8_t role,
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_AUTH);
   nl_write_bytes(&w, proof, sizeof proof);
   n = nl_writer_finish(&w);
-  if (n < 0 || write_all(fd, f, (size_t)n) != 0 ||
-      recv_frame(fd, hdr, b, &type, &len) != 0) {
+  if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
+      recv_frame(c, hdr, b, &type, &len) != 0) {
     snprintf(err, errlen, "the receiver closed the connection");
     return -1;
   }
@@ -293,7 +321,7 @@ static int client_handshake(int fd, const nl_transfer_config *cfg, uint8_t role,
 }
 
 /* The receiver's half, after HELLO was read into hello. */
-static int server_handshake(int fd, const nl_transfer_config *cfg,
+static int server_handshake(conn *c, const nl_transfer_config *cfg,
                             const nl_frame_hello *hello, handshake *hs,
                             buffer *b) {
   uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE], proof[NL_AUTH_SIZE];
@@ -311,15 +339,15 @@ static int server_handshake(int fd, const nl_transfer_config *cfg,
   long n = nl_writer_finish(&w);
   nl_frame_type type;
   uint32_t len;
-  if (n < 0 || write_all(fd, f, (size_t)n) != 0 ||
-      recv_frame(fd, hdr, b, &type, &len) != 0 || type != NL_FRAME_AUTH ||
+  if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
+      recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_AUTH ||
       len != NL_AUTH_SIZE)
     return -1;
   uint8_t expected[NL_AUTH_SIZE];
   if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_CLIENT_PROOF, hs->cn,
                      hs->sn, expected) != 0 ||
       !nl_auth_equal(expected, b->p)) {
-    send_error(fd, ERR_REFUSED, "refused: not this cluster's key");
+    send_error(c, ERR_REFUSED, "refused: not this cluster's key");
     nl_log_warn("transfer",
                 "refused a sender (node %s) that does not hold the cluster "
                 "key",
@@ -331,7 +359,7 @@ static int server_handshake(int fd, const nl_transfer_config *cfg,
     return -1;
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_OK);
   n = nl_writer_finish(&w);
-  return n > 0 ? write_all(fd, f, (size_t)n) : -1;
+  return n > 0 ? conn_write(c, f, (size_t)n) : -1;
 }
 
 /* ---- the receiver's sessions ---- */
@@ -340,8 +368,10 @@ typedef struct session session;
 struct session {
   uint8_t id[NL_FRAME_TRANSFER_ID_SIZE];
   uint8_t key[NL_AUTH_SIZE]; /* the control connection's */
-  int control_fd;
-  pthread_mutex_t lock; /* everything below, and writes to control_fd */
+  conn *control;             /* NULL once the sender has gone */
+  int streams;               /* data streams attached now */
+  struct timespec active_at; /* when the last one left, or the start */
+  pthread_mutex_t lock;      /* everything below, and all I/O on control */
   char name[NL_FRAME_NAME_MAX + 1];
   uint64_t size;
   uint32_t chunk_size, chunk_count, remaining;
@@ -465,11 +495,11 @@ static uint32_t chunk_len(const session *s, uint32_t i) {
  * Once the sender has gone, there is nobody to tell: data already on its
  * way is still verified and journaled, for the resume. */
 static void control_send(session *s, nl_writer *w) {
-  if (s->control_fd < 0)
+  if (s->control == NULL)
     return;
   long n = finish_with_mac(w, s->key);
-  if (n < 0 || write_all(s->control_fd, w->buf, (size_t)n) != 0)
-    s->control_fd = -1;
+  if (n < 0 || conn_write(s->control, w->buf, (size_t)n) != 0)
+    s->control = NULL;
 }
 
 #define JOURNAL_MAGIC "NLJ1"
@@ -709,7 +739,7 @@ static void session_finish(session *s) {
   }
   pthread_mutex_lock(&s->lock);
   if (!whole_ok) {
-    send_error(s->control_fd, ERR_HASH,
+    send_error(s->control, ERR_HASH,
                "the whole file's SHA-256 does not match; nothing published");
     unlink(s->part_path);
     unlink(s->journal_path);
@@ -721,7 +751,7 @@ static void session_finish(session *s) {
   if (ftruncate(s->data_fd, (off_t)s->size) != 0 || fsync(s->data_fd) != 0 ||
       rename(s->part_path, s->final_path) != 0 ||
       (dir_fd >= 0 && fsync(dir_fd) != 0)) {
-    send_error(s->control_fd, ERR_IO, "cannot publish %s: %s", s->name,
+    send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
                strerror(errno));
     if (dir_fd >= 0)
       close(dir_fd);
@@ -822,7 +852,7 @@ static int session_data(session *s, stream_chunk *sc, const nl_frame_data *d) {
   if (written != (ssize_t)d->len) {
     int e = written < 0 ? errno : ENOSPC;
     pthread_mutex_lock(&s->lock);
-    send_error(s->control_fd, e == ENOSPC ? ERR_NO_SPACE : ERR_IO,
+    send_error(s->control, e == ENOSPC ? ERR_NO_SPACE : ERR_IO,
                "the receiver cannot write %s: %s", s->name, strerror(e));
     if (e == ENOSPC && !s->failed) {
       /* A full disk is everybody's problem: give the space back now
@@ -849,29 +879,60 @@ static int session_data(session *s, stream_chunk *sc, const nl_frame_data *d) {
   return 0;
 }
 
-static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
+/* Waits until the sender closes the control connection: it says nothing
+ * more after its OFFER, and anything it does say ends the session. Data
+ * threads write CHUNK frames on this connection, and a TLS connection is
+ * not to be used from two threads at once, so reads take the session's
+ * lock; poll waits without it. A sender that vanished without closing is
+ * given up once no data stream has been attached for the timeout. */
+static void await_close(session *s, conn *c, const nl_transfer_config *cfg) {
+  int timeout = cfg->timeout_seconds > 0 ? cfg->timeout_seconds : 30;
+  uint8_t scrap[64];
+  for (;;) {
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int ready = poll(&p, 1, 1000);
+    if (ready < 0 && errno != EINTR)
+      return;
+    pthread_mutex_lock(&s->lock);
+    bool idle =
+        s->streams == 0 && seconds_since(&s->active_at) > (double)timeout;
+    ssize_t got = -2;
+    if (ready > 0) {
+      if (c->tls != NULL)
+        got = nl_tls_read(c->tls, scrap, sizeof scrap);
+      else if ((got = recv(c->fd, scrap, sizeof scrap, MSG_DONTWAIT)) < 0 &&
+               (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        got = -2;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (got != -2 || (ready == 0 && idle))
+      return;
+  }
+}
+
+static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
                           buffer *b) {
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  if (recv_frame(fd, hdr, b, &type, &len) != 0)
+  if (recv_frame(c, hdr, b, &type, &len) != 0)
     return;
   char why[256];
   nl_frame_offer o;
   if (type != NL_FRAME_OFFER) {
-    send_error(fd, ERR_PROTOCOL, "expected an OFFER");
+    send_error(c, ERR_PROTOCOL, "expected an OFFER");
     return;
   }
   if (!mac_ok(hs->key, hdr, b->p, len)) {
-    send_error(fd, ERR_PROTOCOL, "the OFFER's MAC does not match");
+    send_error(c, ERR_PROTOCOL, "the OFFER's MAC does not match");
     return;
   }
   if (nl_frame_parse_offer(b->p, len, &o, why, sizeof why) != 0) {
-    send_error(fd, strstr(why, "name") ? ERR_NAME : ERR_PROTOCOL, "%s", why);
+    send_error(c, strstr(why, "name") ? ERR_NAME : ERR_PROTOCOL, "%s", why);
     return;
   }
   if (o.size > cfg->max_bytes) {
-    send_error(fd, ERR_TOO_BIG,
+    send_error(c, ERR_TOO_BIG,
                "%s is %llu bytes, over this receiver's maximum of %llu "
                "(TRANSFER_MAX_BYTES)",
                o.name, (unsigned long long)o.size,
@@ -886,7 +947,7 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   pthread_mutex_init(&s->journal_lock, NULL);
   pthread_mutex_init(&s->write_lock, NULL);
   s->whole = nl_sha256_new();
-  s->control_fd = fd;
+  s->control = c;
   s->data_fd = s->journal_fd = -1;
   s->refs = 1;
   memcpy(s->key, hs->key, NL_AUTH_SIZE);
@@ -902,6 +963,7 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   s->verified = calloc(count, 1);
   s->unjournaled = calloc(count, sizeof *s->unjournaled);
   clock_gettime(CLOCK_MONOTONIC, &s->journaled_at);
+  s->active_at = s->journaled_at;
   if (s->digests == NULL || s->verified == NULL || s->unjournaled == NULL ||
       s->whole == NULL || nl_auth_random(s->id, sizeof s->id) != 0) {
     session_release(s);
@@ -911,7 +973,7 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   int code = session_open_files(s, why, sizeof why);
   if (code != 0) {
     nl_log_warn("transfer", "refused %s from %s: %s", s->name, s->peer_id, why);
-    send_error(fd, code, "%s", why);
+    send_error(c, code, "%s", why);
     session_release(s);
     return;
   }
@@ -932,8 +994,8 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
     for (size_t i = 0; i < bitmap; i++) {
       uint8_t byte = 0;
       for (uint32_t bit = 0; bit < 8; bit++) {
-        uint32_t c = (uint32_t)(i * 8 + bit);
-        if (c < s->chunk_count && !s->verified[c])
+        uint32_t chunk = (uint32_t)(i * 8 + bit);
+        if (chunk < s->chunk_count && !s->verified[chunk])
           byte |= (uint8_t)(0x80 >> bit);
       }
       nl_write_u8(&w, byte);
@@ -953,10 +1015,9 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   }
   /* The sender says nothing more here; its closing ends the session (the
    * journal stays for a resume unless the file was published). */
-  while (recv_frame(fd, hdr, b, &type, &len) == 0)
-    ;
+  await_close(s, c, cfg);
   pthread_mutex_lock(&s->lock);
-  s->control_fd = -1;
+  s->control = NULL;
   bool finished = s->finished;
   pthread_mutex_unlock(&s->lock);
   /* A sender that died may have left data in the kernel's buffers of
@@ -967,29 +1028,32 @@ static void serve_control(int fd, const nl_transfer_config *cfg, handshake *hs,
   session_release(s);
 }
 
-static void serve_data(int fd, handshake *hs, buffer *b) {
+static void serve_data(conn *c, handshake *hs, buffer *b) {
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  if (recv_frame(fd, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
+  if (recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
       len != NL_FRAME_TRANSFER_ID_SIZE + 2 + NL_AUTH_SIZE)
     return;
   session *s = session_find(b->p);
   if (s == NULL) {
-    send_error(fd, ERR_PROTOCOL, "no such transfer");
+    send_error(c, ERR_PROTOCOL, "no such transfer");
     return;
   }
   uint16_t index = (uint16_t)(b->p[16] << 8 | b->p[17]);
   uint8_t expected[NL_AUTH_SIZE];
   if (join_mac(s->key, b->p, index, hs->cn, hs->sn, expected) != 0 ||
       !nl_auth_equal(expected, b->p + 18)) {
-    send_error(fd, ERR_REFUSED, "JOIN refused");
+    send_error(c, ERR_REFUSED, "JOIN refused");
     session_release(s);
     return;
   }
+  pthread_mutex_lock(&s->lock);
+  s->streams++;
+  pthread_mutex_unlock(&s->lock);
   char why[128];
   stream_chunk sc = {.hash = nl_sha256_new()};
-  while (sc.hash != NULL && recv_frame(fd, hdr, b, &type, &len) == 0) {
+  while (sc.hash != NULL && recv_frame(c, hdr, b, &type, &len) == 0) {
     nl_frame_data d;
     if (type != NL_FRAME_DATA ||
         nl_frame_parse_data(b->p, len, s->chunk_size, &d, why, sizeof why) !=
@@ -998,28 +1062,61 @@ static void serve_data(int fd, handshake *hs, buffer *b) {
       break;
   }
   nl_sha256_free(sc.hash);
+  pthread_mutex_lock(&s->lock);
+  s->streams--;
+  clock_gettime(CLOCK_MONOTONIC, &s->active_at);
+  pthread_mutex_unlock(&s->lock);
   session_release(s);
 }
 
 void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
                        const nl_transfer_config *cfg) {
   set_timeouts(fd, cfg->timeout_seconds);
-  buffer b = {.pre = prefix, .pre_len = prefix_len};
+  conn c = {.fd = fd};
+  /* What the listener read tells; if it read nothing, a peek does. */
+  uint8_t first = 0;
+  if (prefix_len > 0)
+    first = *(const uint8_t *)prefix;
+  else if (recv(fd, &first, 1, MSG_PEEK) != 1)
+    first = 0;
+  bool encrypted = first == NL_TLS_RECORD_HANDSHAKE;
+  char why[256];
+  if (encrypted) {
+    c.tls = nl_tls_server(fd, prefix, prefix_len, cfg->key, cfg->key_len, why,
+                          sizeof why);
+    if (c.tls == NULL) {
+      nl_log_warn("transfer",
+                  "refused an encrypted connection: %s (a sender without "
+                  "this cluster's key?)",
+                  why);
+      close(fd);
+      return;
+    }
+  } else {
+    c.pre = prefix;
+    c.pre_len = prefix_len;
+  }
+  buffer b = {0};
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  char why[128];
   nl_frame_hello hello;
   handshake hs;
-  if (recv_frame(fd, hdr, &b, &type, &len) == 0 && type == NL_FRAME_HELLO &&
-      nl_frame_parse_hello(b.p, len, &hello, why, sizeof why) == 0 &&
-      server_handshake(fd, cfg, &hello, &hs, &b) == 0) {
+  if (!encrypted && cfg->encrypt) {
+    send_error(&c, ERR_REFUSED,
+               "this node takes encrypted transfers only: set "
+               "TRANSFER_ENCRYPT=true at the sender too");
+  } else if (recv_frame(&c, hdr, &b, &type, &len) == 0 &&
+             type == NL_FRAME_HELLO &&
+             nl_frame_parse_hello(b.p, len, &hello, why, sizeof why) == 0 &&
+             server_handshake(&c, cfg, &hello, &hs, &b) == 0) {
     if (hello.role == 0)
-      serve_control(fd, cfg, &hs, &b);
+      serve_control(&c, cfg, &hs, &b);
     else
-      serve_data(fd, &hs, &b);
+      serve_data(&c, &hs, &b);
   }
   free(b.p);
+  nl_tls_free(c.tls);
   close(fd);
 }
 
@@ -1034,11 +1131,16 @@ typedef struct {
   uint32_t chunk_size, chunk_count;
   uint8_t id[NL_FRAME_TRANSFER_ID_SIZE];
   uint8_t control_key[NL_AUTH_SIZE];
-  int control_fd;
+  conn control;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   uint32_t *queue;   /* chunks to send, a ring of chunk_count slots */
   uint8_t *in_queue; /* per chunk: in the ring now */
+  uint8_t *verified; /* per chunk: the receiver said CHUNK_OK */
+  /* Per chunk, the stream that last sent it (-1: none). A stream that
+   * fails loses what it had in flight, however much of it was written:
+   * its chunks not yet verified are queued again. */
+  int8_t *sent_on;
   size_t head, queued;
   int live_streams;
   int stream_fds[64];
@@ -1080,6 +1182,32 @@ static int connect_to(const char *host, int port, int timeout, char *err,
   return fd;
 }
 
+/* Connects c to host:port, with TLS over it in the encrypted mode. */
+static int open_conn(conn *c, const char *host, int port,
+                     const nl_transfer_config *cfg, char *err, size_t errlen) {
+  *c = (conn){.fd = connect_to(host, port, cfg->timeout_seconds, err, errlen)};
+  if (c->fd < 0 || !cfg->encrypt)
+    return c->fd < 0 ? -1 : 0;
+  char why[200];
+  c->tls = nl_tls_client(c->fd, cfg->key, cfg->key_len, why, sizeof why);
+  if (c->tls == NULL) {
+    snprintf(err, errlen,
+             "the encrypted handshake with %s port %d failed: it does not "
+             "hold this cluster's key (NODELUA_CLUSTER_KEY differs), or does "
+             "not take encrypted transfers (%s)",
+             host, port, why);
+    return -1;
+  }
+  return 0;
+}
+
+static void close_conn(conn *c) {
+  nl_tls_free(c->tls);
+  if (c->fd >= 0)
+    close(c->fd);
+  *c = (conn){.fd = -1};
+}
+
 /* Queues a chunk to send, once: a chunk both refused by the receiver and
  * on a stream that failed must not take two slots of the ring. */
 static void queue_push(sender *s, uint32_t chunk) {
@@ -1097,39 +1225,69 @@ typedef struct {
 } stream;
 
 /* Sends a DATA frame: its head (header, chunk and offset), built in buf,
- * then n bytes of the file at offset. On Linux the file's bytes go from
- * the page cache to the socket with sendfile, never through this process;
- * elsewhere they are read into buf after the head. Returns 0, -1 (the
- * connection failed) or -2 (the file could not be read, errno set or 0 for
- * a file that got shorter). */
-static int send_piece(int fd, uint8_t *buf, size_t head, int file_fd,
+ * then n bytes of the file at offset. On plain Linux connections the
+ * file's bytes go from the page cache to the socket with sendfile, never
+ * through this process; otherwise (TLS, or not Linux) they are read into
+ * buf after the head. Returns 0, -1 (the connection failed) or -2 (the
+ * file could not be read, errno set, or 0 for a file that got shorter). */
+static int send_piece(conn *c, uint8_t *buf, size_t head, int file_fd,
                       off_t offset, size_t n) {
 #ifdef __linux__
-  if (send_all(fd, buf, head, MSG_MORE) != 0)
-    return -1;
-  while (n > 0) {
-    ssize_t w = sendfile(fd, file_fd, &offset, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0 && errno != EINVAL && errno != ENOSYS && errno != EIO)
-      return -1; /* the socket */
-    if (w <= 0) {
-      if (w == 0)
-        errno = 0;
-      return -2;
+  if (c->tls == NULL) {
+    if (send_all(c->fd, buf, head, MSG_MORE) != 0)
+      return -1;
+    while (n > 0) {
+      ssize_t w = sendfile(c->fd, file_fd, &offset, n);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0 && errno != EINVAL && errno != ENOSYS && errno != EIO)
+        return -1; /* the socket */
+      if (w <= 0) {
+        if (w == 0)
+          errno = 0;
+        return -2;
+      }
+      n -= (size_t)w;
     }
-    n -= (size_t)w;
+    return 0;
   }
-  return 0;
-#else
+#endif
   ssize_t got = pread(file_fd, buf + head, n, offset);
   if (got != (ssize_t)n) {
     if (got >= 0)
       errno = 0;
     return -2;
   }
-  return write_all(fd, buf, head + n) == 0 ? 0 : -1;
-#endif
+  return conn_write(c, buf, head + n) == 0 ? 0 : -1;
+}
+
+/* A stream failed: other streams take every chunk it sent that is not
+ * verified yet. Called with the lock. */
+static void lose_stream(sender *s, uint16_t index) {
+  for (uint32_t i = 0; i < s->chunk_count; i++)
+    if (s->sent_on[i] == (int8_t)index && !s->verified[i])
+      queue_push(s, i);
+  pthread_cond_broadcast(&s->cond);
+}
+
+/* Whether the peer closed fd (or sent something, which on a data stream
+ * is an ERROR before it closes). */
+static bool peer_closed(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0;
+}
+
+void nl_transfer_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+                           int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000 * 1000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
+  pthread_cond_timedwait(cond, lock, &until);
 }
 
 static void *stream_main(void *arg) {
@@ -1146,15 +1304,16 @@ static void *stream_main(void *arg) {
   char err[256];
   buffer b = {0};
   uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 8 + PIECE);
-  int fd =
-      f ? connect_to(s->host, s->port, s->cfg->timeout_seconds, err, sizeof err)
-        : -1;
+  conn c = {.fd = -1};
   handshake hs;
-  bool ok =
-      fd >= 0 && client_handshake(fd, s->cfg, 1, &hs, &b, err, sizeof err) == 0;
+  if (f == NULL)
+    snprintf(err, sizeof err, "out of memory");
+  bool ok = f != NULL &&
+            open_conn(&c, s->host, s->port, s->cfg, err, sizeof err) == 0 &&
+            client_handshake(&c, s->cfg, 1, &hs, &b, err, sizeof err) == 0;
   if (ok) {
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     uint8_t j[NL_FRAME_HEADER_SIZE + 64], mac[NL_AUTH_SIZE];
     nl_writer w;
     nl_writer_begin(&w, j, sizeof j, NL_FRAME_JOIN);
@@ -1163,38 +1322,47 @@ static void *stream_main(void *arg) {
     ok = join_mac(s->control_key, s->id, st->index, hs.cn, hs.sn, mac) == 0;
     nl_write_bytes(&w, mac, sizeof mac);
     long n = nl_writer_finish(&w);
-    ok = ok && n > 0 && write_all(fd, j, (size_t)n) == 0;
+    ok = ok && n > 0 && conn_write(&c, j, (size_t)n) == 0;
   }
   pthread_mutex_lock(&s->lock);
   if (ok)
-    s->stream_fds[st->index] = fd;
+    s->stream_fds[st->index] = c.fd;
   pthread_mutex_unlock(&s->lock);
   while (ok) {
     pthread_mutex_lock(&s->lock);
-    while (!s->stop && s->queued == 0)
-      pthread_cond_wait(&s->cond, &s->lock);
+    /* While there is nothing to send, watch the connection too: the
+     * receiver says nothing on a data stream, so anything readable is its
+     * end, and what this stream sent may not all have arrived. */
+    while (!s->stop && s->queued == 0 && !peer_closed(c.fd))
+      nl_transfer_cond_wait(&s->cond, &s->lock, 200);
+    if (!s->stop && s->queued == 0) {
+      lose_stream(s, st->index);
+      snprintf(err, sizeof err, "the receiver closed a data stream");
+      pthread_mutex_unlock(&s->lock);
+      break;
+    }
     if (s->stop) {
       pthread_mutex_unlock(&s->lock);
       break;
     }
-    uint32_t c = s->queue[s->head];
+    uint32_t chunk = s->queue[s->head];
     s->head = (s->head + 1) % s->chunk_count;
     s->queued--;
-    s->in_queue[c] = 0;
+    s->in_queue[chunk] = 0;
     pthread_mutex_unlock(&s->lock);
-    uint64_t start = (uint64_t)c * s->chunk_size;
+    uint64_t start = (uint64_t)chunk * s->chunk_size;
     uint64_t left = s->size - start;
     uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
     for (uint32_t off = 0; ok && off < len; off += PIECE) {
       uint32_t n = len - off < PIECE ? len - off : PIECE;
       nl_writer w;
       nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 8 + PIECE, NL_FRAME_DATA);
-      nl_write_u32(&w, c);
+      nl_write_u32(&w, chunk);
       nl_write_u32(&w, off);
       size_t head = w.len;
       w.len += n; /* the header counts the file's bytes that follow */
       long total = nl_writer_finish(&w);
-      int sent = total > 0 ? send_piece(fd, f, head, s->file_fd,
+      int sent = total > 0 ? send_piece(&c, f, head, s->file_fd,
                                         (off_t)(start + off), n)
                            : -1;
       ok = sent == 0;
@@ -1205,9 +1373,9 @@ static void *stream_main(void *arg) {
         snprintf(err, sizeof err, "a data stream was cut: %s", strerror(errno));
     }
     pthread_mutex_lock(&s->lock);
+    s->sent_on[chunk] = (int8_t)st->index;
     if (!ok) {
-      queue_push(s, c); /* another stream takes it */
-      pthread_cond_broadcast(&s->cond);
+      lose_stream(s, st->index);
     } else {
       s->result->chunks_sent++;
       s->result->bytes_sent += len;
@@ -1216,7 +1384,7 @@ static void *stream_main(void *arg) {
           s->sent_attempts >= s->cfg->stop_after_chunks) {
         /* As if killed: every connection dropped, nothing said. */
         s->killed = s->stop = true;
-        shutdown(s->control_fd, SHUT_RDWR);
+        shutdown(s->control.fd, SHUT_RDWR);
         pthread_cond_broadcast(&s->cond);
       }
     }
@@ -1227,12 +1395,11 @@ static void *stream_main(void *arg) {
     /* No stream is left to carry the rest. */
     snprintf(s->stream_error, sizeof s->stream_error, "%s", err);
     s->stop = true;
-    shutdown(s->control_fd, SHUT_RDWR);
+    shutdown(s->control.fd, SHUT_RDWR);
   }
   s->stream_fds[st->index] = -1;
   pthread_mutex_unlock(&s->lock);
-  if (fd >= 0)
-    close(fd);
+  close_conn(&c);
   free(f);
   free(b.p);
   return NULL;
@@ -1294,7 +1461,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   sender s = {.cfg = cfg,
               .host = host,
               .port = port,
-              .control_fd = -1,
+              .control = {.fd = -1},
               .result = result,
               .progress = progress,
               .ud = ud};
@@ -1327,7 +1494,10 @@ int nl_transfer_send(const char *host, int port, const char *path,
   uint8_t *digests = malloc(s.chunk_count ? (size_t)s.chunk_count * 32 : 1);
   s.queue = malloc((s.chunk_count ? s.chunk_count : 1) * sizeof *s.queue);
   s.in_queue = calloc(s.chunk_count ? s.chunk_count : 1, 1);
-  uint8_t *verified = calloc(s.chunk_count ? s.chunk_count : 1, 1);
+  s.verified = calloc(s.chunk_count ? s.chunk_count : 1, 1);
+  s.sent_on = malloc(s.chunk_count ? s.chunk_count : 1);
+  if (s.sent_on != NULL)
+    memset(s.sent_on, -1, s.chunk_count ? s.chunk_count : 1);
   buffer b = {0};
   stream streams[64];
   int started = 0, rc = -1;
@@ -1337,7 +1507,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   for (int i = 0; i < 64; i++)
     s.stream_fds[i] = -1;
   if (offer == NULL || digests == NULL || s.queue == NULL ||
-      s.in_queue == NULL || verified == NULL) {
+      s.in_queue == NULL || s.verified == NULL || s.sent_on == NULL) {
     snprintf(err, errlen, "out of memory");
     goto done;
   }
@@ -1347,10 +1517,9 @@ int nl_transfer_send(const char *host, int port, const char *path,
   }
   nl_sha256_hex(file_digest, result->sha256);
 
-  s.control_fd = connect_to(host, port, cfg->timeout_seconds, err, errlen);
   handshake hs;
-  if (s.control_fd < 0 ||
-      client_handshake(s.control_fd, cfg, 0, &hs, &b, err, errlen) != 0)
+  if (open_conn(&s.control, host, port, cfg, err, errlen) != 0 ||
+      client_handshake(&s.control, cfg, 0, &hs, &b, err, errlen) != 0)
     goto done;
   memcpy(s.control_key, hs.key, sizeof s.control_key);
   snprintf(result->peer_id, sizeof result->peer_id, "%s", hs.peer_id);
@@ -1366,8 +1535,8 @@ int nl_transfer_send(const char *host, int port, const char *path,
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  if (n < 0 || write_all(s.control_fd, offer, (size_t)n) != 0 ||
-      recv_frame(s.control_fd, hdr, &b, &type, &len) != 0) {
+  if (n < 0 || conn_write(&s.control, offer, (size_t)n) != 0 ||
+      recv_frame(&s.control, hdr, &b, &type, &len) != 0) {
     snprintf(err, errlen, "the receiver closed the connection");
     goto done;
   }
@@ -1382,7 +1551,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
     if (b.p[16 + c / 8] & (0x80 >> (c % 8)))
       queue_push(&s, c);
     else {
-      verified[c] = 1;
+      s.verified[c] = 1;
       result->chunks_skipped++;
     }
   }
@@ -1400,7 +1569,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   }
   /* The control connection: chunks verified or refused, then DONE. */
   for (;;) {
-    if (recv_frame(s.control_fd, hdr, &b, &type, &len) != 0) {
+    if (recv_frame(&s.control, hdr, &b, &type, &len) != 0) {
       pthread_mutex_lock(&s.lock);
       if (s.killed)
         snprintf(err, errlen, "stopped after %u chunks, as asked",
@@ -1426,8 +1595,8 @@ int nl_transfer_send(const char *host, int port, const char *path,
       if (c >= s.chunk_count)
         continue;
       pthread_mutex_lock(&s.lock);
-      if (b.p[4] == 1 && !verified[c]) {
-        verified[c] = 1;
+      if (b.p[4] == 1 && !s.verified[c]) {
+        s.verified[c] = 1;
         result->seconds = seconds_since(&t0);
         if (progress)
           progress(ud, result);
@@ -1459,8 +1628,7 @@ done:
   pthread_mutex_unlock(&s.lock);
   for (int i = 0; i < started; i++)
     pthread_join(streams[i].thread, NULL);
-  if (s.control_fd >= 0)
-    close(s.control_fd);
+  close_conn(&s.control);
   close(s.file_fd);
   pthread_cond_destroy(&s.cond);
   pthread_mutex_destroy(&s.lock);
@@ -1469,7 +1637,8 @@ done:
   free(digests);
   free(s.queue);
   free(s.in_queue);
-  free(verified);
+  free(s.verified);
+  free(s.sent_on);
   free(b.p);
   return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "frame.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,10 @@ typedef struct {
   /* Sender, for tests: stop as if killed once this many chunks were sent
    * (0: never). */
   uint32_t stop_after_chunks;
+  /* Sender: wrap every connection in TLS 1.3 keyed by the cluster key.
+   * Receiver: refuse connections that are not (TLS ones are taken either
+   * way). */
+  bool encrypt;
   /* I/O timeout of every socket, in seconds (0: 30). */
   int timeout_seconds;
 } nl_transfer_config;
@@ -60,6 +65,9 @@ int nl_transfer_send(const char *host, int port, const char *path,
  * closes fd. The config must outlive every connection. */
 void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
                        const nl_transfer_config *cfg);
+
+/* Waits on cond (with lock held) for up to ms milliseconds. */
+void nl_transfer_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, int ms);
 
 /* Whether the receiver side has nothing in progress (for tests and a clean
  * shutdown). */
