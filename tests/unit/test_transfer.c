@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -223,6 +224,80 @@ static void resume(int port) {
     fprintf(stderr, "  resume: %u skipped\n", r.chunks_skipped);
   CHECK(r.chunks_sent == r.chunks - r.chunks_skipped);
   CHECK(same_content(path, got));
+  wait_idle();
+}
+
+/* A session that finishes while the next one waits for its lock: it
+ * publishes the part and unlinks the journal the waiter then holds. The
+ * waiter must start afresh, not trust the unlinked journal's records
+ * (which would claim chunks of a part file that is gone). Played here by
+ * the test holding the lock itself and doing what a finish does. */
+typedef struct {
+  int port;
+  char path[256];
+  int rc;
+  char err[256];
+  nl_transfer_result r;
+} send_job;
+
+static void *send_in_thread(void *arg) {
+  send_job *j = arg;
+  nl_transfer_config c = sender_cfg(2);
+  j->rc = nl_transfer_send("127.0.0.1", j->port, j->path, NULL, &c, NULL, NULL,
+                           &j->r, j->err, sizeof j->err);
+  return NULL;
+}
+
+static void finished_while_waiting(int port) {
+  send_job j = {.port = port};
+  char got[256], journal[512], part[512];
+  snprintf(j.path, sizeof j.path, "%s/raced.bin", send_dir);
+  snprintf(got, sizeof got, "%s/raced.bin", recv_dir);
+  size_t size = 8 * CHUNK;
+  write_file(j.path, size, 21);
+  /* A first send stops half-way: a journal with records, and a part. */
+  nl_transfer_config c = sender_cfg(1);
+  c.stop_after_chunks = 4;
+  CHECK(nl_transfer_send("127.0.0.1", port, j.path, NULL, &c, NULL, NULL, &j.r,
+                         j.err, sizeof j.err) == -1);
+  wait_idle();
+  /* Their names: the key of (name, size, whole-file hash). */
+  uint8_t digest[32], key[32], size_be[8];
+  int fd = open(j.path, O_RDONLY);
+  nl_sha256_file_range(fd, 0, size, digest);
+  close(fd);
+  for (int i = 0; i < 8; i++)
+    size_be[i] = (uint8_t)((uint64_t)size >> (56 - 8 * i));
+  nl_sha256 *h = nl_sha256_new();
+  nl_sha256_update(h, "raced.bin", sizeof "raced.bin");
+  nl_sha256_update(h, size_be, 8);
+  nl_sha256_update(h, digest, 32);
+  nl_sha256_final(h, key);
+  nl_sha256_free(h);
+  char hex[65];
+  nl_sha256_hex(key, hex);
+  hex[32] = '\0';
+  snprintf(journal, sizeof journal, "%s/.nodelua-partial/%s.journal", recv_dir,
+           hex);
+  snprintf(part, sizeof part, "%s/.nodelua-partial/%s.part", recv_dir, hex);
+  int held = open(journal, O_RDWR);
+  CHECK(held >= 0 && flock(held, LOCK_EX) == 0);
+  pthread_t t;
+  pthread_create(&t, NULL, send_in_thread, &j);
+  usleep(300 * 1000); /* the second session now waits for the lock */
+  /* "Finish": the part is published (here, elsewhere), the journal goes. */
+  char aside[600];
+  snprintf(aside, sizeof aside, "%s.published", part);
+  CHECK(rename(part, aside) == 0);
+  CHECK(unlink(journal) == 0);
+  close(held);
+  pthread_join(t, NULL);
+  CHECK(j.rc == 0);
+  if (j.rc != 0)
+    fprintf(stderr, "  finished while waiting: %s\n", j.err);
+  CHECK(j.r.chunks_skipped == 0); /* started afresh */
+  CHECK(same_content(j.path, got));
+  unlink(aside);
   wait_idle();
 }
 
@@ -481,6 +556,7 @@ int main(void) {
   round_trips(port);
   refusals(port);
   resume(port);
+  finished_while_waiting(port);
   flipped_byte(port);
   cut_stream(port);
   encrypted(port);

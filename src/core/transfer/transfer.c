@@ -57,10 +57,6 @@ enum {
 static const char JOIN_LABEL[] = "nodelua-v1 join";
 #define PIECE (1024 * 1024) /* bytes of file per DATA frame */
 #define JOIN_GRACE_SECONDS 1
-/* Verified chunks are journaled after this many, or this long after the
- * last batch, whichever comes first. */
-#define JOURNAL_BATCH 16
-#define JOURNAL_BATCH_SECONDS 0.5
 
 static double seconds_since(const struct timespec *t0) {
   struct timespec t;
@@ -120,6 +116,7 @@ typedef struct {
   nl_tls *tls;
   const uint8_t *pre;
   size_t pre_len;
+  bool no_sendfile; /* the file's filesystem cannot sendfile */
 } conn;
 
 static int conn_write(conn *c, const void *p, size_t n) {
@@ -383,10 +380,15 @@ struct session {
    * chunk. A crash loses at most a batch, which is then sent again. */
   uint32_t *unjournaled;
   uint32_t unjournaled_count;
-  struct timespec journaled_at;
   pthread_mutex_t journal_lock; /* one batch at a time, and journal_end */
   off_t journal_end;
   pthread_mutex_t write_lock; /* pwrites to data_fd */
+  /* Two worker threads fold and journal, so that data streams never wait
+   * on a read-back or an fdatasync. They wait on work (with lock) for a
+   * chunk verified, or the end. */
+  pthread_t folder, journaler;
+  pthread_cond_t work;
+  bool folder_started, journaler_started, workers_stop;
   int data_fd, journal_fd;
   char part_path[PATH_MAX], journal_path[PATH_MAX], final_path[PATH_MAX];
   char dir[PATH_MAX];
@@ -430,7 +432,6 @@ static void journal_flush(session *s) {
   }
   if (records != NULL)
     s->unjournaled_count = 0;
-  clock_gettime(CLOCK_MONOTONIC, &s->journaled_at);
   pthread_mutex_unlock(&s->lock);
   /* A chunk is on disk before the journal says so; a failed sync leaves
    * the batch out of the journal, and a resume sends it again. */
@@ -457,6 +458,14 @@ static void session_release(session *s) {
   pthread_mutex_unlock(&registry_lock);
   if (!last)
     return;
+  pthread_mutex_lock(&s->lock);
+  s->workers_stop = true;
+  pthread_cond_broadcast(&s->work);
+  pthread_mutex_unlock(&s->lock);
+  if (s->folder_started)
+    pthread_join(s->folder, NULL);
+  if (s->journaler_started)
+    pthread_join(s->journaler, NULL);
   if (!s->finished)
     journal_flush(s); /* what was verified survives for the resume */
   if (s->data_fd >= 0)
@@ -467,6 +476,7 @@ static void session_release(session *s) {
   pthread_mutex_destroy(&s->fold_lock);
   pthread_mutex_destroy(&s->journal_lock);
   pthread_mutex_destroy(&s->write_lock);
+  pthread_cond_destroy(&s->work);
   nl_sha256_free(s->whole);
   free(s->digests);
   free(s->verified);
@@ -608,19 +618,35 @@ static int session_open_files(session *s, char *err, size_t errlen) {
     snprintf(err, errlen, "the receive directory's path is too long");
     return ERR_IO;
   }
-  s->journal_fd = open(s->journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (s->journal_fd < 0) {
-    snprintf(err, errlen, "cannot open %.200s: %s", s->journal_path,
-             strerror(errno));
-    return ERR_IO;
-  }
   /* A sender that died a moment ago leaves its session for the grace
-   * period: wait that long for its lock before calling the file busy. */
+   * period: wait that long for its lock before calling the file busy. The
+   * lock counts only on the journal still at its path: a session that
+   * finished while we waited has published the part and unlinked the
+   * journal we hold, and its records would claim chunks of a file that
+   * is no longer there. Then we open the path afresh. */
   bool locked = false;
   for (int i = 0; i < (JOIN_GRACE_SECONDS + 2) * 20 && !locked; i++) {
-    locked = flock(s->journal_fd, LOCK_EX | LOCK_NB) == 0;
-    if (!locked)
+    if (s->journal_fd < 0) {
+      s->journal_fd = open(s->journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (s->journal_fd < 0) {
+        snprintf(err, errlen, "cannot open %.200s: %s", s->journal_path,
+                 strerror(errno));
+        return ERR_IO;
+      }
+    }
+    if (flock(s->journal_fd, LOCK_EX | LOCK_NB) == 0) {
+      struct stat held, named;
+      locked = fstat(s->journal_fd, &held) == 0 &&
+               stat(s->journal_path, &named) == 0 &&
+               held.st_ino == named.st_ino && held.st_dev == named.st_dev;
+      if (!locked) {
+        close(s->journal_fd); /* and its lock */
+        s->journal_fd = -1;
+        continue;
+      }
+    } else {
       usleep(50 * 1000);
+    }
   }
   if (!locked) {
     snprintf(err, errlen,
@@ -670,13 +696,10 @@ static int session_open_files(session *s, char *err, size_t errlen) {
 }
 
 /* Folds verified chunks into the whole-file hash, in order, as far as
- * they go. One thread folds at a time; with wait false a thread that finds
- * another folding leaves it the work. Called without s->lock. */
-static void fold(session *s, bool wait) {
-  if (wait)
-    pthread_mutex_lock(&s->fold_lock);
-  else if (pthread_mutex_trylock(&s->fold_lock) != 0)
-    return;
+ * they go: the session's worker as chunks come, and the finishing thread
+ * for what is left. One at a time. Called without s->lock. */
+static void fold(session *s) {
+  pthread_mutex_lock(&s->fold_lock);
   enum { BUF = 256 * 1024 };
   uint8_t *buf = NULL;
   for (;;) {
@@ -714,7 +737,7 @@ static void fold(session *s, bool wait) {
  * durable, publish it under its name, and say DONE. Called without the
  * lock, by the one thread that set s->finishing. */
 static void session_finish(session *s) {
-  fold(s, true);
+  fold(s);
   uint8_t digest[32];
   bool whole_ok = !s->fold_failed && s->folded == s->chunk_count &&
                   nl_sha256_final(s->whole, digest) == 0 &&
@@ -775,6 +798,43 @@ static void session_finish(session *s) {
   pthread_mutex_unlock(&s->lock);
 }
 
+/* The folder: verified chunks into the whole-file hash, in order. */
+static void *session_folder(void *arg) {
+  session *s = arg;
+  pthread_mutex_lock(&s->lock);
+  while (!s->workers_stop) {
+    if (s->folded < s->chunk_count && s->verified[s->folded] &&
+        !s->fold_failed) {
+      pthread_mutex_unlock(&s->lock);
+      fold(s);
+      pthread_mutex_lock(&s->lock);
+    } else {
+      pthread_cond_wait(&s->work, &s->lock);
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
+/* The journaler: whatever was verified since its last fdatasync, one sync
+ * for all of it (a group commit: the batches are as large as the disk is
+ * slow, and no data stream waits for them). */
+static void *session_journaler(void *arg) {
+  session *s = arg;
+  pthread_mutex_lock(&s->lock);
+  while (!s->workers_stop) {
+    if (s->unjournaled_count > 0) {
+      pthread_mutex_unlock(&s->lock);
+      journal_flush(s);
+      pthread_mutex_lock(&s->lock);
+    } else {
+      pthread_cond_wait(&s->work, &s->lock);
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
+
 /* One data stream's chunk in progress. A chunk's DATA frames come on one
  * stream, in order from offset 0, and are hashed as they arrive: a chunk
  * is verified from the bytes received, without reading it back. (The
@@ -801,23 +861,17 @@ static void chunk_checked(session *s, uint32_t c, bool good) {
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHUNK);
   nl_write_u32(&w, c);
   nl_write_u8(&w, good ? 1 : 0); /* 0: to be sent again, alone */
-  bool flush = false;
   if (good && !s->verified[c]) {
     s->verified[c] = 1;
     s->remaining--;
     s->unjournaled[s->unjournaled_count++] = c;
-    flush = s->unjournaled_count >= JOURNAL_BATCH ||
-            seconds_since(&s->journaled_at) >= JOURNAL_BATCH_SECONDS;
+    pthread_cond_broadcast(&s->work); /* to fold it, and journal it */
   }
   control_send(s, &w);
   bool finish_now = good && s->remaining == 0 && !s->failed && !s->finishing;
   if (finish_now)
     s->finishing = true;
   pthread_mutex_unlock(&s->lock);
-  if (flush && !finish_now)
-    journal_flush(s);
-  if (good)
-    fold(s, false);
   if (finish_now)
     session_finish(s);
 }
@@ -946,6 +1000,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   pthread_mutex_init(&s->fold_lock, NULL);
   pthread_mutex_init(&s->journal_lock, NULL);
   pthread_mutex_init(&s->write_lock, NULL);
+  pthread_cond_init(&s->work, NULL);
   s->whole = nl_sha256_new();
   s->control = c;
   s->data_fd = s->journal_fd = -1;
@@ -962,8 +1017,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   s->digests = malloc(count * 32);
   s->verified = calloc(count, 1);
   s->unjournaled = calloc(count, sizeof *s->unjournaled);
-  clock_gettime(CLOCK_MONOTONIC, &s->journaled_at);
-  s->active_at = s->journaled_at;
+  clock_gettime(CLOCK_MONOTONIC, &s->active_at);
   if (s->digests == NULL || s->verified == NULL || s->unjournaled == NULL ||
       s->whole == NULL || nl_auth_random(s->id, sizeof s->id) != 0) {
     session_release(s);
@@ -982,6 +1036,11 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   registry = s;
   registry_count++;
   pthread_mutex_unlock(&registry_lock);
+  /* Without its workers a session still works: the fold is done at the
+   * end, and the journal written when the session closes. */
+  s->folder_started = pthread_create(&s->folder, NULL, session_folder, s) == 0;
+  s->journaler_started =
+      pthread_create(&s->journaler, NULL, session_journaler, s) == 0;
 
   /* ACCEPT: the transfer's id and the chunks still wanted. */
   size_t bitmap = (s->chunk_count + 7) / 8;
@@ -1010,8 +1069,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
     free(f);
     if (finish_now)
       session_finish(s);
-    else
-      fold(s, false); /* what a resume found verified, while data comes */
+    /* else the worker folds what a resume found verified, as data comes */
   }
   /* The sender says nothing more here; its closing ends the session (the
    * journal stays for a resume unless the file was published). */
@@ -1232,24 +1290,32 @@ typedef struct {
  * file could not be read, errno set, or 0 for a file that got shorter). */
 static int send_piece(conn *c, uint8_t *buf, size_t head, int file_fd,
                       off_t offset, size_t n) {
+  size_t from = 0; /* of buf, what is still to go */
 #ifdef __linux__
-  if (c->tls == NULL) {
+  if (c->tls == NULL && !c->no_sendfile) {
     if (send_all(c->fd, buf, head, MSG_MORE) != 0)
       return -1;
-    while (n > 0) {
-      ssize_t w = sendfile(c->fd, file_fd, &offset, n);
+    from = head;
+    size_t sent = 0;
+    while (sent < n) {
+      ssize_t w = sendfile(c->fd, file_fd, &offset, n - sent);
       if (w < 0 && errno == EINTR)
         continue;
-      if (w < 0 && errno != EINVAL && errno != ENOSYS && errno != EIO)
+      if (w < 0 && (errno == EINVAL || errno == ENOSYS) && sent == 0) {
+        c->no_sendfile = true; /* this filesystem: read and write, below */
+        break;
+      }
+      if (w < 0 && errno != EIO)
         return -1; /* the socket */
       if (w <= 0) {
         if (w == 0)
           errno = 0;
         return -2;
       }
-      n -= (size_t)w;
+      sent += (size_t)w;
     }
-    return 0;
+    if (sent == n)
+      return 0;
   }
 #endif
   ssize_t got = pread(file_fd, buf + head, n, offset);
@@ -1258,7 +1324,7 @@ static int send_piece(conn *c, uint8_t *buf, size_t head, int file_fd,
       errno = 0;
     return -2;
   }
-  return conn_write(c, buf, head + n) == 0 ? 0 : -1;
+  return conn_write(c, buf + from, head + n - from) == 0 ? 0 : -1;
 }
 
 /* A stream failed: other streams take every chunk it sent that is not
@@ -1301,7 +1367,7 @@ static void *stream_main(void *arg) {
   sigaddset(&pipe_only, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
 #endif
-  char err[256];
+  char err[256] = "";
   buffer b = {0};
   uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 8 + PIECE);
   conn c = {.fd = -1};
