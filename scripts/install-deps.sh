@@ -17,7 +17,7 @@ install_debian() {
     python3 python3-psutil python3-jsonschema iproute2 curl openssl
     libmicrohttpd-dev
     libavahi-compat-libdnssd-dev avahi-daemon avahi-utils dbus libnss-mdns python3-zeroconf util-linux
-    netcat-openbsd rsync libedit-dev python3-pexpect
+    netcat-openbsd rsync libedit-dev python3-pexpect iptables libnetfilter-queue-dev
   )
   local missing=()
   for p in "${packages[@]}"; do

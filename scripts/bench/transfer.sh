@@ -10,6 +10,7 @@
 #                                                   disk out of the race)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/bench/transfer-common.sh
 mib=${1:-1024}
 nodelua=${NODELUA:-build/normal/nodelua}
 [ -x "$nodelua" ] || { echo "no $nodelua: build first, or set NODELUA" >&2; exit 2; }
@@ -25,8 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
 echo "making a ${mib} MiB file of random bytes..."
 head -c "$((mib * 1024 * 1024))" /dev/urandom >"$work/file"
@@ -77,14 +76,7 @@ nc_sync_s=$(elapsed "$t0" "$t2")
 
 # An rsync daemon and a client.
 p=$(port)
-cat >"$work/rsyncd.conf" <<CONF
-use chroot = no
-uid = $(id -u)
-gid = $(id -g)
-[bench]
-path = $work/rsync
-read only = false
-CONF
+write_rsyncd_conf "$work/rsyncd.conf" "$work/rsync"
 rsync --daemon --no-detach --address=127.0.0.1 --port="$p" --config="$work/rsyncd.conf" &
 pids+=($!)
 sleep 0.3
