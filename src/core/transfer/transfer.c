@@ -709,8 +709,12 @@ static void fold(session *s) {
     pthread_mutex_unlock(&s->lock);
     if (!ready)
       break;
-    if (buf == NULL && (buf = malloc(BUF)) == NULL)
+    if (buf == NULL && (buf = malloc(BUF)) == NULL) {
+      pthread_mutex_lock(&s->lock);
+      s->fold_failed = true; /* rather than a folder that spins */
+      pthread_mutex_unlock(&s->lock);
       break;
+    }
     uint64_t at = (uint64_t)c * s->chunk_size;
     uint32_t left = chunk_len(s, c);
     while (left > 0) {
