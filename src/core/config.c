@@ -128,8 +128,8 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
     [NL_CFG_TRANSFER_ENCRYPT] =
         {"TRANSFER_ENCRYPT", NULL, NL_CFG_BOOLEAN, false, "false", "false",
          "true or false (also 1/0, yes/no, on/off)",
-         "Encrypt transfers (TLS 1.3, cluster key as PSK): sent ones, and "
-         "received ones are refused otherwise."},
+         "Encrypt the transfers this node sends (TLS 1.3, the cluster key "
+         "as PSK), and refuse to receive any in clear."},
     [NL_CFG_API_CA_FILE] =
         {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
          "(empty: the OS's CA store)", "empty, or a readable PEM file",
