@@ -94,20 +94,6 @@ static int write_all(int fd, const void *p, size_t n) {
   return send_all(fd, p, n, 0);
 }
 
-static int read_all(int fd, void *p, size_t n) {
-  char *c = p;
-  while (n > 0) {
-    ssize_t r = recv(fd, c, n, 0);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    c += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
 /* A connection: its socket, and TLS over it in the encrypted mode. On a
  * plain one, the bytes the listener read before the handover (pre) come
  * first; on a TLS one the TLS layer has them. */
@@ -134,12 +120,14 @@ static int conn_read(conn *c, void *dst, size_t n) {
   }
   d += take;
   n -= take;
-  if (c->tls == NULL)
-    return n == 0 ? 0 : read_all(c->fd, d, n);
   while (n > 0) {
-    ssize_t r = nl_tls_read(c->tls, d, n);
+    ssize_t r; /* -2: nothing yet (a TLS record that was not data, EINTR) */
+    if (c->tls != NULL)
+      r = nl_tls_read(c->tls, d, n);
+    else if ((r = recv(c->fd, d, n, 0)) < 0 && errno == EINTR)
+      r = -2;
     if (r == -2)
-      continue; /* a record that was not data */
+      continue;
     if (r <= 0)
       return -1;
     d += r;
@@ -802,21 +790,33 @@ static void session_finish(session *s) {
   pthread_mutex_unlock(&s->lock);
 }
 
-/* The folder: verified chunks into the whole-file hash, in order. */
-static void *session_folder(void *arg) {
-  session *s = arg;
+/* A worker of the session: does work, outside the lock, whenever ready
+ * says there is some, until the session ends. */
+static void run_worker(session *s, bool (*ready)(const session *),
+                       void (*work)(session *)) {
   pthread_mutex_lock(&s->lock);
   while (!s->workers_stop) {
-    if (s->folded < s->chunk_count && s->verified[s->folded] &&
-        !s->fold_failed) {
+    if (ready(s)) {
       pthread_mutex_unlock(&s->lock);
-      fold(s);
+      work(s);
       pthread_mutex_lock(&s->lock);
     } else {
       pthread_cond_wait(&s->work, &s->lock);
     }
   }
   pthread_mutex_unlock(&s->lock);
+}
+
+static bool fold_ready(const session *s) {
+  return s->folded < s->chunk_count && s->verified[s->folded] &&
+         !s->fold_failed;
+}
+
+static bool journal_ready(const session *s) { return s->unjournaled_count > 0; }
+
+/* The folder: verified chunks into the whole-file hash, in order. */
+static void *session_folder(void *arg) {
+  run_worker(arg, fold_ready, fold);
   return NULL;
 }
 
@@ -824,18 +824,7 @@ static void *session_folder(void *arg) {
  * for all of it (a group commit: the batches are as large as the disk is
  * slow, and no data stream waits for them). */
 static void *session_journaler(void *arg) {
-  session *s = arg;
-  pthread_mutex_lock(&s->lock);
-  while (!s->workers_stop) {
-    if (s->unjournaled_count > 0) {
-      pthread_mutex_unlock(&s->lock);
-      journal_flush(s);
-      pthread_mutex_lock(&s->lock);
-    } else {
-      pthread_cond_wait(&s->work, &s->lock);
-    }
-  }
-  pthread_mutex_unlock(&s->lock);
+  run_worker(arg, journal_ready, journal_flush);
   return NULL;
 }
 
