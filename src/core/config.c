@@ -429,6 +429,7 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     return validate_repository(v, why, whylen);
   case NL_CFG_UPDATE_DIR:
   case NL_CFG_STATE_DIR:
+  case NL_CFG_TRANSFER_DIR:
     return validate_absolute_path(v, why, whylen);
   case NL_CFG_NODE_NAME: {
     size_t len = strlen(v);
@@ -465,8 +466,6 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     return parse_ranged(v, 1, 1125899906842624LL, number, why, whylen, id);
   case NL_CFG_TRANSFER_STREAMS:
     return parse_ranged(v, 1, 64, number, why, whylen, id);
-  case NL_CFG_TRANSFER_DIR:
-    return validate_absolute_path(v, why, whylen);
   case NL_CFG_CLUSTER_KEY: {
     size_t len = strlen(v);
     if (len == 0)
