@@ -18,19 +18,13 @@ import time
 import urllib.request
 
 import checks
-from checks import check, wait_for
+from checks import check, free_port, wait_for
 
 NODELUA = os.path.abspath(sys.argv[1])
 ONLY = set(sys.argv[2:])
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROMTOOL = os.environ.get("PROMTOOL", "promtool")
 KEY = "test-key-" + os.urandom(6).hex()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, timeout=5):

@@ -1,4 +1,6 @@
-"""Shared by the Python integration tests: counted checks and waiting."""
+"""Shared by the Python integration tests: counted checks, waiting, and a
+free port."""
+import socket
 import sys
 import time
 
@@ -26,3 +28,10 @@ def wait_for(predicate, seconds, step=0.1):
 def finish(name):
     print(f"{name}: {checks} checks, {failures} failed")
     sys.exit(1 if failures else 0)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,18 +16,10 @@ import tempfile
 import pexpect
 
 sys.path.insert(0, os.path.dirname(__file__))
-from checks import check, finish, wait_for  # noqa: E402
+from checks import check, finish, free_port, wait_for  # noqa: E402
 
 NODELUA = os.path.abspath(sys.argv[1])
 work = tempfile.mkdtemp(prefix="nodelua-repl-")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def env_file(name, port, peer_port):

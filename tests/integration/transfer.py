@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from checks import check, finish, wait_for  # noqa: E402
+from checks import check, finish, free_port, wait_for  # noqa: E402
 
 NODELUA = os.path.abspath(sys.argv[1])
 CHUNK = 4 * 1024 * 1024
@@ -30,15 +30,6 @@ work = tempfile.mkdtemp(prefix="nodelua-transfer-")
 recv_dir = os.path.join(work, "recv")
 src_dir = os.path.join(work, "src")
 os.makedirs(src_dir)
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 PORT = free_port()
@@ -207,6 +198,15 @@ def main():
         # ---- kill -9 of the sender, 20 times, then a resume ----
         victim = make("victim", 160 * 1024 * 1024)
         digest = sha256(victim)
+
+        def send_again(what):
+            """Sends the victim again: it must arrive right. Whether it resumed."""
+            r = send(victim)
+            ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
+            check(f"{what}: the next send gives the right file", ok, r.stderr + agent.warnings())
+            os.remove(os.path.join(recv_dir, "victim"))
+            return "resumed" in r.stdout
+
         resumed_any = False
         for i in range(20):
             p = subprocess.Popen([NODELUA, "send", "--streams", "2", f"127.0.0.1:{PORT}", victim],
@@ -215,12 +215,7 @@ def main():
             time.sleep(random.uniform(0.05, 0.6))
             p.kill()
             p.wait()
-            r = send(victim)
-            ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
-            check(f"sender killed ({i + 1}): the next send gives the right file", ok,
-                  r.stderr + agent.warnings())
-            resumed_any = resumed_any or "resumed" in r.stdout
-            os.remove(os.path.join(recv_dir, "victim"))
+            resumed_any = send_again(f"sender killed ({i + 1})") or resumed_any
         check("sender killed: some sends resumed rather than started over", resumed_any)
 
         # ---- kill -9 of the receiver, 20 times ----
@@ -241,12 +236,7 @@ def main():
             check(f"receiver killed ({i + 1}): nothing half-written is published",
                   not os.path.exists(os.path.join(recv_dir, "victim")))
             agent.start()
-            r = send(victim)
-            ok = r.returncode == 0 and sha256(os.path.join(recv_dir, "victim")) == digest
-            check(f"receiver killed ({i + 1}): the next send gives the right file", ok,
-                  r.stderr + agent.warnings())
-            resumed_any = resumed_any or "resumed" in r.stdout
-            os.remove(os.path.join(recv_dir, "victim"))
+            resumed_any = send_again(f"receiver killed ({i + 1})") or resumed_any
         check("receiver killed: some sends resumed", resumed_any)
         check("no partial file is left once all are done", partial_files() == [], str(partial_files()))
 
