@@ -47,9 +47,10 @@ function M.start_receiver(server, node_id)
     node_id = node_id,
     max_bytes = config.get("TRANSFER_MAX_BYTES"),
     encrypted_only = config.get("TRANSFER_ENCRYPT"),
+    partial_ttl = config.get("TRANSFER_PARTIAL_TTL") * 3600,
   })
   if not ok then
-    log.error("file transfer is off: %s (TRANSFER_DIR)", err)
+    log.error("file transfer is off: TRANSFER_DIR refused: %s", err)
     server:refuse_files("file transfer is off on this node: its receive directory is unusable")
     return false
   end

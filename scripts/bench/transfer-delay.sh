@@ -76,7 +76,7 @@ mkdir -p "$work/nodelua" "$work/nc" "$work/rsync"
 
 ip netns exec "$receiver" env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
   METRICS_LISTEN= MONITORING_API_URL=http://127.0.0.1:9 NODELUA_STATE_DIR="$work/state" \
-  NODELUA_CLUSTER_KEY=bench-cluster-key-0123 TRANSFER_PORT=7879 TRANSFER_DIR="$work/nodelua" \
+  NODELUA_CLUSTER_KEY=bench-cluster-key-0123 TRANSFER_PORT=7879 TRANSFER_DIR="$work/nodelua" TRANSFER_ENCRYPT=false \
   "$nodelua" agent 2>"$work/agent.log" &
 pids+=($!)
 for _ in $(seq 100); do in_sender bash -c '(exec 3<>/dev/tcp/10.78.0.2/7879)' 2>/dev/null && break; sleep 0.05; done
@@ -86,7 +86,7 @@ for streams in 1 2 4 8; do
   sync
   t0=$(now)
   in_sender env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
-    NODELUA_STATE_DIR="$work/sender" NODELUA_CLUSTER_KEY=bench-cluster-key-0123 \
+    NODELUA_STATE_DIR="$work/sender" NODELUA_CLUSTER_KEY=bench-cluster-key-0123 TRANSFER_ENCRYPT=false \
     "$nodelua" send --streams "$streams" 10.78.0.2:7879 "$work/file" >/dev/null 2>&1
   t1=$(now)
   [ "$(sha256sum "$work/nodelua/file" | cut -d' ' -f1)" = "$want" ] || { echo "nodelua: wrong file" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One file over loopback, in one run: nodelua (an agent receiving,
 # `nodelua send`: authenticated, verified chunk by chunk and whole, fsync'd
-# before it is published), in clear and with --encrypt; plain nc (nothing
+# before it is published), in clear (TRANSFER_ENCRYPT=false) and encrypted
+# (the default); plain nc (nothing
 # checked, nothing synced), and nc followed by a sync of its file; and an
 # rsync daemon. Prints each time and the ratios.
 #
@@ -37,13 +38,13 @@ sync
 p=$(port)
 (cd "$work" && exec env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
   METRICS_LISTEN= MONITORING_API_URL=http://127.0.0.1:9 NODELUA_STATE_DIR="$work/state" \
-  NODELUA_CLUSTER_KEY=bench-cluster-key-0123 TRANSFER_PORT="$p" TRANSFER_DIR="$work/nodelua" \
+  NODELUA_CLUSTER_KEY=bench-cluster-key-0123 TRANSFER_PORT="$p" TRANSFER_DIR="$work/nodelua" TRANSFER_ENCRYPT=false \
   "$OLDPWD/$nodelua" agent 2>"$work/agent.log") &
 pids+=($!)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
 t0=$(now)
 env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
-  NODELUA_STATE_DIR="$work/sender" NODELUA_CLUSTER_KEY=bench-cluster-key-0123 \
+  NODELUA_STATE_DIR="$work/sender" NODELUA_CLUSTER_KEY=bench-cluster-key-0123 TRANSFER_ENCRYPT=false \
   "$nodelua" send "127.0.0.1:$p" "$work/file" >"$work/send.out" 2>/dev/null
 t1=$(now)
 nodelua_s=$(elapsed "$t0" "$t1")
@@ -53,10 +54,10 @@ sync
 t0=$(now)
 env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_FILE= NODELUA_MDNS=false \
   NODELUA_STATE_DIR="$work/sender" NODELUA_CLUSTER_KEY=bench-cluster-key-0123 \
-  "$nodelua" send --encrypt "127.0.0.1:$p" "$work/file" >"$work/send.out" 2>/dev/null
+  "$nodelua" send "127.0.0.1:$p" "$work/file" >"$work/send.out" 2>/dev/null
 t1=$(now)
 encrypted_s=$(elapsed "$t0" "$t1")
-[ "$(sha256sum "$work/nodelua/file" | cut -d' ' -f1)" = "$want" ] || { echo "nodelua --encrypt: wrong file" >&2; exit 1; }
+[ "$(sha256sum "$work/nodelua/file" | cut -d' ' -f1)" = "$want" ] || { echo "nodelua (encrypted): wrong file" >&2; exit 1; }
 
 # nc: a listener writing the bytes to a file, and a sender.
 p=$(port)
@@ -90,11 +91,11 @@ python3 - "$mib" "$nodelua_s" "$nc_s" "$rsync_s" "$nc_sync_s" "$encrypted_s" <<'
 import sys
 mib, n, c, r, cs, e = int(sys.argv[1]), *map(float, sys.argv[2:])
 print(f"{mib} MiB over loopback, one run:")
-print(f"  nodelua send (verified, fsync'd)   {n:7.2f} s  {mib / n:8.1f} MiB/s")
-print(f"  nodelua send --encrypt             {e:7.2f} s  {mib / e:8.1f} MiB/s")
+print(f"  nodelua send, in clear (verified)  {n:7.2f} s  {mib / n:8.1f} MiB/s")
+print(f"  nodelua send, encrypted (default)  {e:7.2f} s  {mib / e:8.1f} MiB/s")
 print(f"  nc (nothing checked or synced)     {c:7.2f} s  {mib / c:8.1f} MiB/s")
 print(f"  nc, then sync of the file          {cs:7.2f} s  {mib / cs:8.1f} MiB/s")
 print(f"  rsync daemon                       {r:7.2f} s  {mib / r:8.1f} MiB/s")
 print(f"  nodelua / nc: {n / c:.2f}x the time   nodelua / (nc, then sync): {n / cs:.2f}x")
-print(f"  rsync / nodelua: {r / n:.2f}x the time   --encrypt / in clear: {e / n:.2f}x")
+print(f"  rsync / nodelua: {r / n:.2f}x the time   encrypted / in clear: {e / n:.2f}x")
 PY

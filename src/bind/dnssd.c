@@ -530,9 +530,10 @@ static int l_server_on_asker(lua_State *L) {
 }
 
 /* srv:receive_files{key = , dir = , max_bytes = , node_id = ,
- * encrypted_only = false}: framed and TLS connections on this port become
- * file transfers into dir, each on a thread of its own. Returns true, or
- * nil and why. */
+ * encrypted_only = false, partial_ttl = seconds}: framed and TLS
+ * connections on this port become file transfers into dir, each on a
+ * thread of its own. Returns true, or nil and why (a receive folder that
+ * is refused says which and why). */
 static int l_server_receive_files(lua_State *L) {
   server *s = check_open_server(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -544,7 +545,7 @@ static int l_server_receive_files(lua_State *L) {
   nl_transfer_config cfg = {0};
   cfg.key = (const uint8_t *)luaL_checklstring(L, -4, &key_len);
   cfg.key_len = key_len;
-  cfg.dir = luaL_checkstring(L, -3);
+  const char *dir = luaL_checkstring(L, -3);
   cfg.node_id = luaL_checkstring(L, -2);
   lua_Integer max = luaL_checkinteger(L, -1);
   luaL_argcheck(L, max > 0, 2, "max_bytes above 0");
@@ -552,10 +553,13 @@ static int l_server_receive_files(lua_State *L) {
   cfg.max_bytes = (uint64_t)max;
   lua_getfield(L, 2, "encrypted_only");
   cfg.encrypt = lua_toboolean(L, -1);
-  char err[512];
+  lua_getfield(L, 2, "partial_ttl");
+  lua_Integer ttl = luaL_optinteger(L, -1, 7 * 24 * 3600);
+  luaL_argcheck(L, ttl > 0, 2, "partial_ttl above 0");
+  char err[5000];
   /* The receiver lives as long as the process: its threads may outlive
    * this server. */
-  nl_receiver *r = nl_receiver_new(&cfg, err, sizeof err);
+  nl_receiver *r = nl_receiver_new(&cfg, dir, (uint64_t)ttl, err, sizeof err);
   if (r == NULL)
     return nl_push_failure(L, -1, "%s", err);
   nl_probe_server_on_framed(s->srv, nl_receiver_accept, r, NULL);

@@ -1,8 +1,12 @@
 /* nodelua.transfer: sending files from one-shot commands.
  *
  *   local result, err = transfer.send_file({host = , port = , path = ,
- *     name = nil, key = , node_id = , streams = 4, chunk_size = 4 MiB,
- *     timeout = 30, encrypt = false}, function(so_far) end)
+ *     name = nil, key = , node_id = nil, expect_id = nil, streams = 4,
+ *     chunk_size = 4 MiB, timeout = 30, encrypt = false, replace = false},
+ *     function(so_far) end)
+ *   node_id: this node's id (nil: a random one for this send);
+ *   expect_id: the id the receiver must prove (nil: any, for host:port);
+ *   replace: replace a file of the same name (else "exists" fails it).
  *   result: {size, chunks, chunks_skipped, chunks_sent, chunks_resent,
  *            bytes_sent, seconds, sha256, peer_id}
  *
@@ -123,13 +127,17 @@ static int l_send_file(lua_State *L) {
   j->cfg.key = (const uint8_t *)luaL_checklstring(L, -1, &key_len);
   lua_pop(L, 1);
   j->cfg.key_len = key_len;
-  j->cfg.node_id = opt_string(L, "node_id", true);
+  j->cfg.node_id = opt_string(L, "node_id", false);
+  j->cfg.expect_id = opt_string(L, "expect_id", false);
   j->cfg.streams = (int)opt_int(L, "streams", 4, 1, 64);
   j->cfg.chunk_size =
       (uint32_t)opt_int(L, "chunk_size", 4 * 1024 * 1024, 65536, 67108864);
   j->cfg.timeout_seconds = (int)opt_int(L, "timeout", 30, 1, 3600);
   lua_getfield(L, 1, "encrypt");
   j->cfg.encrypt = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "replace");
+  j->cfg.replace = lua_toboolean(L, -1);
   lua_pop(L, 1);
   pthread_mutex_init(&j->lock, NULL);
   pthread_cond_init(&j->cond, NULL);

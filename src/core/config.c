@@ -115,9 +115,11 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          "File holding the cluster key, instead of NODELUA_CLUSTER_KEY."},
     [NL_CFG_TRANSFER_DIR] =
         {"TRANSFER_DIR", NULL, NL_CFG_STRING, false, NULL,
-         "/tmp/node_controller_files (Linux), ~/Library/Application "
-         "Support/NodeController/received_files (macOS)",
-         "an absolute path", "Where received files land (created 0700)."},
+         "$NODELUA_STATE_DIR/received (macOS, as a user: "
+         "~/Library/Application Support/nodelua/received)",
+         "an absolute path",
+         "Where received files land (created 0700; refused if it is a "
+         "symlink, another user's, or writable by others)."},
     [NL_CFG_TRANSFER_MAX_BYTES] = {"TRANSFER_MAX_BYTES", NULL, NL_CFG_INTEGER,
                                    false, "1099511627776", "1099511627776",
                                    "whole bytes, 1 to 1125899906842624",
@@ -126,10 +128,16 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
                                  false, "4", "4", "a whole number from 1 to 64",
                                  "Parallel data streams of a transfer sent."},
     [NL_CFG_TRANSFER_ENCRYPT] =
-        {"TRANSFER_ENCRYPT", NULL, NL_CFG_BOOLEAN, false, "false", "false",
+        {"TRANSFER_ENCRYPT", NULL, NL_CFG_BOOLEAN, false, "true", "true",
          "true or false (also 1/0, yes/no, on/off)",
          "Encrypt the transfers this node sends (TLS 1.3, the cluster key "
-         "as PSK), and refuse to receive any in clear."},
+         "as PSK), and refuse to receive any in clear; false only on "
+         "trusted direct links."},
+    [NL_CFG_TRANSFER_PARTIAL_TTL] =
+        {"TRANSFER_PARTIAL_TTL", NULL, NL_CFG_INTEGER, false, "168", "168",
+         "a whole number of hours from 1 to 87600",
+         "Hours after which a partial transfer nobody resumed is swept (at "
+         "start and daily)."},
     [NL_CFG_API_CA_FILE] =
         {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
          "(empty: the OS's CA store)", "empty, or a readable PEM file",
@@ -457,6 +465,7 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
   case NL_CFG_SPOOL_MAX_BYTES:
     return parse_ranged(v, 65536, 1099511627776LL, number, why, whylen, id);
   case NL_CFG_SPOOL_MAX_AGE:
+  case NL_CFG_TRANSFER_PARTIAL_TTL:
     return parse_ranged(v, 1, 87600, number, why, whylen, id);
   case NL_CFG_METRICS_LISTEN:
     return validate_listen(v, why, whylen);
@@ -657,17 +666,18 @@ static int set_defaults(nl_config *cfg, char *const *env) {
     snprintf(buf, sizeof buf, "%s%s.local/state/nodelua", home,
              home[strlen(home) - 1] == '/' ? "" : "/");
 #endif
-  if (set_value(cfg, NL_CFG_STATE_DIR, buf, "the default") != 0)
-    return -ENOMEM;
-    /* The predecessor's receive folders, kept. */
-#ifdef __APPLE__
-  snprintf(buf, sizeof buf,
-           "%s/Library/Application Support/NodeController/received_files",
-           strcmp(home, "/") == 0 ? "" : home);
-#else
-  snprintf(buf, sizeof buf, "/tmp/node_controller_files");
-#endif
-  return set_value(cfg, NL_CFG_TRANSFER_DIR, buf, "the default");
+  return set_value(cfg, NL_CFG_STATE_DIR, buf, "the default") != 0 ? -ENOMEM
+                                                                   : 0;
+}
+
+/* Sets id to $NODELUA_STATE_DIR/name unless it was set. 0 or -ENOMEM. */
+static int default_under_state(nl_config *cfg, nl_config_id id,
+                               const char *name) {
+  if (cfg->value[id] != NULL)
+    return 0;
+  char buf[PATH_MAX + 16];
+  snprintf(buf, sizeof buf, "%s/%s", cfg->value[NL_CFG_STATE_DIR], name);
+  return set_value(cfg, id, buf, "the default") != 0 ? -ENOMEM : 0;
 }
 
 static void describe_value(char *out, size_t outlen, const char *value) {
@@ -735,15 +745,16 @@ int nl_config_load(nl_config *cfg, const nl_config_sources *src, char *err,
       goto fail;
     }
   }
-  /* UPDATE_DIR follows the state directory unless it was set itself. */
-  if (cfg->value[NL_CFG_UPDATE_DIR] == NULL) {
-    char buf[PATH_MAX + 16];
-    snprintf(buf, sizeof buf, "%s/updates", cfg->value[NL_CFG_STATE_DIR]);
-    if (set_value(cfg, NL_CFG_UPDATE_DIR, buf, "the default") != 0) {
-      snprintf(err, errlen, "out of memory");
-      rc = -ENOMEM;
-      goto fail;
-    }
+  /* UPDATE_DIR and TRANSFER_DIR follow the state directory unless set
+   * themselves. The receive folder is the agent's own: never a shared
+   * place like /tmp, where another user could make the folder (or a
+   * symlink in its place) before the agent does. (On macOS, as a user,
+   * the state directory is ~/Library/Application Support/nodelua.) */
+  if (default_under_state(cfg, NL_CFG_UPDATE_DIR, "updates") != 0 ||
+      default_under_state(cfg, NL_CFG_TRANSFER_DIR, "received") != 0) {
+    snprintf(err, errlen, "out of memory");
+    rc = -ENOMEM;
+    goto fail;
   }
   for (int i = 0; i < NL_CFG_COUNT; i++) {
     char why[512];

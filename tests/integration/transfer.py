@@ -89,6 +89,57 @@ def send(path, *args, **extra):
                           env=env(NODELUA_STATE_DIR=os.path.join(work, "sender-state"), **extra), timeout=600)
 
 
+def capture_proxy(target_port):
+    """A TCP proxy on loopback that keeps every byte sent towards target_port.
+    Returns (list of chunks seen, its port, a function that stops it)."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    seen, threads = [], []
+
+    def pump(src, dst, keep):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if keep:
+                    seen.append(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def accept():
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            for args in ((client, upstream, True), (upstream, client, False)):
+                t = threading.Thread(target=pump, args=args, daemon=True)
+                t.start()
+                threads.append(t)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+
+    def stop():
+        listener.close()
+        for t in threads:
+            t.join(10)
+
+    return seen, listener.getsockname()[1], stop
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -116,7 +167,9 @@ def partial_files():
 
 
 def main():
-    agent = Receiver()
+    # Takes transfers encrypted or in clear, as each sender chooses: the
+    # wire capture below needs both.
+    agent = Receiver(TRANSFER_ENCRYPT="false")
     agent.start()
     try:
         # ---- round trips ----
@@ -142,6 +195,36 @@ def main():
               os.stat(recv_dir).st_mode & 0o777 == 0o700 and
               os.stat(os.path.join(recv_dir, "f1")).st_mode & 0o777 == 0o600)
 
+        # ---- a default send is encrypted: a capture of the wire ----
+        wire = make("wire-file", 2 * CHUNK)
+        with open(wire, "rb") as f:
+            f.seek(CHUNK + 4096)
+            sample = f.read(256)
+        for setting, readable in (("true", False), ("false", True)):
+            seen, proxy_port, stop = capture_proxy(PORT)
+            extra = {} if setting == "true" else {"TRANSFER_ENCRYPT": "false"}
+            r = subprocess.run([NODELUA, "send", "--force", f"127.0.0.1:{proxy_port}", wire], capture_output=True,
+                               text=True, env=env(NODELUA_STATE_DIR=os.path.join(work, "sender-state"), **extra),
+                               timeout=120)
+            stop()
+            what = "default (encrypted)" if setting == "true" else "TRANSFER_ENCRYPT=false"
+            check(f"wire capture, {what}: the send worked", r.returncode == 0, r.stderr)
+            check(f"wire capture, {what}: the file's bytes {'are' if readable else 'are not'} on the wire",
+                  (sample in b"".join(seen)) == readable and sum(map(len, seen)) > 2 * CHUNK)
+
+        # ---- a file of the same name: kept unless --force ----
+        kept = make("kept-file", 1000)
+        with open(os.path.join(recv_dir, "kept-file"), "wb") as f:
+            f.write(b"already here")
+        r = send(kept)
+        check("an existing file: exit 1, 'exists', and how to replace it",
+              r.returncode == 1 and "exists" in r.stderr and "--force" in r.stderr, r.stderr)
+        with open(os.path.join(recv_dir, "kept-file"), "rb") as f:
+            check("an existing file: left as it was", f.read() == b"already here")
+        r = send(kept, "--force")
+        check("--force replaces it", r.returncode == 0 and
+              sha256(os.path.join(recv_dir, "kept-file")) == sha256(kept), r.stderr)
+
         # ---- the encrypted mode, through the agent's port ----
         secret_data = make("tls-file", 3 * CHUNK + 11)
         r = send(secret_data, "--encrypt")
@@ -156,12 +239,12 @@ def main():
         strict = Receiver(TRANSFER_ENCRYPT="true")
         strict.start()
         clear = make("clear-file", CHUNK)
-        r = send(clear)
+        r = send(clear, TRANSFER_ENCRYPT="false")
         check("an encrypted-only agent refuses a send in clear, saying how to fix it",
               r.returncode == 1 and "TRANSFER_ENCRYPT=true" in r.stderr, r.stderr)
         check("...and nothing of it lands", not os.path.exists(os.path.join(recv_dir, "clear-file")))
-        r = send(clear, TRANSFER_ENCRYPT="true")
-        check("...but takes it encrypted", r.returncode == 0 and
+        r = send(clear)
+        check("...but takes it encrypted (the default)", r.returncode == 0 and
               sha256(os.path.join(recv_dir, "clear-file")) == sha256(clear), r.stderr)
         strict.stop()
         agent.start()
@@ -215,6 +298,8 @@ def main():
             time.sleep(random.uniform(0.05, 0.6))
             p.kill()
             p.wait()
+            if os.path.exists(os.path.join(recv_dir, "victim")):
+                os.remove(os.path.join(recv_dir, "victim"))  # it won the race: try again
             resumed_any = send_again(f"sender killed ({i + 1})") or resumed_any
         check("sender killed: some sends resumed rather than started over", resumed_any)
 
@@ -271,10 +356,30 @@ def main():
         check("receiver without a key: it said so once in its log", nokey.text().count("file transfer is off") == 1)
         nokey.stop()
 
+        # ---- a receive folder another user could reach: refused ----
+        target = os.path.join(work, "symlink-target")
+        os.mkdir(target, 0o700)
+        for label, prepare in (("a symlink", lambda d: os.symlink(target, d)),
+                               ("world-writable", lambda d: (os.mkdir(d), os.chmod(d, 0o777)))):
+            hijacked = os.path.join(work, "hijacked-" + label.replace(" ", "-"))
+            prepare(hijacked)
+            bad = Receiver(dir=hijacked)
+            bad.start()
+            r = send(small)
+            refusal = [line for line in bad.text().splitlines() if "TRANSFER_DIR refused" in line]
+            check(f"TRANSFER_DIR {label}: one line in the log naming the folder",
+                  len(refusal) == 1 and hijacked in refusal[0], bad.text()[-2000:])
+            check(f"TRANSFER_DIR {label}: senders are refused, nothing written",
+                  r.returncode == 1 and "file transfer is off" in r.stderr and os.listdir(hijacked) == [], r.stderr)
+            bad.stop()
+            os.remove(bad.log)
+
         # ---- a disk too small (a 16 MiB tmpfs) ----
         tiny = os.path.join(work, "tiny")
         os.makedirs(tiny)
-        if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", tiny]).returncode == 0:
+        # mode=0700: a tmpfs is made 1777, a folder the agent refuses.
+        if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs",
+                                                 tiny]).returncode == 0:
             try:
                 full = Receiver(dir=tiny)
                 full.start()
@@ -282,9 +387,11 @@ def main():
                 check("disk too small: exit 1, not enough space", r.returncode == 1 and "not enough space" in r.stderr,
                       r.stderr)
                 check("disk too small: nothing published", not os.path.exists(os.path.join(tiny, "too-big")))
-                # Two files that each fit, sent at once: both pass the
-                # check, the disk fills while they are written, and the one
-                # that hits it says so; nothing half-written is published.
+                # Two files that each fit, sent at once: the second is refused
+                # up front (the first's claim on the space counts), or, if
+                # the first is already written, the disk fills; either way
+                # the one that fails says so, and nothing half-written is
+                # published.
                 first, second = make("half-a", 10 * 1024 * 1024), make("half-b", 10 * 1024 * 1024)
                 envs = env(NODELUA_STATE_DIR=os.path.join(work, "sender-state"))
                 procs = [subprocess.Popen([NODELUA, "send", f"127.0.0.1:{PORT}", p], stdout=subprocess.PIPE,

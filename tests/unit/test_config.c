@@ -72,6 +72,15 @@ static void test_defaults(void) {
   char *env2[] = {"NODELUA_STATE_DIR=/srv/nl", NULL};
   CHECK(load(&cfg, env2, NULL, NULL, NULL, err, sizeof err) == 0);
   CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_DIR), "/srv/nl/updates");
+  /* So does TRANSFER_DIR: the agent's own folder, never one in /tmp that
+   * another user could make first. Transfers are encrypted by default. */
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_TRANSFER_DIR), "/srv/nl/received");
+  CHECK(nl_config_num(&cfg, NL_CFG_TRANSFER_ENCRYPT) == 1);
+  CHECK(nl_config_num(&cfg, NL_CFG_TRANSFER_PARTIAL_TTL) == 168);
+  nl_config_free(&cfg);
+  char *env3[] = {"NODELUA_STATE_DIR=/srv/nl", "TRANSFER_DIR=/data/in", NULL};
+  CHECK(load(&cfg, env3, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_TRANSFER_DIR), "/data/in");
   nl_config_free(&cfg);
 }
 
@@ -366,6 +375,13 @@ static void test_transfer_settings(void) {
   CHECK(nl_config_validate(NL_CFG_TRANSFER_DIR, "relative/dir", &n, why,
                            sizeof why) != 0);
   CHECK(nl_config_validate(NL_CFG_TRANSFER_MAX_BYTES, "0", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_PARTIAL_TTL, "24", &n, why,
+                           sizeof why) == 0 &&
+        n == 24);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_PARTIAL_TTL, "0", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_PARTIAL_TTL, "87601", &n, why,
                            sizeof why) != 0);
 }
 

@@ -20,17 +20,19 @@ static void headers(void) {
   CHECK(nl_frame_parse_header(buf, &type, &len) == 0);
   CHECK(type == NL_FRAME_OK && len == 0);
 
-  static const uint8_t bad_magic[] = {'N', 'X', 1, 4, 0, 0, 0, 0};
-  static const uint8_t bad_version[] = {'N', 'L', 2, 4, 0, 0, 0, 0};
-  static const uint8_t bad_type[] = {'N', 'L', 1, 0x09, 0, 0, 0, 0};
-  static const uint8_t too_long[] = {'N', 'L', 1, 0x03, 0, 0, 0, 33};
-  static const uint8_t huge[] = {'N', 'L', 1, 0x13, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t bad_magic[] = {'N', 'X', 2, 4, 0, 0, 0, 0};
+  static const uint8_t bad_version[] = {'N', 'L', 1, 4, 0, 0, 0, 0};
+  static const uint8_t next_version[] = {'N', 'L', 3, 4, 0, 0, 0, 0};
+  static const uint8_t bad_type[] = {'N', 'L', 2, 0x09, 0, 0, 0, 0};
+  static const uint8_t too_long[] = {'N', 'L', 2, 0x03, 0, 0, 0, 33};
+  static const uint8_t huge[] = {'N', 'L', 2, 0x13, 0xff, 0xff, 0xff, 0xff};
   CHECK(nl_frame_parse_header(bad_magic, &type, &len) == -1);
   CHECK(nl_frame_parse_header(bad_version, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(next_version, &type, &len) == -1);
   CHECK(nl_frame_parse_header(bad_type, &type, &len) == -1);
   CHECK(nl_frame_parse_header(too_long, &type, &len) == -1);
   CHECK(nl_frame_parse_header(huge, &type, &len) == -1);
-  static const uint8_t data_max[] = {'N', 'L', 1, 0x13, 0, 0x10, 0, 8};
+  static const uint8_t data_max[] = {'N', 'L', 2, 0x13, 0, 0x10, 0, 8};
   CHECK(nl_frame_parse_header(data_max, &type, &len) == 0 &&
         len == NL_FRAME_DATA_MAX + 8);
 
@@ -106,11 +108,13 @@ static void names(void) {
   CHECK(nl_frame_name_check(long_name, 256, err, sizeof err) == -1);
 }
 
-static long offer(const char *name, uint64_t size, uint32_t chunk_size,
-                  uint32_t digests, uint8_t *out, size_t cap) {
+static long offer_flags(const char *name, uint8_t flags, uint64_t size,
+                        uint32_t chunk_size, uint32_t digests, uint8_t *out,
+                        size_t cap) {
   nl_writer w;
   nl_writer_begin(&w, out, cap, NL_FRAME_OFFER);
   nl_write_string(&w, name, strlen(name));
+  nl_write_u8(&w, flags);
   nl_write_u64(&w, size);
   nl_write_u32(&w, chunk_size);
   uint8_t d[32];
@@ -123,6 +127,11 @@ static long offer(const char *name, uint64_t size, uint32_t chunk_size,
   memset(d, 0x55, sizeof d);
   nl_write_bytes(&w, d, sizeof d); /* the MAC */
   return nl_writer_finish(&w);
+}
+
+static long offer(const char *name, uint64_t size, uint32_t chunk_size,
+                  uint32_t digests, uint8_t *out, size_t cap) {
+  return offer_flags(name, 0, size, chunk_size, digests, out, cap);
 }
 
 static void offers(void) {
@@ -160,7 +169,21 @@ static void offers(void) {
   /* A traversal name is refused with the reason the sender will see. */
   n = offer("../../etc/cron.d/x", 10, chunk, 1, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
-  CHECK_CONTAINS(err, "one path component");
+  /* The flags: replace asked or not; a flag this version does not know
+   * is refused, not ignored. */
+  n = offer_flags("x", NL_OFFER_REPLACE, 10, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  CHECK(o.replace);
+  n = offer("x", 10, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  CHECK(!o.replace);
+  n = offer_flags("x", 0x80, 10, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "unknown flags");
+  /* The staging folder's name is never a file's. */
+  n = offer(".nodelua-partial", 10, chunk, 1, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "staging folder");
   free(f);
 }
 

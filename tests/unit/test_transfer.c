@@ -29,6 +29,7 @@ static uint8_t cluster_key[32];
 static char recv_dir[] = "/tmp/nodelua-recv-XXXXXX";
 static char send_dir[] = "/tmp/nodelua-send-XXXXXX";
 static nl_transfer_config receiver_cfg;
+static nl_recv_dir receive_folder;
 
 /* ---- a receiver: accept, and a thread per connection ---- */
 
@@ -248,6 +249,27 @@ static void *send_in_thread(void *arg) {
   return NULL;
 }
 
+/* The staging names of a file: the key of (name, size, whole-file hash). */
+static void staging_hex(const char *path, const char *name, char hex[65]) {
+  int fd = open(path, O_RDONLY);
+  struct stat st;
+  fstat(fd, &st);
+  uint64_t size = (uint64_t)st.st_size;
+  uint8_t digest[32], key[32], size_be[8];
+  nl_sha256_file_range(fd, 0, size, digest);
+  close(fd);
+  for (int i = 0; i < 8; i++)
+    size_be[i] = (uint8_t)(size >> (56 - 8 * i));
+  nl_sha256 *h = nl_sha256_new();
+  nl_sha256_update(h, name, strlen(name) + 1);
+  nl_sha256_update(h, size_be, 8);
+  nl_sha256_update(h, digest, 32);
+  nl_sha256_final(h, key);
+  nl_sha256_free(h);
+  nl_sha256_hex(key, hex);
+  hex[32] = '\0';
+}
+
 static void finished_while_waiting(int port) {
   send_job j = {.port = port};
   char got[256], journal[512], part[512];
@@ -261,22 +283,8 @@ static void finished_while_waiting(int port) {
   CHECK(nl_transfer_send("127.0.0.1", port, j.path, NULL, &c, NULL, NULL, &j.r,
                          j.err, sizeof j.err) == -1);
   wait_idle();
-  /* Their names: the key of (name, size, whole-file hash). */
-  uint8_t digest[32], key[32], size_be[8];
-  int fd = open(j.path, O_RDONLY);
-  nl_sha256_file_range(fd, 0, size, digest);
-  close(fd);
-  for (int i = 0; i < 8; i++)
-    size_be[i] = (uint8_t)((uint64_t)size >> (56 - 8 * i));
-  nl_sha256 *h = nl_sha256_new();
-  nl_sha256_update(h, "raced.bin", sizeof "raced.bin");
-  nl_sha256_update(h, size_be, 8);
-  nl_sha256_update(h, digest, 32);
-  nl_sha256_final(h, key);
-  nl_sha256_free(h);
   char hex[65];
-  nl_sha256_hex(key, hex);
-  hex[32] = '\0';
+  staging_hex(j.path, "raced.bin", hex);
   snprintf(journal, sizeof journal, "%s/.nodelua-partial/%s.journal", recv_dir,
            hex);
   snprintf(part, sizeof part, "%s/.nodelua-partial/%s.part", recv_dir, hex);
@@ -538,14 +546,113 @@ static void encrypted(int port) {
   wait_idle();
 }
 
+static bool file_is(const char *path, const char *content) {
+  char buf[64] = "";
+  int fd = open(path, O_RDONLY | O_NOFOLLOW);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0)
+    close(fd);
+  return n == (ssize_t)strlen(content) && memcmp(buf, content, (size_t)n) == 0;
+}
+
+static void put(const char *path, const char *content) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0 &&
+        write(fd, content, strlen(content)) == (ssize_t)strlen(content));
+  close(fd);
+}
+
+/* Symlinks planted where the receiver will write: a staging file's name
+ * and a journal's pointing at files outside. The receiver writes neither
+ * target: it makes its staging file new (O_EXCL), opens nothing through a
+ * link (O_NOFOLLOW), and says why when it cannot go on. */
+static void planted_symlinks(int port) {
+  char path[256], got[256], victim[256], link_path[700], err[512], hex[65];
+  nl_transfer_result r;
+  snprintf(victim, sizeof victim, "%s/victim", send_dir);
+  put(victim, "precious");
+
+  snprintf(path, sizeof path, "%s/planted.bin", send_dir);
+  snprintf(got, sizeof got, "%s/planted.bin", recv_dir);
+  write_file(path, 3 * CHUNK, 17);
+  staging_hex(path, "planted.bin", hex);
+  snprintf(link_path, sizeof link_path, "%s/.nodelua-partial/%s.part", recv_dir,
+           hex);
+  CHECK(symlink(victim, link_path) == 0);
+  nl_transfer_config c = sender_cfg(2);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  CHECK(file_is(victim, "precious"));
+  CHECK(same_content(path, got));
+  wait_idle();
+
+  snprintf(path, sizeof path, "%s/planted-journal.bin", send_dir);
+  write_file(path, 2 * CHUNK, 19);
+  staging_hex(path, "planted-journal.bin", hex);
+  snprintf(link_path, sizeof link_path, "%s/.nodelua-partial/%s.journal",
+           recv_dir, hex);
+  CHECK(symlink(victim, link_path) == 0);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "journal");
+  CHECK(file_is(victim, "precious"));
+  unlink(link_path);
+  wait_idle();
+}
+
+/* A file of the same name: kept, and the sender told "exists", unless it
+ * asked to replace it. A symlink of that name is a name like another:
+ * replaced itself, its target never written. */
+static void existing_files(int port) {
+  char path[256], got[256], victim[256], err[512];
+  nl_transfer_result r;
+  snprintf(path, sizeof path, "%s/kept.bin", send_dir);
+  snprintf(got, sizeof got, "%s/kept.bin", recv_dir);
+  write_file(path, CHUNK + 5, 23);
+  put(got, "already here");
+  nl_transfer_config c = sender_cfg(2);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "exists");
+  CHECK_CONTAINS(err, "--force");
+  CHECK(file_is(got, "already here"));
+  wait_idle();
+  c.replace = true;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  CHECK(same_content(path, got));
+  wait_idle();
+
+  snprintf(victim, sizeof victim, "%s/victim2", send_dir);
+  put(victim, "precious");
+  snprintf(path, sizeof path, "%s/linked.bin", send_dir);
+  snprintf(got, sizeof got, "%s/linked.bin", recv_dir);
+  write_file(path, CHUNK, 29);
+  CHECK(symlink(victim, got) == 0);
+  c.replace = false;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "exists");
+  c.replace = true;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  struct stat st;
+  CHECK(lstat(got, &st) == 0 && S_ISREG(st.st_mode));
+  CHECK(same_content(path, got));
+  CHECK(file_is(victim, "precious"));
+  wait_idle();
+}
+
 int main(void) {
   for (size_t i = 0; i < sizeof cluster_key; i++)
     cluster_key[i] = (uint8_t)(i * 7 + 1);
   CHECK(mkdtemp(recv_dir) != NULL && mkdtemp(send_dir) != NULL);
+  char err[512];
+  CHECK(nl_recv_dir_open(&receive_folder, recv_dir, err, sizeof err) == 0);
   receiver_cfg = (nl_transfer_config){.key = cluster_key,
                                       .key_len = sizeof cluster_key,
                                       .node_id = "7EC0",
-                                      .dir = recv_dir,
+                                      .recv_dir = &receive_folder,
                                       .max_bytes = UINT64_MAX,
                                       .timeout_seconds = 10};
   int port;
@@ -560,10 +667,14 @@ int main(void) {
   flipped_byte(port);
   cut_stream(port);
   encrypted(port);
+  planted_symlinks(port);
+  existing_files(port);
+  CHECK(nl_recv_dir_reserved(&receive_folder) == 0); /* all given back */
 
   shutdown(listener, SHUT_RDWR);
   close(listener);
   pthread_join(acceptor, NULL);
+  nl_recv_dir_close(&receive_folder);
   char cmd[200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", recv_dir, send_dir);
   CHECK(system(cmd) == 0);

@@ -12,30 +12,36 @@ local transfer = require("nodelua.transfer")
 local M = {}
 
 M.usage = [[
-Usage: nodelua send [--wait SECONDS] [--streams N] [--encrypt] <node-id|name|host:port> <path>
+Usage: nodelua send [--wait SECONDS] [--streams N] [--force] [--encrypt] <node-id|name|host:port> <path>
 
 Sends the file at <path> to a peer: by host:port, or by node id (or a
 prefix of it) or name, found over mDNS and NODELUA_PEERS within --wait
 seconds (default 3). Both nodes need the same cluster key
 (NODELUA_CLUSTER_KEY or NODELUA_CLUSTER_KEY_FILE). The file appears on the
 peer, in its TRANSFER_DIR, only once its SHA-256 matches; a send that was
-cut resumes when the same file is sent again. Progress goes to standard
+cut resumes when the same file is sent again. A file of the same name
+already there is kept, and the send fails with "exists", unless --force.
+A peer named by id or name must prove it is that node; a host:port send
+takes whichever node answers there (with the cluster key). Progress goes to standard
 error; the last line, on standard output, gives size, time, throughput and
 SHA-256. Exit status 1 on any failure, with one line saying why.
 
   --wait SECS   seconds to look for the peer, from 0.1 to 600
   --streams N   parallel data streams, 1 to 64 (default TRANSFER_STREAMS)
-  --encrypt     encrypt the data (TLS 1.3 keyed by the cluster key), as
-                TRANSFER_ENCRYPT=true does; the default is that setting
+  --force       replace a file of the same name on the peer
+  --encrypt     encrypt the data (TLS 1.3 keyed by the cluster key) even
+                where TRANSFER_ENCRYPT=false; the default is that setting
+                (true)
 ]]
 
-local SPEC = { ["--wait"] = "value", ["--streams"] = "value", ["--encrypt"] = "flag" }
+local SPEC = { ["--wait"] = "value", ["--streams"] = "value", ["--encrypt"] = "flag", ["--force"] = "flag" }
 
 local function check(given)
   local opts = {
     wait = 3,
     streams = config.get("TRANSFER_STREAMS"),
     encrypt = given.encrypt or config.get("TRANSFER_ENCRYPT"),
+    force = given.force or false,
   }
   if given.wait then
     opts.wait = tonumber(given.wait)
@@ -113,7 +119,9 @@ local function progress_printer(size, chunk_size, on_tty)
   end
 end
 
-local function send(opts, host, port, path, peer_label)
+--- Sends path to host:port. expect_id, when given, is the node id the
+-- receiver must prove it has (a send by id or name); nil for host:port.
+local function send(opts, host, port, path, peer_label, expect_id)
   local key, why = files.cluster_key()
   if not key then
     return fail(why)
@@ -131,7 +139,10 @@ local function send(opts, host, port, path, peer_label)
     port = port,
     path = path,
     key = key,
-    node_id = discovery.read_node_id(config.get("NODELUA_STATE_DIR")) or ("0"):rep(32),
+    -- Without an id of its own, the core makes a random one for this send.
+    node_id = discovery.read_node_id(config.get("NODELUA_STATE_DIR")),
+    expect_id = expect_id,
+    replace = opts.force,
     streams = opts.streams,
     chunk_size = chunk_size,
     encrypt = opts.encrypt,
@@ -213,7 +224,7 @@ function M.main(args)
       else
         local best = found[1].best
         runtime.exit(send(opts, best.address, best.port, path,
-          ("%s (%s) at %s"):format(found[1].name, found[1].id:sub(1, 12), best.address)))
+          ("%s (%s) at %s"):format(found[1].name, found[1].id:sub(1, 12), best.address), found[1].id))
       end
     end
   end)

@@ -270,6 +270,10 @@ int nl_frame_name_check(const char *name, size_t len, char *err,
   if ((len == 1 && name[0] == '.') ||
       (len == 2 && name[0] == '.' && name[1] == '.'))
     return fail(err, errlen, "the file name is . or ..");
+  if (len == sizeof NL_FRAME_RESERVED_NAME - 1 &&
+      memcmp(name, NL_FRAME_RESERVED_NAME, len) == 0)
+    return fail(err, errlen,
+                "the file name is the receiver's staging folder's");
   const unsigned char *s = (const unsigned char *)name;
   for (size_t i = 0; i < len;) {
     if (s[i] == '/')
@@ -291,11 +295,15 @@ int nl_frame_parse_offer(const uint8_t *p, size_t len, nl_frame_offer *out,
   nl_reader_init(&r, p, len);
   size_t name_len = 0;
   const char *name = nl_read_string(&r, NL_FRAME_NAME_MAX, &name_len);
+  uint8_t flags = nl_read_u8(&r);
+  out->replace = (flags & NL_OFFER_REPLACE) != 0;
   out->size = nl_read_u64(&r);
   out->chunk_size = nl_read_u32(&r);
   out->file_digest = nl_read_bytes(&r, NL_FRAME_DIGEST_SIZE);
   if (r.failed || name == NULL)
     return fail(err, errlen, "malformed OFFER");
+  if ((flags & ~NL_OFFER_REPLACE) != 0)
+    return fail(err, errlen, "OFFER: unknown flags");
   if (nl_frame_name_check(name, name_len, err, errlen) != 0)
     return -1;
   memcpy(out->name, name, name_len);

@@ -1,5 +1,5 @@
 /* Frames of the peer protocol (docs/protocol.md): an 8-byte header ("NL",
- * version 1, type, big-endian length) and a payload whose fields are read
+ * version 2, type, big-endian length) and a payload whose fields are read
  * with bounds checks. Every type has a maximum length, and a payload must
  * parse to exactly its length: a frame that does not is refused whole.
  * Nothing here allocates; parsed byte fields point into the payload. */
@@ -11,7 +11,9 @@
 #include <stdint.h>
 
 #define NL_FRAME_HEADER_SIZE 8
-#define NL_FRAME_VERSION 1
+#define NL_FRAME_VERSION 2
+/* The staging folder inside the receive folder: never a file's name. */
+#define NL_FRAME_RESERVED_NAME ".nodelua-partial"
 #define NL_FRAME_NONCE_SIZE 32
 #define NL_FRAME_DIGEST_SIZE 32
 #define NL_FRAME_ID_MAX 64
@@ -105,8 +107,12 @@ typedef struct {
   char message[NL_FRAME_MESSAGE_MAX + 1];
 } nl_frame_error;
 
+/* OFFER flags. */
+#define NL_OFFER_REPLACE 0x01 /* replace a file of the same name */
+
 typedef struct {
   char name[NL_FRAME_NAME_MAX + 1];
+  bool replace;
   uint64_t size;
   uint32_t chunk_size;
   uint32_t chunk_count;
@@ -140,7 +146,8 @@ int nl_frame_parse_data(const uint8_t *p, size_t len, uint32_t chunk_size,
                         nl_frame_data *out, char *err, size_t errlen);
 
 /* Whether name may be created in the receive directory: one path
- * component of 1 to 255 bytes, not "." or "..", no '/', NUL or control
+ * component of 1 to 255 bytes, not "." or ".." or the staging folder's
+ * name (NL_FRAME_RESERVED_NAME), no '/', NUL or control
  * character, valid UTF-8. Returns 0, or -1 with why in err. */
 int nl_frame_name_check(const char *name, size_t len, char *err, size_t errlen);
 

@@ -1,5 +1,7 @@
 #include "receiver.h"
 
+#include "core/log.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -11,6 +13,7 @@
 
 struct nl_receiver {
   nl_transfer_config cfg;
+  nl_recv_dir dir;
   pthread_mutex_t lock;
   int active;
   nl_receiver *next;
@@ -27,56 +30,56 @@ typedef struct {
   uint8_t read[];
 } job;
 
-static int mkdir_p(const char *path, mode_t mode) {
-  char buf[4096];
-  int n = snprintf(buf, sizeof buf, "%s", path);
-  if (n <= 0 || (size_t)n >= sizeof buf) {
-    errno = ENAMETOOLONG;
-    return -1;
+/* Partial transfers nobody came back for are swept at start, then once a
+ * day by this thread (and by a connection that finds a sweep due). */
+static void *sweeper(void *arg) {
+  nl_receiver *r = arg;
+  for (;;) {
+    sleep(3600);
+    nl_recv_dir_sweep_if_due(&r->dir);
   }
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return -1;
-    *p = '/';
-  }
-  if (mkdir(buf, mode) != 0 && errno != EEXIST)
-    return -1;
-  struct stat st;
-  if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    errno = ENOTDIR;
-    return -1;
-  }
-  return 0;
+  return NULL;
 }
 
-nl_receiver *nl_receiver_new(const nl_transfer_config *cfg, char *err,
+nl_receiver *nl_receiver_new(const nl_transfer_config *cfg, const char *dir,
+                             uint64_t partial_ttl_seconds, char *err,
                              size_t errlen) {
-  if (cfg->dir == NULL || mkdir_p(cfg->dir, 0700) != 0) {
-    snprintf(err, errlen, "cannot make %s: %s", cfg->dir ? cfg->dir : "(none)",
-             strerror(errno));
-    return NULL;
-  }
   nl_receiver *r = calloc(1, sizeof *r);
   uint8_t *key = malloc(cfg->key_len);
-  char *dir = strdup(cfg->dir);
   char *id = strdup(cfg->node_id);
-  if (r == NULL || key == NULL || dir == NULL || id == NULL) {
+  if (r == NULL || key == NULL || id == NULL) {
     free(r);
     free(key);
-    free(dir);
     free(id);
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
+  if (nl_recv_dir_open(&r->dir, dir, err, errlen) != 0) {
+    free(r);
+    free(key);
+    free(id);
+    return NULL;
+  }
+  r->dir.partial_ttl_seconds = partial_ttl_seconds;
+  int swept = nl_recv_dir_sweep_if_due(&r->dir);
+  if (swept > 0)
+    nl_log_info("transfer",
+                "swept %d staging file(s) of transfers abandoned for over "
+                "%llu hours from %s",
+                swept, (unsigned long long)partial_ttl_seconds / 3600, dir);
   memcpy(key, cfg->key, cfg->key_len);
   r->cfg = *cfg;
   r->cfg.key = key;
-  r->cfg.dir = dir;
+  r->cfg.recv_dir = &r->dir;
   r->cfg.node_id = id;
   pthread_mutex_init(&r->lock, NULL);
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, sweeper, r) != 0)
+    nl_log_warn("transfer", "no daily sweep of %s: no thread for it", dir);
+  pthread_attr_destroy(&attr);
   pthread_mutex_lock(&receivers_lock);
   r->next = receivers;
   receivers = r;

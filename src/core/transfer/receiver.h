@@ -12,10 +12,14 @@
 
 typedef struct nl_receiver nl_receiver;
 
-/* Copies cfg (key and strings too) and makes cfg->dir (mode 0700, parents
- * as needed). Returns NULL with why in err. The receiver lives as long as
- * the process: threads may outlive any owner. */
-nl_receiver *nl_receiver_new(const nl_transfer_config *cfg, char *err,
+/* Copies cfg (key and strings too), and makes, checks and opens the
+ * receive folder dir (nl_recv_dir_open: mode 0700, refused if another user
+ * could write it or it is a symlink), then sweeps its partial transfers
+ * older than partial_ttl_seconds, at once and daily. Returns NULL with one
+ * line in err. The receiver lives as long as the process: threads may
+ * outlive any owner. */
+nl_receiver *nl_receiver_new(const nl_transfer_config *cfg, const char *dir,
+                             uint64_t partial_ttl_seconds, char *err,
                              size_t errlen);
 
 /* An nl_probe_framed_cb: takes over fd and serves it on a thread. */

@@ -1,12 +1,14 @@
 #include "tls.h"
 
 #include "auth.h"
+#include "frame.h"
 
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,11 @@ struct nl_tls {
   uint8_t *pre; /* bytes the listener read before the handover */
   size_t pre_len, pre_at;
   int failed; /* a fatal error: no close_notify */
+  /* A client keeps the first bytes the server sent: a node that cannot
+   * take TLS (no key, an old version) answers with a frame in clear, and
+   * what it says is worth more than "wrong version number". */
+  uint8_t seen[NL_FRAME_HEADER_SIZE + 4 + NL_FRAME_MESSAGE_MAX];
+  size_t seen_len;
 };
 
 /* ---- a BIO over the blocking socket that first gives back the prefix ---- */
@@ -50,6 +57,13 @@ static int io_read(BIO *bio, char *out, size_t n, size_t *got) {
     r = recv(t->fd, out, n, 0);
   while (r < 0 && errno == EINTR);
   *got = r > 0 ? (size_t)r : 0;
+  if (r > 0 && t->seen_len < sizeof t->seen) {
+    size_t keep = sizeof t->seen - t->seen_len < (size_t)r
+                      ? sizeof t->seen - t->seen_len
+                      : (size_t)r;
+    memcpy(t->seen + t->seen_len, out, keep);
+    t->seen_len += keep;
+  }
   return r > 0; /* end, error or timeout: no retry, the connection is over */
 }
 
@@ -134,6 +148,37 @@ static void reason(char *err, size_t errlen, const char *what) {
   ERR_clear_error();
 }
 
+/* Whether the server answered the handshake with an ERROR frame in clear
+ * (of any protocol version): then err says what it said. */
+static bool answered_in_clear(nl_tls *t, char *err, size_t errlen) {
+  const uint8_t *h = t->seen;
+  if (t->seen_len < 2 || h[0] != 'N' || h[1] != 'L')
+    return false;
+  /* OpenSSL stopped at the record header it could not take: the rest of
+   * the frame is still in the socket. */
+  while (t->seen_len < sizeof t->seen) {
+    ssize_t r =
+        recv(t->fd, t->seen + t->seen_len, sizeof t->seen - t->seen_len, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    t->seen_len += (size_t)r;
+  }
+  if (t->seen_len < NL_FRAME_HEADER_SIZE || h[3] != NL_FRAME_ERROR)
+    return false;
+  size_t len =
+      (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
+  nl_frame_error e;
+  char why[64];
+  if (len > t->seen_len - NL_FRAME_HEADER_SIZE ||
+      nl_frame_parse_error(h + NL_FRAME_HEADER_SIZE, len, &e, why,
+                           sizeof why) != 0)
+    return false;
+  snprintf(err, errlen, "the receiver refused: %s", e.message);
+  return true;
+}
+
 static nl_tls *tls_new(int fd, int server, const void *prefix,
                        size_t prefix_len, const uint8_t *key, size_t key_len,
                        char *err, size_t errlen) {
@@ -184,6 +229,12 @@ static nl_tls *tls_new(int fd, int server, const void *prefix,
   } else {
     SSL_set_psk_use_session_callback(t->ssl, use_psk);
     ok = SSL_connect(t->ssl);
+  }
+  if (ok != 1 && !server && answered_in_clear(t, err, errlen)) {
+    ERR_clear_error();
+    t->failed = 1;
+    nl_tls_free(t);
+    return NULL;
   }
   if (ok != 1) {
     reason(err, errlen, "the TLS handshake failed");

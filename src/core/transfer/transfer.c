@@ -52,6 +52,7 @@ enum {
   ERR_PROTOCOL = 6, /* a malformed or unexpected frame */
   ERR_IO = 7,       /* the receiver could not write */
   ERR_HASH = 8,     /* the whole file did not match */
+  ERR_EXISTS = 9,   /* a file of that name is there, and no replace asked */
 };
 
 static const char JOIN_LABEL[] = "nodelua-v1 join";
@@ -378,8 +379,12 @@ struct session {
   pthread_cond_t work;
   bool folder_started, journaler_started, workers_stop;
   int data_fd, journal_fd;
-  char part_path[PATH_MAX], journal_path[PATH_MAX], final_path[PATH_MAX];
-  char dir[PATH_MAX];
+  /* Names under the receive folder's fds (s->rd), never paths: nothing
+   * done to the folder's path after it was checked can redirect them. */
+  nl_recv_dir *rd;
+  char part_name[80], journal_name[80];
+  bool replace;      /* the sender asked to replace an existing file */
+  uint64_t reserved; /* free space this session still claims in rd */
   char peer_id[NL_FRAME_ID_MAX + 1];
   /* The whole-file hash, folded in chunk order as chunks are verified, so
    * that little is left to hash once the last arrives. */
@@ -460,6 +465,8 @@ static void session_release(session *s) {
     close(s->data_fd);
   if (s->journal_fd >= 0)
     close(s->journal_fd); /* and with it the lock */
+  if (s->rd != NULL)
+    nl_recv_dir_release(s->rd, s->reserved);
   pthread_mutex_destroy(&s->lock);
   pthread_mutex_destroy(&s->fold_lock);
   pthread_mutex_destroy(&s->journal_lock);
@@ -502,11 +509,35 @@ static void control_send(session *s, nl_writer *w) {
 
 #define JOURNAL_MAGIC "NLJ1"
 
-/* dir/name+suffix into out; false when it does not fit. */
-static bool path_join(char *out, size_t size, const char *dir, const char *name,
-                      const char *suffix) {
-  int n = snprintf(out, size, "%s/%s%s", dir, name, suffix);
-  return n > 0 && (size_t)n < size;
+/* Opens name under dir_fd, never through a symlink. */
+static int open_under(int dir_fd, const char *name, int flags) {
+  return openat(dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+/* Renames the staging file to its final name. Without replace, a file
+ * that appeared there meanwhile is kept (EEXIST), atomically where the
+ * system can: renameat2's RENAME_NOREPLACE, renameatx_np's RENAME_EXCL. */
+static int publish_rename(session *s) {
+  int from = s->rd->partial_fd, to = s->rd->dir_fd;
+  if (s->replace)
+    return renameat(from, s->part_name, to, s->name);
+#if defined(__linux__) && defined(RENAME_NOREPLACE)
+  if (renameat2(from, s->part_name, to, s->name, RENAME_NOREPLACE) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOSYS)
+    return -1;
+#elif defined(__APPLE__) && defined(RENAME_EXCL)
+  if (renameatx_np(from, s->part_name, to, s->name, RENAME_EXCL) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOTSUP)
+    return -1;
+#endif
+  /* A filesystem without the atomic form: link, which never replaces,
+   * then drop the staging name. */
+  if (linkat(from, s->part_name, to, s->name, 0) != 0)
+    return -1;
+  unlinkat(from, s->part_name, 0);
+  return 0;
 }
 
 /* Writes the journal's header for this offer; returns 0 or -1. */
@@ -565,20 +596,11 @@ static long journal_load(session *s) {
   return header;
 }
 
-/* Opens (or resumes) the partial file and journal of an offer. Returns 0,
- * or an error code with the message in err. */
+/* Opens (or resumes) the partial file and journal of an offer, under the
+ * staging folder's fd. Returns 0, or an error code with the message in
+ * err. */
 static int session_open_files(session *s, char *err, size_t errlen) {
-  char partial_dir[PATH_MAX];
-  if (!path_join(partial_dir, sizeof partial_dir, s->dir, ".nodelua-partial",
-                 "")) {
-    snprintf(err, errlen, "the receive directory's path is too long");
-    return ERR_IO;
-  }
-  if (mkdir(partial_dir, 0700) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot make %.200s: %s", partial_dir,
-             strerror(errno));
-    return ERR_IO;
-  }
+  int partial = s->rd->partial_fd;
   /* Named by what is being sent: the same file sent again finds its
    * journal; another file of the same name does not. */
   nl_sha256 *h = nl_sha256_new();
@@ -598,35 +620,30 @@ static int session_open_files(session *s, char *err, size_t errlen) {
   char hex[NL_SHA256_HEX_SIZE];
   nl_sha256_hex(key, hex);
   hex[32] = '\0';
-  if (!path_join(s->part_path, sizeof s->part_path, partial_dir, hex,
-                 ".part") ||
-      !path_join(s->journal_path, sizeof s->journal_path, partial_dir, hex,
-                 ".journal") ||
-      !path_join(s->final_path, sizeof s->final_path, s->dir, s->name, "")) {
-    snprintf(err, errlen, "the receive directory's path is too long");
-    return ERR_IO;
-  }
+  snprintf(s->part_name, sizeof s->part_name, "%s.part", hex);
+  snprintf(s->journal_name, sizeof s->journal_name, "%s.journal", hex);
   /* A sender that died a moment ago leaves its session for the grace
    * period: wait that long for its lock before calling the file busy. The
-   * lock counts only on the journal still at its path: a session that
+   * lock counts only on the journal still at its name: a session that
    * finished while we waited has published the part and unlinked the
    * journal we hold, and its records would claim chunks of a file that
-   * is no longer there. Then we open the path afresh. */
+   * is no longer there. Then we open the name afresh. */
   bool locked = false;
   for (int i = 0; i < (JOIN_GRACE_SECONDS + 2) * 20 && !locked; i++) {
     if (s->journal_fd < 0) {
-      s->journal_fd = open(s->journal_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      s->journal_fd = open_under(partial, s->journal_name, O_RDWR | O_CREAT);
       if (s->journal_fd < 0) {
-        snprintf(err, errlen, "cannot open %.200s: %s", s->journal_path,
+        snprintf(err, errlen, "cannot open the journal %s: %s", s->journal_name,
                  strerror(errno));
         return ERR_IO;
       }
     }
     if (flock(s->journal_fd, LOCK_EX | LOCK_NB) == 0) {
       struct stat held, named;
-      locked = fstat(s->journal_fd, &held) == 0 &&
-               stat(s->journal_path, &named) == 0 &&
-               held.st_ino == named.st_ino && held.st_dev == named.st_dev;
+      locked =
+          fstat(s->journal_fd, &held) == 0 &&
+          fstatat(partial, s->journal_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+          held.st_ino == named.st_ino && held.st_dev == named.st_dev;
       if (!locked) {
         close(s->journal_fd); /* and its lock */
         s->journal_fd = -1;
@@ -642,17 +659,28 @@ static int session_open_files(session *s, char *err, size_t errlen) {
              s->name);
     return ERR_BUSY;
   }
-  s->data_fd = open(s->part_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (s->data_fd < 0) {
-    snprintf(err, errlen, "cannot open %.200s: %s", s->part_path,
-             strerror(errno));
-    return ERR_IO;
-  }
   long header = journal_load(s);
+  if (header >= 0) {
+    /* A resume: the part must be the one the journal speaks of. */
+    s->data_fd = open_under(partial, s->part_name, O_RDWR);
+    if (s->data_fd < 0) {
+      for (uint32_t i = 0; i < s->chunk_count; i++)
+        s->verified[i] = 0;
+      s->remaining = s->chunk_count;
+      header = -1;
+    }
+  }
   if (header < 0) {
-    if ((s->journal_end = journal_header(s)) < 0 ||
-        ftruncate(s->data_fd, 0) != 0) {
-      snprintf(err, errlen, "cannot start %.200s: %s", s->journal_path,
+    /* Afresh: a new staging file, made here and now (O_EXCL), never one
+     * that was there before. */
+    if (unlinkat(partial, s->part_name, 0) != 0 && errno != ENOENT) {
+      snprintf(err, errlen, "cannot remove the stale %s: %s", s->part_name,
+               strerror(errno));
+      return ERR_IO;
+    }
+    s->data_fd = open_under(partial, s->part_name, O_RDWR | O_CREAT | O_EXCL);
+    if (s->data_fd < 0 || (s->journal_end = journal_header(s)) < 0) {
+      snprintf(err, errlen, "cannot start %s: %s", s->part_name,
                strerror(errno));
       return ERR_IO;
     }
@@ -662,24 +690,25 @@ static int session_open_files(session *s, char *err, size_t errlen) {
     fstat(s->journal_fd, &st);
     s->journal_end = header + (st.st_size - header) / 4 * 4;
     if (ftruncate(s->journal_fd, s->journal_end) != 0) {
-      snprintf(err, errlen, "cannot trim %.200s", s->journal_path);
+      snprintf(err, errlen, "cannot trim %s", s->journal_name);
       return ERR_IO;
     }
   }
-  /* Room for what is still to come, checked before anything is taken. */
-  uint64_t missing = 0;
+  /* Room for what is still to come, claimed before anything is taken:
+   * sessions side by side each see what the others have claimed. */
+  uint64_t missing = 0, left = 0;
   for (uint32_t i = 0; i < s->chunk_count; i++)
     if (!s->verified[i])
       missing += chunk_len(s, i);
-  struct statvfs sv;
-  if (statvfs(s->dir, &sv) == 0 &&
-      (uint64_t)sv.f_bavail * sv.f_frsize < missing) {
+  if (nl_recv_dir_reserve(s->rd, missing, &left) != 0) {
     snprintf(err, errlen,
-             "not enough space: %llu bytes to write, %llu free in %.100s",
-             (unsigned long long)missing,
-             (unsigned long long)sv.f_bavail * sv.f_frsize, s->dir);
+             "not enough space: %llu bytes to write, %llu free in %.100s "
+             "(less what transfers in progress need)",
+             (unsigned long long)missing, (unsigned long long)left,
+             s->rd->path);
     return ERR_NO_SPACE;
   }
+  s->reserved = missing;
   return 0;
 }
 
@@ -756,32 +785,42 @@ static void session_finish(session *s) {
   if (!whole_ok) {
     send_error(s->control, ERR_HASH,
                "the whole file's SHA-256 does not match; nothing published");
-    unlink(s->part_path);
-    unlink(s->journal_path);
+    unlinkat(s->rd->partial_fd, s->part_name, 0);
+    unlinkat(s->rd->partial_fd, s->journal_name, 0);
     s->failed = true;
     pthread_mutex_unlock(&s->lock);
     return;
   }
-  int dir_fd = open(s->dir, O_RDONLY | O_CLOEXEC);
-  if (ftruncate(s->data_fd, (off_t)s->size) != 0 || fsync(s->data_fd) != 0 ||
-      rename(s->part_path, s->final_path) != 0 ||
-      (dir_fd >= 0 && fsync(dir_fd) != 0)) {
+  if (ftruncate(s->data_fd, (off_t)s->size) != 0 || fsync(s->data_fd) != 0) {
     send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
                strerror(errno));
-    if (dir_fd >= 0)
-      close(dir_fd);
     s->failed = true;
     pthread_mutex_unlock(&s->lock);
     return;
   }
-  if (dir_fd >= 0)
-    close(dir_fd);
-  unlink(s->journal_path);
+  if (publish_rename(s) != 0) {
+    int e = errno;
+    if (e == EEXIST)
+      send_error(s->control, ERR_EXISTS,
+                 "%s exists on the receiver (it appeared during the "
+                 "transfer); send again with --force to replace it",
+                 s->name);
+    else
+      send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
+                 strerror(e));
+    s->failed = true;
+    pthread_mutex_unlock(&s->lock);
+    return;
+  }
+  /* The new name is durable once its directory is. */
+  fsync(s->rd->dir_fd);
+  unlinkat(s->rd->partial_fd, s->journal_name, 0);
   s->finished = true;
   char hex[NL_SHA256_HEX_SIZE];
   nl_sha256_hex(digest, hex);
-  nl_log_info("transfer", "received %s (%llu bytes) from %s: sha256 %s",
-              s->final_path, (unsigned long long)s->size, s->peer_id, hex);
+  nl_log_info("transfer", "received %s/%s (%llu bytes) from %s: sha256 %s",
+              s->rd->path, s->name, (unsigned long long)s->size, s->peer_id,
+              hex);
   uint8_t f[NL_FRAME_HEADER_SIZE + 64];
   nl_writer w;
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_DONE);
@@ -857,6 +896,10 @@ static void chunk_checked(session *s, uint32_t c, bool good) {
   if (good && !s->verified[c]) {
     s->verified[c] = 1;
     s->remaining--;
+    /* Written now: the disk's free space counts it, the claim need not. */
+    uint64_t n = chunk_len(s, c) < s->reserved ? chunk_len(s, c) : s->reserved;
+    s->reserved -= n;
+    nl_recv_dir_release(s->rd, n);
     s->unjournaled[s->unjournaled_count++] = c;
     pthread_cond_broadcast(&s->work); /* to fold it, and journal it */
   }
@@ -904,8 +947,8 @@ static int session_data(session *s, stream_chunk *sc, const nl_frame_data *d) {
     if (e == ENOSPC && !s->failed) {
       /* A full disk is everybody's problem: give the space back now
        * rather than keep the part for a resume that could not fit. */
-      unlink(s->part_path);
-      unlink(s->journal_path);
+      unlinkat(s->rd->partial_fd, s->part_name, 0);
+      unlinkat(s->rd->partial_fd, s->journal_name, 0);
       if (ftruncate(s->data_fd, 0) != 0) {
         /* the space comes back when the session closes the file */
       }
@@ -986,6 +1029,17 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
                (unsigned long long)cfg->max_bytes);
     return;
   }
+  /* A file of that name stays unless the sender asked to replace it; the
+   * publishing rename checks again, atomically, at the end. */
+  struct stat existing;
+  if (!o.replace && fstatat(cfg->recv_dir->dir_fd, o.name, &existing,
+                            AT_SYMLINK_NOFOLLOW) == 0) {
+    send_error(c, ERR_EXISTS,
+               "%s exists on the receiver; send with --force to replace it",
+               o.name);
+    return;
+  }
+  nl_recv_dir_sweep_if_due(cfg->recv_dir);
   session *s = calloc(1, sizeof *s);
   if (s == NULL)
     return;
@@ -1001,7 +1055,8 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   memcpy(s->key, hs->key, NL_AUTH_SIZE);
   snprintf(s->peer_id, sizeof s->peer_id, "%s", hs->peer_id);
   snprintf(s->name, sizeof s->name, "%s", o.name);
-  snprintf(s->dir, sizeof s->dir, "%s", cfg->dir);
+  s->rd = cfg->recv_dir;
+  s->replace = o.replace;
   s->size = o.size;
   s->chunk_size = o.chunk_size;
   s->chunk_count = s->remaining = o.chunk_count;
@@ -1241,6 +1296,10 @@ static int open_conn(conn *c, const char *host, int port,
     return c->fd < 0 ? -1 : 0;
   char why[200];
   c->tls = nl_tls_client(c->fd, cfg->key, cfg->key_len, why, sizeof why);
+  if (c->tls == NULL && strncmp(why, "the receiver refused", 20) == 0) {
+    snprintf(err, errlen, "%s", why); /* it said why, in clear */
+    return -1;
+  }
   if (c->tls == NULL) {
     snprintf(err, errlen,
              "the encrypted handshake with %s port %d failed: it does not "
@@ -1505,6 +1564,22 @@ int nl_transfer_send(const char *host, int port, const char *path,
   memset(result, 0, sizeof *result);
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* A sender without an id of its own is a new stranger each time, never
+   * a fixed id (all zeros) that every such sender would share. */
+  nl_transfer_config with_id;
+  char random_id[33];
+  if (cfg->node_id == NULL || cfg->node_id[0] == '\0') {
+    uint8_t raw[16];
+    if (nl_auth_random(raw, sizeof raw) != 0) {
+      snprintf(err, errlen, "no random bytes for a node id");
+      return -1;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+      snprintf(random_id + 2 * i, 3, "%02x", raw[i]);
+    with_id = *cfg;
+    with_id.node_id = random_id;
+    cfg = &with_id;
+  }
   if (remote_name == NULL) {
     const char *slash = strrchr(path, '/');
     remote_name = slash ? slash + 1 : path;
@@ -1547,8 +1622,8 @@ int nl_transfer_send(const char *host, int port, const char *path,
   s.chunk_count = (uint32_t)chunks;
   result->size = s.size;
   result->chunks = s.chunk_count;
-  size_t offer_cap = NL_FRAME_HEADER_SIZE + 2 + strlen(remote_name) + 8 + 4 +
-                     32 + (size_t)s.chunk_count * 32 + 32;
+  size_t offer_cap = NL_FRAME_HEADER_SIZE + 2 + strlen(remote_name) + 1 + 8 +
+                     4 + 32 + (size_t)s.chunk_count * 32 + 32;
   uint8_t *offer = malloc(offer_cap);
   uint8_t *digests = malloc(s.chunk_count ? (size_t)s.chunk_count * 32 : 1);
   s.queue = malloc((s.chunk_count ? s.chunk_count : 1) * sizeof *s.queue);
@@ -1586,6 +1661,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   nl_writer w;
   nl_writer_begin(&w, offer, offer_cap, NL_FRAME_OFFER);
   nl_write_string(&w, remote_name, strlen(remote_name));
+  nl_write_u8(&w, cfg->replace ? NL_OFFER_REPLACE : 0);
   nl_write_u64(&w, s.size);
   nl_write_u32(&w, cs);
   nl_write_bytes(&w, file_digest, 32);

@@ -9,6 +9,7 @@
 #define NODELUA_TRANSFER_H
 
 #include "frame.h"
+#include "recvdir.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -18,10 +19,20 @@
 typedef struct {
   const uint8_t *key; /* the cluster key; at least NL_AUTH_KEY_MIN bytes */
   size_t key_len;
-  const char *node_id; /* this node's id, hex */
-  /* Receiver: where files land (must exist), the largest file accepted. */
-  const char *dir;
+  /* This node's id, hex. A sender without one (NULL or "") sends a random
+   * id of its own for this transfer, never a fixed one. */
+  const char *node_id;
+  /* Sender: the id the receiver must prove it holds (its CHALLENGE is
+   * bound to it by the handshake's MACs); NULL to take whichever node
+   * answers at host:port. */
+  const char *expect_id;
+  /* Receiver: the receive folder, opened and checked (nl_recv_dir_open),
+   * and the largest file accepted. */
+  nl_recv_dir *recv_dir;
   uint64_t max_bytes;
+  /* Sender: ask the receiver to replace a file of the same name (without
+   * it, an existing file is an error: "exists"). */
+  bool replace;
   /* Sender: data streams (1 to 64) and chunk size (a power of two, 64 KiB
    * to 64 MiB). */
   int streams;
