@@ -228,29 +228,61 @@ static void handshake(void) {
   CHECK(nl_auth_random(cn, sizeof cn) == 0);
   CHECK(nl_auth_random(sn, sizeof sn) == 0);
   CHECK(memcmp(cn, sn, 32) != 0);
+  nl_auth_binding b = {.client_nonce = cn,
+                       .server_nonce = sn,
+                       .role = 0,
+                       .sender_id = "5e4d",
+                       .receiver_id = "7ec0"};
   uint8_t server[32], server_again[32], client[32], session[32];
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, cn, sn, server) == 0);
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, cn, sn, server_again) ==
-        0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, &b, server) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, &b, server_again) == 0);
   CHECK(nl_auth_equal(server, server_again));
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, cn, sn, client) == 0);
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_SESSION_KEY, cn, sn, session) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, &b, client) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SESSION_KEY, &b, session) == 0);
   /* The three are different: a server proof cannot be replayed as the
    * client's, nor either used as the key. */
   CHECK(!nl_auth_equal(server, client) && !nl_auth_equal(client, session));
-  /* Another key, or other nonces, give other proofs. */
+  /* Another key, other nonces, another role or other ids: other proofs. */
   uint8_t x[32];
-  CHECK(nl_auth_derive(other, 32, NL_AUTH_CLIENT_PROOF, cn, sn, x) == 0);
+  CHECK(nl_auth_derive(other, 32, NL_AUTH_CLIENT_PROOF, &b, x) == 0);
   CHECK(!nl_auth_equal(x, client));
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, sn, cn, x) == 0);
+  nl_auth_binding swapped = b;
+  swapped.client_nonce = sn;
+  swapped.server_nonce = cn;
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, &swapped, x) == 0);
   CHECK(!nl_auth_equal(x, client));
+  nl_auth_binding data = b;
+  data.role = 1;
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, &data, x) == 0);
+  CHECK(!nl_auth_equal(x, client));
+  nl_auth_binding elsewhere = b;
+  elsewhere.receiver_id = "7ec1";
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, &elsewhere, x) == 0);
+  CHECK(!nl_auth_equal(x, server));
+  /* The ids are length-prefixed: moving a digit from one to the other
+   * is another binding. */
+  nl_auth_binding shifted = b;
+  shifted.sender_id = "5e4d7";
+  shifted.receiver_id = "ec0";
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, &shifted, x) == 0);
+  CHECK(!nl_auth_equal(x, server));
   /* A key under 16 bytes is refused. */
-  CHECK(nl_auth_derive(key, 15, NL_AUTH_CLIENT_PROOF, cn, sn, x) == -1);
+  CHECK(nl_auth_derive(key, 15, NL_AUTH_CLIENT_PROOF, &b, x) == -1);
   uint8_t mac[32], mac2[32];
   CHECK(nl_auth_mac(session, "header", 6, "payload", 7, mac) == 0);
   CHECK(nl_auth_mac(session, "headerpay", 9, "load", 4, mac2) == 0);
   CHECK(nl_auth_equal(mac, mac2)); /* a MAC of the concatenation */
   CHECK(nl_auth_mac(session, "header", 6, "payloaD", 7, mac2) == 0);
+  CHECK(!nl_auth_equal(mac, mac2));
+  /* A frame's MAC depends on its direction and its place in the order. */
+  const uint8_t hdr[8] = "NL\x02\x14\0\0\0\x05";
+  CHECK(nl_auth_frame_mac(session, 'R', 3, hdr, (const uint8_t *)"abcde", 5,
+                          mac) == 0);
+  CHECK(nl_auth_frame_mac(session, 'R', 4, hdr, (const uint8_t *)"abcde", 5,
+                          mac2) == 0);
+  CHECK(!nl_auth_equal(mac, mac2));
+  CHECK(nl_auth_frame_mac(session, 'S', 3, hdr, (const uint8_t *)"abcde", 5,
+                          mac2) == 0);
   CHECK(!nl_auth_equal(mac, mac2));
 }
 
@@ -262,24 +294,35 @@ static void known_answers(void) {
     key[i] = (uint8_t)i;
   memset(cn, 1, sizeof cn);
   memset(sn, 2, sizeof sn);
+  nl_auth_binding b = {.client_nonce = cn,
+                       .server_nonce = sn,
+                       .role = 0,
+                       .sender_id = "5e4d",
+                       .receiver_id = "7ec0"};
   char hex[NL_SHA256_HEX_SIZE];
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, cn, sn, out) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SERVER_PROOF, &b, out) == 0);
   nl_sha256_hex(out, hex);
   CHECK_STR(hex,
-            "bfa94bf102351bfe5efe8ebacbe756dbdec07536fbf6d93e5e27925ffe4e0ebc");
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, cn, sn, out) == 0);
+            "10d78c744d1e2a5ecbcf1327e36377dba953354118cc4a015412f35642264648");
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_CLIENT_PROOF, &b, out) == 0);
   nl_sha256_hex(out, hex);
   CHECK_STR(hex,
-            "ab051d75603d60b977a5f3c1454839e19daa9af2a518222424f3ab36ac2ec363");
+            "a1160c058f6547434124ee504cd042d04587419859b0dca33031100bd070b44c");
   uint8_t session[32];
-  CHECK(nl_auth_derive(key, 32, NL_AUTH_SESSION_KEY, cn, sn, session) == 0);
+  CHECK(nl_auth_derive(key, 32, NL_AUTH_SESSION_KEY, &b, session) == 0);
   nl_sha256_hex(session, hex);
   CHECK_STR(hex,
-            "b72df30db43b6a08c5569dee11373d8df5dffe954a4fe3b21ef3932c8459ca1d");
-  CHECK(nl_auth_mac(session, "header", 6, "payload", 7, out) == 0);
+            "293b3ba39461d49a5da43ede649365bd2ec617c0bb0a426275690f0f6ebb9f62");
+  /* Here "header" stands for the 8 header bytes' place: 6 bytes, so the
+   * frame MAC is taken over "S", 0 as 8 bytes, then the rest. */
+  uint8_t a[6 + 2] = "header";
+  a[6] = 'p';
+  a[7] = 'a';
+  CHECK(nl_auth_frame_mac(session, 'S', 0, a, (const uint8_t *)"yload", 5,
+                          out) == 0);
   nl_sha256_hex(out, hex);
   CHECK_STR(hex,
-            "8b1acfa0fbcc63071c43a6f1f1082dc25176f58fc2f09a7b1a6bc93133bb08d4");
+            "d756853c4b122b9410d449dde1ff8eeb777cc17f9d08076bbf80000dc65fc424");
 }
 
 int main(void) {

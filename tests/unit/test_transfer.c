@@ -318,6 +318,7 @@ typedef struct {
   int target;   /* the connection acted on: 1 control, 2 the first data */
   long flip_at; /* byte of the target's upstream to flip; -1: none */
   long cut_at;  /* close the target after this many upstream bytes; -1 */
+  int tamper;   /* what to do to the control connection's answers */
   pthread_mutex_t lock;
   uint8_t *seen; /* every upstream byte of every connection */
   size_t seen_len, seen_cap;
@@ -329,6 +330,57 @@ typedef struct {
   bool upstream;
   long flip_at, cut_at;
 } pipe_job;
+
+enum { TAMPER_NONE, TAMPER_REPLAY_CHUNK, TAMPER_INJECT_ERROR };
+
+static bool read_exactly(int fd, uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t r = recv(fd, p, n, 0);
+    if (r <= 0)
+      return false;
+    p += r;
+    n -= (size_t)r;
+  }
+  return true;
+}
+
+/* The receiver's answers on a control connection in clear, frame by
+ * frame, as an attacker on the path would play with them: the first
+ * CHUNK frame sent twice (a replay), or an ERROR of its own making after
+ * the ACCEPT (an injection, with 32 bytes where a MAC goes). */
+static void *pump_frames(void *arg) {
+  pipe_job *j = arg;
+  uint8_t *frame = malloc(8 + 1024 * 1024 + 64);
+  bool replayed = false, injected = false;
+  while (frame != NULL && read_exactly(j->from, frame, 8)) {
+    size_t len = (size_t)frame[4] << 24 | (size_t)frame[5] << 16 |
+                 (size_t)frame[6] << 8 | frame[7];
+    if (len > 1024 * 1024 || !read_exactly(j->from, frame + 8, len) ||
+        send(j->to, frame, 8 + len, MSG_NOSIGNAL) != (ssize_t)(8 + len))
+      break;
+    if (j->p->tamper == TAMPER_REPLAY_CHUNK && frame[3] == NL_FRAME_CHUNK &&
+        !replayed) {
+      replayed = true;
+      send(j->to, frame, 8 + len, MSG_NOSIGNAL);
+    }
+    if (j->p->tamper == TAMPER_INJECT_ERROR && frame[3] == NL_FRAME_ACCEPT &&
+        !injected) {
+      injected = true;
+      uint8_t forged[8 + 2 + 2 + 6 + 32] = {
+          'N', 'L', NL_FRAME_VERSION, NL_FRAME_ERROR, 0, 0, 0, 42};
+      forged[9] = 6; /* a protocol error */
+      forged[11] = 6;
+      memcpy(forged + 12, "forged", 6);
+      memset(forged + 18, 0xab, 32);
+      send(j->to, forged, sizeof forged, MSG_NOSIGNAL);
+    }
+  }
+  shutdown(j->to, SHUT_WR);
+  shutdown(j->from, SHUT_RD);
+  free(frame);
+  free(j);
+  return NULL;
+}
 
 static void *pump(void *arg) {
   pipe_job *j = arg;
@@ -385,7 +437,10 @@ static void *proxy_loop(void *arg) {
     *down = (pipe_job){p, server, client, false, -1, -1};
     pthread_t a, b;
     pthread_create(&a, NULL, pump, up);
-    pthread_create(&b, NULL, pump, down);
+    bool control = p->connections == 1;
+    pthread_create(&b, NULL,
+                   control && p->tamper != TAMPER_NONE ? pump_frames : pump,
+                   down);
     pthread_detach(a);
     pthread_detach(b);
   }
@@ -643,6 +698,94 @@ static void existing_files(int port) {
   wait_idle();
 }
 
+/* The handshake binds both node ids: a sender that means one node and
+ * reaches another (an address that moved, a redirected connection) finds
+ * out before anything is sent. */
+static void meant_node(int port) {
+  char path[256], err[512];
+  nl_transfer_result r;
+  snprintf(path, sizeof path, "%s/meant.bin", send_dir);
+  write_file(path, CHUNK, 31);
+  nl_transfer_config c = sender_cfg(1);
+  c.expect_id = "abcd";
+  int before = files_in(recv_dir);
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  CHECK_CONTAINS(err, "is 7ec0, not abcd that was meant");
+  CHECK(files_in(recv_dir) == before);
+  c.expect_id = "7EC0"; /* ids are hex: case does not matter */
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  /* A sender with no id of its own sends a fresh random one, each time. */
+  c.expect_id = NULL;
+  c.node_id = NULL;
+  c.replace = true;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  wait_idle();
+}
+
+/* Control frames are numbered inside their MAC, and an ERROR after the
+ * handshake is MAC'd too: a CHUNK frame replayed on the way, or an ERROR
+ * injected, stops the transfer with a line that says so, and is never
+ * taken for what the receiver said. */
+static void tampered_answers(int port) {
+  char path[256], err[512];
+  nl_transfer_result r;
+  snprintf(path, sizeof path, "%s/tampered.bin", send_dir);
+  write_file(path, 6 * CHUNK, 37);
+  const int modes[] = {TAMPER_REPLAY_CHUNK, TAMPER_INJECT_ERROR};
+  for (size_t i = 0; i < 2; i++) {
+    proxy p;
+    pthread_t t;
+    int proxy_port = proxy_start(&p, port, &t);
+    p.tamper = modes[i];
+    nl_transfer_config c = sender_cfg(1);
+    c.replace = true;
+    CHECK(nl_transfer_send("127.0.0.1", proxy_port, path, NULL, &c, NULL, NULL,
+                           &r, err, sizeof err) == -1);
+    CHECK_CONTAINS(err, "MAC does not match");
+    CHECK(strstr(err, "forged") == NULL);
+    proxy_stop(&p, t);
+  }
+}
+
+static int connect_to_port(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct timeval tv = {.tv_sec = 10};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  return fd;
+}
+
+/* A sender of protocol version 1 gets an ERROR it can read (its own
+ * version's header) that names both versions, not a silent close. */
+static void old_version(int port) {
+  int fd = connect_to_port(port);
+  uint8_t hello[8 + 1 + 32 + 2 + 4] = {'N', 'L', 1, NL_FRAME_HELLO,
+                                       0,   0,   0, 39};
+  hello[8 + 1 + 32 + 1] = 4; /* the id's length, then the id */
+  memcpy(hello + 8 + 1 + 32 + 2, "abcd", 4);
+  CHECK(send(fd, hello, sizeof hello, MSG_NOSIGNAL) == (ssize_t)sizeof hello);
+  uint8_t answer[600];
+  ssize_t n = 0, r;
+  while (n < (ssize_t)sizeof answer &&
+         (r = recv(fd, answer + n, sizeof answer - (size_t)n, 0)) > 0)
+    n += r;
+  close(fd);
+  CHECK(n > 12 && answer[0] == 'N' && answer[1] == 'L' && answer[2] == 1 &&
+        answer[3] == NL_FRAME_ERROR);
+  nl_frame_error e;
+  char why[64];
+  CHECK(n > 12 && nl_frame_parse_error(answer + 8, (size_t)n - 8, &e, why,
+                                       sizeof why) == 0);
+  CHECK_CONTAINS(e.message, "protocol version 1 is not spoken here");
+  CHECK_CONTAINS(e.message, "version 2");
+}
+
 int main(void) {
   for (size_t i = 0; i < sizeof cluster_key; i++)
     cluster_key[i] = (uint8_t)(i * 7 + 1);
@@ -669,6 +812,9 @@ int main(void) {
   encrypted(port);
   planted_symlinks(port);
   existing_files(port);
+  meant_node(port);
+  tampered_answers(port);
+  old_version(port);
   CHECK(nl_recv_dir_reserved(&receive_folder) == 0); /* all given back */
 
   shutdown(listener, SHUT_RDWR);

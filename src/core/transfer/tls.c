@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include "auth.h"
+#include "deadline.h"
 #include "frame.h"
 
 #include <errno.h>
@@ -38,6 +39,10 @@ struct nl_tls {
    * what it says is worth more than "wrong version number". */
   uint8_t seen[NL_FRAME_HEADER_SIZE + 4 + NL_FRAME_MESSAGE_MAX];
   size_t seen_len;
+  /* While set, every read and write must finish by then (the receiver's
+   * handshake: nothing unauthenticated holds a thread past it). */
+  struct timespec deadline;
+  bool has_deadline;
 };
 
 /* ---- a BIO over the blocking socket that first gives back the prefix ---- */
@@ -54,7 +59,9 @@ static int io_read(BIO *bio, char *out, size_t n, size_t *got) {
   }
   ssize_t r;
   do
-    r = recv(t->fd, out, n, 0);
+    r = t->has_deadline && nl_deadline_arm(t->fd, &t->deadline) != 0
+            ? -1
+            : recv(t->fd, out, n, 0);
   while (r < 0 && errno == EINTR);
   *got = r > 0 ? (size_t)r : 0;
   if (r > 0 && t->seen_len < sizeof t->seen) {
@@ -72,7 +79,9 @@ static int io_write(BIO *bio, const char *in, size_t n, size_t *put) {
   BIO_clear_retry_flags(bio);
   ssize_t w;
   do
-    w = send(t->fd, in, n, MSG_NOSIGNAL);
+    w = t->has_deadline && nl_deadline_arm(t->fd, &t->deadline) != 0
+            ? -1
+            : send(t->fd, in, n, MSG_NOSIGNAL);
   while (w < 0 && errno == EINTR);
   *put = w > 0 ? (size_t)w : 0;
   return w > 0;
@@ -181,7 +190,8 @@ static bool answered_in_clear(nl_tls *t, char *err, size_t errlen) {
 
 static nl_tls *tls_new(int fd, int server, const void *prefix,
                        size_t prefix_len, const uint8_t *key, size_t key_len,
-                       char *err, size_t errlen) {
+                       const struct timespec *deadline, char *err,
+                       size_t errlen) {
   pthread_once(&io_once, io_method_init);
   nl_tls *t = calloc(1, sizeof *t);
   if (t == NULL || io_method == NULL ||
@@ -191,6 +201,10 @@ static nl_tls *tls_new(int fd, int server, const void *prefix,
     return NULL;
   }
   t->fd = fd;
+  if (deadline != NULL) {
+    t->deadline = *deadline;
+    t->has_deadline = true;
+  }
   if (prefix_len > 0) {
     if ((t->pre = malloc(prefix_len)) == NULL) {
       snprintf(err, errlen, "out of memory");
@@ -247,13 +261,21 @@ static nl_tls *tls_new(int fd, int server, const void *prefix,
 
 nl_tls *nl_tls_client(int fd, const uint8_t *key, size_t key_len, char *err,
                       size_t errlen) {
-  return tls_new(fd, 0, NULL, 0, key, key_len, err, errlen);
+  return tls_new(fd, 0, NULL, 0, key, key_len, NULL, err, errlen);
 }
 
 nl_tls *nl_tls_server(int fd, const void *prefix, size_t prefix_len,
-                      const uint8_t *key, size_t key_len, char *err,
+                      const uint8_t *key, size_t key_len,
+                      const struct timespec *deadline, char *err,
                       size_t errlen) {
-  return tls_new(fd, 1, prefix, prefix_len, key, key_len, err, errlen);
+  return tls_new(fd, 1, prefix, prefix_len, key, key_len, deadline, err,
+                 errlen);
+}
+
+void nl_tls_set_deadline(nl_tls *t, const struct timespec *deadline) {
+  t->has_deadline = deadline != NULL;
+  if (deadline != NULL)
+    t->deadline = *deadline;
 }
 
 int nl_tls_write(nl_tls *t, const void *p, size_t n) {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 typedef struct nl_tls nl_tls;
 
@@ -22,11 +23,17 @@ nl_tls *nl_tls_client(int fd, const uint8_t *key, size_t key_len, char *err,
                       size_t errlen);
 
 /* Handshakes as the server (the receiver) on fd, whose first prefix_len
- * bytes were read already (prefix, copied). Returns the connection, or NULL
- * with one line in err. */
+ * bytes were read already (prefix, copied). Every read and write, the
+ * handshake's included, must end by deadline (NULL: none) until
+ * nl_tls_set_deadline changes it. Returns the connection, or NULL with one
+ * line in err. */
 nl_tls *nl_tls_server(int fd, const void *prefix, size_t prefix_len,
-                      const uint8_t *key, size_t key_len, char *err,
+                      const uint8_t *key, size_t key_len,
+                      const struct timespec *deadline, char *err,
                       size_t errlen);
+
+/* A new deadline for reads and writes, or none (NULL). */
+void nl_tls_set_deadline(nl_tls *t, const struct timespec *deadline);
 
 /* Writes all n bytes. Returns 0 or -1. */
 int nl_tls_write(nl_tls *t, const void *p, size_t n);

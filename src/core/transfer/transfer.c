@@ -5,9 +5,11 @@
 
 #include "auth.h"
 #include "core/hash.h"
+#include "deadline.h"
 #include "core/log.h"
 #include "tls.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #ifdef __linux__
 #include <sys/sendfile.h>
@@ -55,7 +58,10 @@ enum {
   ERR_EXISTS = 9,   /* a file of that name is there, and no replace asked */
 };
 
-static const char JOIN_LABEL[] = "nodelua-v1 join";
+static const char JOIN_LABEL[] = "nodelua-v2 join";
+/* From accept to authenticated, TLS included: a fixed deadline, so that
+ * a peer without the key holds a thread for this long at the most. */
+#define HANDSHAKE_SECONDS 5
 #define PIECE (1024 * 1024) /* bytes of file per DATA frame */
 #define JOIN_GRACE_SECONDS 1
 
@@ -104,9 +110,29 @@ typedef struct {
   const uint8_t *pre;
   size_t pre_len;
   bool no_sendfile; /* the file's filesystem cannot sendfile */
+  /* Before authentication, every read and write ends by this deadline. */
+  const struct timespec *deadline;
+  /* Once authenticated (a control connection): every frame is MAC'd with
+   * this key over its direction and its number in that direction, so that
+   * none can be changed, replayed, dropped or injected unseen. */
+  const uint8_t *mac_key;
+  uint8_t out_dir, in_dir;
+  uint64_t out_seq, in_seq;
 } conn;
 
+/* The handshake's deadline over: from now on the connection's own I/O
+ * timeouts apply. */
+static void conn_end_deadline(conn *c, int timeout_seconds) {
+  c->deadline = NULL;
+  if (c->tls != NULL)
+    nl_tls_set_deadline(c->tls, NULL);
+  set_timeouts(c->fd, timeout_seconds);
+}
+
 static int conn_write(conn *c, const void *p, size_t n) {
+  if (c->tls == NULL && c->deadline != NULL &&
+      nl_deadline_arm(c->fd, c->deadline) != 0)
+    return -1;
   return c->tls != NULL ? nl_tls_write(c->tls, p, n) : write_all(c->fd, p, n);
 }
 
@@ -125,6 +151,8 @@ static int conn_read(conn *c, void *dst, size_t n) {
     ssize_t r; /* -2: nothing yet (a TLS record that was not data, EINTR) */
     if (c->tls != NULL)
       r = nl_tls_read(c->tls, d, n);
+    else if (c->deadline != NULL && nl_deadline_arm(c->fd, c->deadline) != 0)
+      r = -1;
     else if ((r = recv(c->fd, d, n, 0)) < 0 && errno == EINTR)
       r = -2;
     if (r == -2)
@@ -143,12 +171,19 @@ typedef struct {
   size_t cap;
 } buffer;
 
-/* Reads one frame: header into hdr, payload into b (grown as needed up to
- * the type's bound). Returns 0, or -1 (closed, timed out, malformed). */
-static int recv_frame(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
-                      nl_frame_type *type, uint32_t *len) {
-  if (conn_read(c, hdr, NL_FRAME_HEADER_SIZE) != 0 ||
-      nl_frame_parse_header(hdr, type, len) != 0)
+/* Reads one frame: header into hdr (payload_of: the header was read
+ * already), payload into b (grown as needed up to the type's bound). A
+ * frame of another type than want (or, if it is
+ * not 0, also_want) is refused from its header, before anything is
+ * allocated for it: in a handshake a peer gets no more memory than the
+ * step expects (want 0: any type). Returns 0, or -1 (closed, timed out,
+ * malformed, unexpected). */
+static int payload_of(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
+                      buffer *b, nl_frame_type *type, uint32_t *len,
+                      unsigned want, unsigned also_want) {
+  if (nl_frame_parse_header(hdr, type, len) != 0)
+    return -1;
+  if (want != 0 && *type != want && (also_want == 0 || *type != also_want))
     return -1;
   if (*len > b->cap) {
     uint8_t *grown = realloc(b->p, *len);
@@ -160,6 +195,52 @@ static int recv_frame(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
   return *len == 0 ? 0 : conn_read(c, b->p, *len);
 }
 
+static int recv_frame_of(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
+                         nl_frame_type *type, uint32_t *len, unsigned want,
+                         unsigned also_want) {
+  return conn_read(c, hdr, NL_FRAME_HEADER_SIZE) == 0
+             ? payload_of(c, hdr, b, type, len, want, also_want)
+             : -1;
+}
+
+static int recv_frame(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
+                      nl_frame_type *type, uint32_t *len) {
+  return recv_frame_of(c, hdr, b, type, len, 0, 0);
+}
+
+/* Appends the MAC of the frame so far (header with its final length) and
+ * finishes it: the connection's next frame in its direction. */
+static long finish_with_mac(nl_writer *w, conn *c) {
+  if (w->failed || w->cap - w->len < NL_AUTH_SIZE || c->mac_key == NULL)
+    return -1;
+  size_t payload = w->len - NL_FRAME_HEADER_SIZE + NL_AUTH_SIZE;
+  w->buf[4] = (uint8_t)(payload >> 24);
+  w->buf[5] = (uint8_t)(payload >> 16);
+  w->buf[6] = (uint8_t)(payload >> 8);
+  w->buf[7] = (uint8_t)payload;
+  uint8_t mac[NL_AUTH_SIZE];
+  if (nl_auth_frame_mac(c->mac_key, c->out_dir, c->out_seq, w->buf,
+                        w->buf + NL_FRAME_HEADER_SIZE,
+                        w->len - NL_FRAME_HEADER_SIZE, mac) != 0)
+    return -1;
+  c->out_seq++;
+  nl_write_bytes(w, mac, sizeof mac);
+  return nl_writer_finish(w);
+}
+
+/* Whether the last 32 bytes of a payload just read are its frame's MAC, as
+ * the next frame of the peer's direction. Every frame read after
+ * authentication takes its number, whether it matches or not. */
+static bool mac_ok(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
+                   const uint8_t *p, uint32_t len) {
+  uint8_t mac[NL_AUTH_SIZE];
+  uint64_t seq = c->in_seq++;
+  return c->mac_key != NULL && len >= NL_AUTH_SIZE &&
+         nl_auth_frame_mac(c->mac_key, c->in_dir, seq, hdr, p,
+                           len - NL_AUTH_SIZE, mac) == 0 &&
+         nl_auth_equal(mac, p + len - NL_AUTH_SIZE);
+}
+
 static int send_error(conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -169,43 +250,17 @@ static int send_error(conn *c, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  uint8_t f[NL_FRAME_HEADER_SIZE + 4 + NL_FRAME_MESSAGE_MAX];
+  if (c == NULL)
+    return -1;
+  uint8_t f[NL_FRAME_HEADER_SIZE + 4 + NL_FRAME_MESSAGE_MAX + NL_AUTH_SIZE];
   nl_writer w;
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_ERROR);
   nl_write_u16(&w, (uint16_t)code);
   nl_write_string(&w, msg, strlen(msg));
-  long n = nl_writer_finish(&w);
-  return c != NULL && n > 0 ? conn_write(c, f, (size_t)n) : -1;
-}
-
-/* Appends the MAC of the frame so far (header with its final length) and
- * finishes it. */
-static long finish_with_mac(nl_writer *w, const uint8_t key[NL_AUTH_SIZE]) {
-  if (w->failed || w->cap - w->len < NL_AUTH_SIZE)
-    return -1;
-  size_t payload = w->len - NL_FRAME_HEADER_SIZE + NL_AUTH_SIZE;
-  w->buf[4] = (uint8_t)(payload >> 24);
-  w->buf[5] = (uint8_t)(payload >> 16);
-  w->buf[6] = (uint8_t)(payload >> 8);
-  w->buf[7] = (uint8_t)payload;
-  uint8_t mac[NL_AUTH_SIZE];
-  if (nl_auth_mac(key, w->buf, NL_FRAME_HEADER_SIZE,
-                  w->buf + NL_FRAME_HEADER_SIZE, w->len - NL_FRAME_HEADER_SIZE,
-                  mac) != 0)
-    return -1;
-  nl_write_bytes(w, mac, sizeof mac);
-  return nl_writer_finish(w);
-}
-
-/* Whether the last 32 bytes of a payload are its frame's MAC. */
-static bool mac_ok(const uint8_t key[NL_AUTH_SIZE],
-                   const uint8_t hdr[NL_FRAME_HEADER_SIZE], const uint8_t *p,
-                   uint32_t len) {
-  uint8_t mac[NL_AUTH_SIZE];
-  return len >= NL_AUTH_SIZE &&
-         nl_auth_mac(key, hdr, NL_FRAME_HEADER_SIZE, p, len - NL_AUTH_SIZE,
-                     mac) == 0 &&
-         nl_auth_equal(mac, p + len - NL_AUTH_SIZE);
+  /* After authentication an ERROR is MAC'd like every other frame: one
+   * injected on the way would otherwise end a transfer. */
+  long n = c->mac_key != NULL ? finish_with_mac(&w, c) : nl_writer_finish(&w);
+  return n > 0 ? conn_write(c, f, (size_t)n) : -1;
 }
 
 static int join_mac(const uint8_t control_key[NL_AUTH_SIZE],
@@ -231,16 +286,56 @@ typedef struct {
   char peer_id[NL_FRAME_ID_MAX + 1];
 } handshake;
 
-/* Reads an ERROR frame's message into err, if the frame is one. */
-static void error_from(const uint8_t *p, uint32_t len, nl_frame_type type,
+/* Reads an ERROR frame's message into err, if the frame is one. On an
+ * authenticated connection its MAC must match first (the caller has not
+ * checked it): an ERROR that does not match was changed or injected on
+ * the way, and says nothing of what the receiver said. */
+static void error_from(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
+                       const uint8_t *p, uint32_t len, nl_frame_type type,
                        char *err, size_t errlen, const char *otherwise) {
   nl_frame_error e;
   char why[64];
+  if (type == NL_FRAME_ERROR && c->mac_key != NULL) {
+    if (!mac_ok(c, hdr, p, len)) {
+      snprintf(err, errlen,
+               "an ERROR frame whose MAC does not match (changed or injected "
+               "on the way): the transfer was stopped");
+      return;
+    }
+    len -= NL_AUTH_SIZE;
+  }
   if (type == NL_FRAME_ERROR &&
       nl_frame_parse_error(p, len, &e, why, sizeof why) == 0)
     snprintf(err, errlen, "the receiver refused: %s", e.message);
   else
     snprintf(err, errlen, "%s", otherwise);
+}
+
+/* An id as the handshake binds it: hex in lower case, as the frames'
+ * parser gives it, whatever case a side was configured with. */
+static void canonical_id(char out[NL_FRAME_ID_MAX + 1], const char *id) {
+  size_t i = 0;
+  for (; id[i] != '\0' && i < NL_FRAME_ID_MAX; i++)
+    out[i] = (char)tolower((unsigned char)id[i]);
+  out[i] = '\0';
+}
+
+static int derive(const nl_transfer_config *cfg, nl_auth_label label,
+                  const handshake *hs, uint8_t role, const char *sender_id,
+                  const char *receiver_id, uint8_t out[NL_AUTH_SIZE]) {
+  char sender[NL_FRAME_ID_MAX + 1], receiver[NL_FRAME_ID_MAX + 1];
+  canonical_id(sender, sender_id);
+  canonical_id(receiver, receiver_id);
+  nl_auth_binding b = {.client_nonce = hs->cn,
+                       .server_nonce = hs->sn,
+                       .role = role,
+                       .sender_id = sender,
+                       .receiver_id = receiver};
+  return nl_auth_derive(cfg->key, cfg->key_len, label, &b, out);
+}
+
+static bool same_id(const char *a, const char *b) {
+  return strcasecmp(a, b) == 0;
 }
 
 static int client_handshake(conn *c, const nl_transfer_config *cfg,
@@ -260,34 +355,47 @@ static int client_handshake(conn *c, const nl_transfer_config *cfg,
   nl_frame_type type;
   uint32_t len;
   if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
-      recv_frame(c, hdr, b, &type, &len) != 0) {
-    snprintf(err, errlen, "the receiver closed the connection");
+      recv_frame_of(c, hdr, b, &type, &len, NL_FRAME_CHALLENGE,
+                    NL_FRAME_ERROR) != 0) {
+    snprintf(err, errlen,
+             "the receiver closed the connection during the handshake (a "
+             "node of another protocol version, or not nodelua?)");
     return -1;
   }
   nl_frame_challenge ch;
   char why[128];
   if (type != NL_FRAME_CHALLENGE ||
       nl_frame_parse_challenge(b->p, len, &ch, why, sizeof why) != 0) {
-    error_from(b->p, len, type, err, errlen,
-               "the receiver does not speak "
-               "the nodelua protocol");
+    error_from(c, hdr, b->p, len, type, err, errlen,
+               "the receiver does not speak the nodelua protocol");
     return -1;
   }
   memcpy(hs->sn, ch.nonce, 32);
   snprintf(hs->peer_id, sizeof hs->peer_id, "%s", ch.id);
+  /* The proof is bound to both ids as stated: the receiver's id below is
+   * the one it proved, not one a relay put in. */
   uint8_t expected[NL_AUTH_SIZE], proof[NL_AUTH_SIZE];
-  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SERVER_PROOF, hs->cn,
-                     hs->sn, expected) != 0 ||
+  if (derive(cfg, NL_AUTH_SERVER_PROOF, hs, role, cfg->node_id, ch.id,
+             expected) != 0 ||
       !nl_auth_equal(expected, ch.proof)) {
     snprintf(err, errlen,
              "the receiver does not hold this cluster's key "
              "(NODELUA_CLUSTER_KEY differs): nothing was sent");
     return -1;
   }
-  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_CLIENT_PROOF, hs->cn,
-                     hs->sn, proof) != 0 ||
-      nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SESSION_KEY, hs->cn,
-                     hs->sn, hs->key) != 0) {
+  if (cfg->expect_id != NULL && cfg->expect_id[0] != '\0' &&
+      !same_id(ch.id, cfg->expect_id)) {
+    snprintf(err, errlen,
+             "the node that answered is %s, not %s that was meant (an "
+             "address that moved to another node, or a redirected "
+             "connection): nothing was sent",
+             ch.id, cfg->expect_id);
+    return -1;
+  }
+  if (derive(cfg, NL_AUTH_CLIENT_PROOF, hs, role, cfg->node_id, ch.id, proof) !=
+          0 ||
+      derive(cfg, NL_AUTH_SESSION_KEY, hs, role, cfg->node_id, ch.id,
+             hs->key) != 0) {
     snprintf(err, errlen, "cannot compute the proof");
     return -1;
   }
@@ -295,12 +403,13 @@ static int client_handshake(conn *c, const nl_transfer_config *cfg,
   nl_write_bytes(&w, proof, sizeof proof);
   n = nl_writer_finish(&w);
   if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
-      recv_frame(c, hdr, b, &type, &len) != 0) {
+      recv_frame_of(c, hdr, b, &type, &len, NL_FRAME_OK, NL_FRAME_ERROR) != 0) {
     snprintf(err, errlen, "the receiver closed the connection");
     return -1;
   }
   if (type != NL_FRAME_OK) {
-    error_from(b->p, len, type, err, errlen, "unexpected answer to AUTH");
+    error_from(c, hdr, b->p, len, type, err, errlen,
+               "unexpected answer to AUTH");
     return -1;
   }
   return 0;
@@ -314,8 +423,8 @@ static int server_handshake(conn *c, const nl_transfer_config *cfg,
   memcpy(hs->cn, hello->nonce, 32);
   snprintf(hs->peer_id, sizeof hs->peer_id, "%s", hello->id);
   if (nl_auth_random(hs->sn, 32) != 0 ||
-      nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SERVER_PROOF, hs->cn,
-                     hs->sn, proof) != 0)
+      derive(cfg, NL_AUTH_SERVER_PROOF, hs, hello->role, hello->id,
+             cfg->node_id, proof) != 0)
     return -1;
   nl_writer w;
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHALLENGE);
@@ -326,12 +435,12 @@ static int server_handshake(conn *c, const nl_transfer_config *cfg,
   nl_frame_type type;
   uint32_t len;
   if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
-      recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_AUTH ||
+      recv_frame_of(c, hdr, b, &type, &len, NL_FRAME_AUTH, 0) != 0 ||
       len != NL_AUTH_SIZE)
     return -1;
   uint8_t expected[NL_AUTH_SIZE];
-  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_CLIENT_PROOF, hs->cn,
-                     hs->sn, expected) != 0 ||
+  if (derive(cfg, NL_AUTH_CLIENT_PROOF, hs, hello->role, hello->id,
+             cfg->node_id, expected) != 0 ||
       !nl_auth_equal(expected, b->p)) {
     send_error(c, ERR_REFUSED, "refused: not this cluster's key");
     nl_log_warn("transfer",
@@ -340,8 +449,8 @@ static int server_handshake(conn *c, const nl_transfer_config *cfg,
                 hs->peer_id);
     return -1;
   }
-  if (nl_auth_derive(cfg->key, cfg->key_len, NL_AUTH_SESSION_KEY, hs->cn,
-                     hs->sn, hs->key) != 0)
+  if (derive(cfg, NL_AUTH_SESSION_KEY, hs, hello->role, hello->id, cfg->node_id,
+             hs->key) != 0)
     return -1;
   nl_writer_begin(&w, f, sizeof f, NL_FRAME_OK);
   n = nl_writer_finish(&w);
@@ -502,7 +611,7 @@ static uint32_t chunk_len(const session *s, uint32_t i) {
 static void control_send(session *s, nl_writer *w) {
   if (s->control == NULL)
     return;
-  long n = finish_with_mac(w, s->key);
+  long n = finish_with_mac(w, s->control);
   if (n < 0 || conn_write(s->control, w->buf, (size_t)n) != 0)
     s->control = NULL;
 }
@@ -1005,6 +1114,10 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
+  /* From here every frame, either way, is MAC'd and numbered. */
+  c->mac_key = hs->key;
+  c->out_dir = NL_AUTH_TO_SENDER;
+  c->in_dir = NL_AUTH_TO_RECEIVER;
   if (recv_frame(c, hdr, b, &type, &len) != 0)
     return;
   char why[256];
@@ -1013,7 +1126,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
     send_error(c, ERR_PROTOCOL, "expected an OFFER");
     return;
   }
-  if (!mac_ok(hs->key, hdr, b->p, len)) {
+  if (!mac_ok(c, hdr, b->p, len)) {
     send_error(c, ERR_PROTOCOL, "the OFFER's MAC does not match");
     return;
   }
@@ -1138,6 +1251,9 @@ static void serve_data(conn *c, handshake *hs, buffer *b) {
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
+  c->mac_key = hs->key; /* for the ERROR that may end it */
+  c->out_dir = NL_AUTH_TO_SENDER;
+  c->in_dir = NL_AUTH_TO_RECEIVER;
   if (recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
       len != NL_FRAME_TRANSFER_ID_SIZE + 2 + NL_AUTH_SIZE)
     return;
@@ -1175,21 +1291,45 @@ static void serve_data(conn *c, handshake *hs, buffer *b) {
   session_release(s);
 }
 
+/* A framed connection of another protocol version: told so in a frame its
+ * own version can read (an ERROR's layout is the same in versions 1 and
+ * 2), rather than closed without a word. */
+static void refuse_version(conn *c, uint8_t version) {
+  char msg[160];
+  int n = snprintf(msg, sizeof msg,
+                   "protocol version %u is not spoken here: this node speaks "
+                   "nodelua protocol version %d; upgrade the older side",
+                   version, NL_FRAME_VERSION);
+  uint8_t f[NL_FRAME_HEADER_SIZE + 4 + sizeof msg];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_ERROR);
+  nl_write_u16(&w, ERR_PROTOCOL);
+  nl_write_string(&w, msg, (size_t)n);
+  long len = nl_writer_finish(&w);
+  f[2] = version;
+  if (len > 0)
+    conn_write(c, f, (size_t)len);
+}
+
 void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
                        const nl_transfer_config *cfg) {
-  set_timeouts(fd, cfg->timeout_seconds);
-  conn c = {.fd = fd};
+  /* Nothing is known of the peer until it proves it holds the key: it
+   * has HANDSHAKE_SECONDS from here, TLS included, however it paces its
+   * bytes. */
+  struct timespec deadline = nl_deadline_in(HANDSHAKE_SECONDS);
+  conn c = {.fd = fd, .deadline = &deadline};
   /* What the listener read tells; if it read nothing, a peek does. */
   uint8_t first = 0;
   if (prefix_len > 0)
     first = *(const uint8_t *)prefix;
-  else if (recv(fd, &first, 1, MSG_PEEK) != 1)
+  else if (nl_deadline_arm(fd, &deadline) != 0 ||
+           recv(fd, &first, 1, MSG_PEEK) != 1)
     first = 0;
   bool encrypted = first == NL_TLS_RECORD_HANDSHAKE;
   char why[256];
   if (encrypted) {
-    c.tls = nl_tls_server(fd, prefix, prefix_len, cfg->key, cfg->key_len, why,
-                          sizeof why);
+    c.tls = nl_tls_server(fd, prefix, prefix_len, cfg->key, cfg->key_len,
+                          &deadline, why, sizeof why);
     if (c.tls == NULL) {
       nl_log_warn("transfer",
                   "refused an encrypted connection: %s (a sender without "
@@ -1208,14 +1348,21 @@ void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
   uint32_t len;
   nl_frame_hello hello;
   handshake hs;
-  if (!encrypted && cfg->encrypt) {
+  /* The first header by hand: a peer of another version is told so. */
+  bool have_header = conn_read(&c, hdr, NL_FRAME_HEADER_SIZE) == 0;
+  bool other_version = have_header && hdr[0] == 'N' && hdr[1] == 'L' &&
+                       hdr[2] != NL_FRAME_VERSION;
+  if (other_version) {
+    refuse_version(&c, hdr[2]);
+  } else if (have_header && !encrypted && cfg->encrypt) {
     send_error(&c, ERR_REFUSED,
                "this node takes encrypted transfers only: set "
                "TRANSFER_ENCRYPT=true at the sender too");
-  } else if (recv_frame(&c, hdr, &b, &type, &len) == 0 &&
-             type == NL_FRAME_HELLO &&
+  } else if (have_header &&
+             payload_of(&c, hdr, &b, &type, &len, NL_FRAME_HELLO, 0) == 0 &&
              nl_frame_parse_hello(b.p, len, &hello, why, sizeof why) == 0 &&
              server_handshake(&c, cfg, &hello, &hs, &b) == 0) {
+    conn_end_deadline(&c, cfg->timeout_seconds);
     if (hello.role == 0)
       serve_control(&c, cfg, &hs, &b);
     else
@@ -1656,6 +1803,9 @@ int nl_transfer_send(const char *host, int port, const char *path,
       client_handshake(&s.control, cfg, 0, &hs, &b, err, errlen) != 0)
     goto done;
   memcpy(s.control_key, hs.key, sizeof s.control_key);
+  s.control.mac_key = s.control_key;
+  s.control.out_dir = NL_AUTH_TO_RECEIVER;
+  s.control.in_dir = NL_AUTH_TO_SENDER;
   snprintf(result->peer_id, sizeof result->peer_id, "%s", hs.peer_id);
 
   nl_writer w;
@@ -1666,7 +1816,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   nl_write_u32(&w, cs);
   nl_write_bytes(&w, file_digest, 32);
   nl_write_bytes(&w, digests, (size_t)s.chunk_count * 32);
-  long n = finish_with_mac(&w, s.control_key);
+  long n = finish_with_mac(&w, &s.control);
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
@@ -1677,8 +1827,10 @@ int nl_transfer_send(const char *host, int port, const char *path,
   }
   size_t bitmap = (s.chunk_count + 7) / 8;
   if (type != NL_FRAME_ACCEPT || len != 16 + bitmap + 32 ||
-      !mac_ok(s.control_key, hdr, b.p, len)) {
-    error_from(b.p, len, type, err, errlen, "unexpected answer to the offer");
+      !mac_ok(&s.control, hdr, b.p, len)) {
+    error_from(&s.control, hdr, b.p, len, type, err, errlen,
+               type == NL_FRAME_ACCEPT ? "the ACCEPT's MAC does not match"
+                                       : "unexpected answer to the offer");
     goto done;
   }
   memcpy(s.id, b.p, 16);
@@ -1717,11 +1869,14 @@ int nl_transfer_send(const char *host, int port, const char *path,
       break;
     }
     if (type == NL_FRAME_ERROR) {
-      error_from(b.p, len, type, err, errlen, "the receiver failed");
+      error_from(&s.control, hdr, b.p, len, type, err, errlen,
+                 "the receiver failed");
       break;
     }
-    if (!mac_ok(s.control_key, hdr, b.p, len)) {
-      snprintf(err, errlen, "a control frame's MAC does not match");
+    if (!mac_ok(&s.control, hdr, b.p, len)) {
+      snprintf(err, errlen,
+               "a control frame's MAC does not match (changed, replayed or "
+               "injected on the way): the transfer was stopped");
       break;
     }
     if (type == NL_FRAME_CHUNK && len == 4 + 1 + 32) {
