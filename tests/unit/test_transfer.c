@@ -10,6 +10,7 @@
 #include "check.h"
 #include "core/hash.h"
 #include "core/transfer/transfer.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -33,19 +34,7 @@ static nl_recv_dir receive_folder;
 
 /* ---- a receiver: accept, and a thread per connection ---- */
 
-static int listen_on(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  listen(fd, 64);
-  socklen_t len = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &len);
-  *port = ntohs(sa.sin_port);
-  return fd;
-}
+static int listen_on(int *port) { return test_listen(port); }
 
 static void *serve_one(void *arg) {
   int fd = (int)(intptr_t)arg;
@@ -751,13 +740,8 @@ static void tampered_answers(int port) {
 }
 
 static int connect_to_port(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  struct timeval tv = {.tv_sec = 10};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  int fd = test_connect(port, 10);
+  CHECK(fd >= 0);
   return fd;
 }
 

@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include "core/log.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -13,6 +15,16 @@
 #include <time.h>
 
 #define ROUTES_MAX 16
+#define CONNECTIONS_MAX 64
+/* From a connection's first byte (or its last answer) to the end of the
+ * next request: however slowly a client sends, this is all it gets. */
+#define REQUEST_DEADLINE_MS 10000
+
+/* A connection and when its request in progress began. */
+typedef struct {
+  int fd; /* -1: a free slot */
+  double since;
+} tracked;
 
 typedef struct {
   char path[64];
@@ -39,6 +51,14 @@ struct nl_endpoint {
   nl_endpoint_wake wake;
   void *wake_ud;
   long wait_ms;
+  /* The deadline's watchdog: it shuts a connection down once its request
+   * has taken longer than request_deadline_ms. MHD's own timeout is an
+   * idle one, which a client that sends a byte now and then never hits. */
+  tracked conns[CONNECTIONS_MAX];
+  long request_deadline_ms;
+  pthread_t watchdog;
+  bool watchdog_started, stopping;
+  pthread_cond_t stop;
 };
 
 static double monotonic(void) {
@@ -60,6 +80,17 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status,
   return ret;
 }
 
+static const char text[] = "text/plain; charset=utf-8";
+
+/* Whether a request says a body follows. */
+static bool has_body(struct MHD_Connection *c) {
+  const char *length = MHD_lookup_connection_value(
+      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *coding = MHD_lookup_connection_value(
+      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  return coding != NULL || (length != NULL && strcmp(length, "0") != 0);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -67,16 +98,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   (void)version;
   (void)upload;
   nl_endpoint *ep = cls;
-  /* The first call is for the headers alone; a body is not wanted. */
+  /* The first call is for the headers alone. No route takes a body: one
+   * is refused before it is read (MHD then closes the connection). */
   if (*state == NULL) {
     *state = ep;
+    if (has_body(c))
+      return answer(c, MHD_HTTP_CONTENT_TOO_LARGE, text,
+                    "no request body is taken here\n", 30);
     return MHD_YES;
   }
   if (*upload_size != 0) {
-    *upload_size = 0; /* discarded: no route takes a body */
+    *upload_size = 0; /* not announced, and discarded */
     return MHD_YES;
   }
-  static const char text[] = "text/plain; charset=utf-8";
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
     return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, "only GET and HEAD\n",
                   18);
@@ -128,6 +162,101 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   return ret;
 }
 
+static double now_ms(void) { return monotonic() * 1000; }
+
+static tracked *tracked_for(nl_endpoint *ep, int fd) {
+  for (int i = 0; i < CONNECTIONS_MAX; i++)
+    if (ep->conns[i].fd == fd)
+      return &ep->conns[i];
+  return NULL;
+}
+
+/* The connection's socket, or -1. */
+static int fd_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  return info != NULL ? info->connect_fd : -1;
+}
+
+/* The slot of fd (-1: a free one) gets fd_after and a new start time. */
+static void track(nl_endpoint *ep, int fd, int fd_after) {
+  pthread_mutex_lock(&ep->lock);
+  tracked *t = tracked_for(ep, fd);
+  if (t != NULL) {
+    t->fd = fd_after;
+    t->since = now_ms();
+  }
+  pthread_mutex_unlock(&ep->lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  (void)socket_context;
+  int fd = fd_of(c);
+  if (fd < 0)
+    return;
+  /* Closed: forgotten before MHD closes the fd, so the watchdog never
+   * shuts down a number that was given to another file. */
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    track(cls, -1, fd);
+  else
+    track(cls, fd, -1);
+}
+
+/* A request answered: the next one on the connection has its own time. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode code) {
+  (void)state;
+  (void)code;
+  int fd = fd_of(c);
+  if (fd >= 0)
+    track(cls, fd, fd);
+}
+
+static void *watchdog(void *arg) {
+  nl_endpoint *ep = arg;
+  pthread_mutex_lock(&ep->lock);
+  while (!ep->stopping) {
+    double now = now_ms();
+    for (int i = 0; i < CONNECTIONS_MAX; i++) {
+      tracked *t = &ep->conns[i];
+      if (t->fd >= 0 && now - t->since > (double)ep->request_deadline_ms) {
+        shutdown(t->fd, SHUT_RDWR); /* MHD sees it end, and closes it */
+        t->since = now;
+      }
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 250 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&ep->stop, &ep->lock, &until);
+  }
+  pthread_mutex_unlock(&ep->lock);
+  return NULL;
+}
+
+void nl_endpoint_set_request_deadline(nl_endpoint *ep, long ms) {
+  pthread_mutex_lock(&ep->lock);
+  ep->request_deadline_ms = ms;
+  pthread_mutex_unlock(&ep->lock);
+}
+
+static bool is_loopback(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET)
+    return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) ==
+           127;
+  if (a->ss_family == AF_INET6) {
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(v6) ||
+           (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+  }
+  return false;
+}
+
 static int parse_listen(const char *listen, struct sockaddr_storage *addr,
                         char *err, size_t errlen) {
   char host[256];
@@ -170,6 +299,13 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
   int rc = parse_listen(listen, &addr, err, errlen);
   if (rc != 0)
     return rc;
+  if (!is_loopback(&addr))
+    nl_log_warn("http",
+                "METRICS_LISTEN=%s is not a loopback address: anyone who can "
+                "reach it reads this node's addresses, mounts and peers "
+                "(/metrics, /api/v1/metrics/latest); keep it on 127.0.0.1, or "
+                "firewall the port",
+                listen);
   nl_endpoint *ep = calloc(1, sizeof *ep);
   if (ep == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -177,8 +313,12 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
   }
   pthread_mutex_init(&ep->lock, NULL);
   pthread_cond_init(&ep->published, NULL);
+  pthread_cond_init(&ep->stop, NULL);
   ep->beat = monotonic();
   ep->stale_after_ms = 10000;
+  ep->request_deadline_ms = REQUEST_DEADLINE_MS;
+  for (int i = 0; i < CONNECTIONS_MAX; i++)
+    ep->conns[i].fd = -1;
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD;
   if (addr.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
@@ -187,9 +327,12 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
       (struct sockaddr *)&addr,
       /* Each connection's buffers, request line and headers included. */
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS_MAX,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, ep,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, ep,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
-      /* Idle and slow (header-dribbling) connections go after 10 s. */
+      /* Idle connections go after 10 s; slow ones (a byte now and then)
+       * at the request deadline, by the watchdog. */
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_THREAD_STACK_SIZE,
       (size_t)(256 * 1024), MHD_OPTION_END);
   if (ep->daemon == NULL) {
@@ -199,9 +342,11 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
              listen);
     pthread_mutex_destroy(&ep->lock);
     pthread_cond_destroy(&ep->published);
+    pthread_cond_destroy(&ep->stop);
     free(ep);
     return -EADDRINUSE;
   }
+  ep->watchdog_started = pthread_create(&ep->watchdog, NULL, watchdog, ep) == 0;
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(ep->daemon, MHD_DAEMON_INFO_BIND_PORT);
   ep->port = info ? info->port : 0;
@@ -212,11 +357,18 @@ int nl_endpoint_start(const char *listen, nl_endpoint **out, char *err,
 void nl_endpoint_stop(nl_endpoint *ep) {
   if (ep == NULL)
     return;
+  pthread_mutex_lock(&ep->lock);
+  ep->stopping = true;
+  pthread_cond_signal(&ep->stop);
+  pthread_mutex_unlock(&ep->lock);
+  if (ep->watchdog_started)
+    pthread_join(ep->watchdog, NULL);
   MHD_stop_daemon(ep->daemon);
   for (size_t i = 0; i < ep->route_count; i++)
     free(ep->routes[i].body);
   pthread_mutex_destroy(&ep->lock);
   pthread_cond_destroy(&ep->published);
+  pthread_cond_destroy(&ep->stop);
   free(ep);
 }
 

@@ -4,7 +4,9 @@
  * copies the latest published body under a lock, so a slow monitoring API
  * or a busy loop cannot make it slow. libmicrohttpd bounds each
  * connection's memory (and so the request size), times idle connections
- * out, limits connections, and answers malformed requests with 400. */
+ * out, limits connections, and answers malformed requests with 400; a
+ * watchdog ends a request that takes over its deadline however slowly its
+ * bytes come, and a request with a body is refused with 413. */
 #ifndef NODELUA_HTTP_SERVER_H
 #define NODELUA_HTTP_SERVER_H
 
@@ -44,6 +46,10 @@ void nl_endpoint_invalidate(nl_endpoint *ep, const char *path);
 /* Whether a request waits for path: the loop renders it then. Clears the
  * request. */
 int nl_endpoint_wanted(nl_endpoint *ep, const char *path);
+
+/* How long a request may take, from a connection's first byte or its
+ * previous answer, before the connection is shut down (10 s; for tests). */
+void nl_endpoint_set_request_deadline(nl_endpoint *ep, long ms);
 
 /* Requests that reached a handler so far. */
 unsigned long nl_endpoint_requests(nl_endpoint *ep);

@@ -1,14 +1,20 @@
 /* The receiving side inside the agent: framed connections handed over by
  * the listener on TRANSFER_PORT (see nl_probe_server_on_framed) are each
- * served on a detached thread of their own, at most
- * NL_RECEIVER_THREADS_MAX at a time (more are closed at once: a flood of
- * connections cannot exhaust the process). */
+ * served on a detached thread of their own. Until a connection has proved
+ * the cluster key (5 s at the most) it is in a small pool of its own,
+ * NL_RECEIVER_PREAUTH_MAX in all and NL_RECEIVER_PREAUTH_PER_SOURCE per
+ * source address; then it takes one of NL_RECEIVER_THREADS_MAX
+ * authenticated slots. Connections past either bound are closed at once
+ * (logged at most once a minute per source): strangers cannot hold the
+ * slots that transfers need. */
 #ifndef NODELUA_TRANSFER_RECEIVER_H
 #define NODELUA_TRANSFER_RECEIVER_H
 
 #include "transfer.h"
 
 #define NL_RECEIVER_THREADS_MAX 64
+#define NL_RECEIVER_PREAUTH_MAX 16
+#define NL_RECEIVER_PREAUTH_PER_SOURCE 4
 
 typedef struct nl_receiver nl_receiver;
 
@@ -26,7 +32,9 @@ nl_receiver *nl_receiver_new(const nl_transfer_config *cfg, const char *dir,
 void nl_receiver_accept(void *receiver, int fd, const uint8_t *read,
                         size_t len);
 
-/* Connections being served right now. */
+/* Authenticated connections being served right now. */
 int nl_receiver_active(const nl_receiver *r);
+/* Connections still to authenticate. */
+int nl_receiver_preauth(const nl_receiver *r);
 
 #endif

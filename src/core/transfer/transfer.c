@@ -7,6 +7,7 @@
 #include "core/hash.h"
 #include "deadline.h"
 #include "core/log.h"
+#include "core/ratelimit.h"
 #include "tls.h"
 
 #include <ctype.h>
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -278,6 +280,51 @@ static int join_mac(const uint8_t control_key[NL_AUTH_SIZE],
   return nl_auth_mac(control_key, a, sizeof a, b, sizeof b, out);
 }
 
+/* ---- failures before authentication, logged at most once a minute per
+ * source: a stranger can cause them at will ---- */
+
+static nl_ratelimit handshake_failures = NL_RATELIMIT_INIT(60);
+
+void nl_transfer_peer_address(int fd, char *out, size_t n) {
+  struct sockaddr_storage a;
+  socklen_t len = sizeof a;
+  snprintf(out, n, "?");
+  if (getpeername(fd, (struct sockaddr *)&a, &len) != 0)
+    return;
+  if (a.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, out,
+              (socklen_t)n);
+  } else if (a.ss_family == AF_INET6) {
+    const struct in6_addr *v6 = &((struct sockaddr_in6 *)&a)->sin6_addr;
+    /* An IPv4 peer on a dual-stack listener is the IPv4 address. */
+    if (IN6_IS_ADDR_V4MAPPED(v6))
+      inet_ntop(AF_INET, v6->s6_addr + 12, out, (socklen_t)n);
+    else
+      inet_ntop(AF_INET6, v6, out, (socklen_t)n);
+  }
+}
+
+static void handshake_failed(int fd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void handshake_failed(int fd, const char *fmt, ...) {
+  char from[64], what[400];
+  nl_transfer_peer_address(fd, from, sizeof from);
+  unsigned held_back = 0;
+  if (!nl_ratelimit_allow(&handshake_failures, from, time(NULL), &held_back))
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (held_back > 0)
+    nl_log_warn("transfer",
+                "%s, from %s (and %u more from there in the last minute)", what,
+                from, held_back);
+  else
+    nl_log_warn("transfer", "%s, from %s", what, from);
+}
+
 /* ---- the handshake ---- */
 
 typedef struct {
@@ -443,10 +490,10 @@ static int server_handshake(conn *c, const nl_transfer_config *cfg,
              cfg->node_id, expected) != 0 ||
       !nl_auth_equal(expected, b->p)) {
     send_error(c, ERR_REFUSED, "refused: not this cluster's key");
-    nl_log_warn("transfer",
-                "refused a sender (node %s) that does not hold the cluster "
-                "key",
-                hs->peer_id);
+    handshake_failed(c->fd,
+                     "refused a sender (node %s) that does not hold the "
+                     "cluster key",
+                     hs->peer_id);
     return -1;
   }
   if (derive(cfg, NL_AUTH_SESSION_KEY, hs, hello->role, hello->id, cfg->node_id,
@@ -1114,10 +1161,6 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  /* From here every frame, either way, is MAC'd and numbered. */
-  c->mac_key = hs->key;
-  c->out_dir = NL_AUTH_TO_SENDER;
-  c->in_dir = NL_AUTH_TO_RECEIVER;
   if (recv_frame(c, hdr, b, &type, &len) != 0)
     return;
   char why[256];
@@ -1251,9 +1294,6 @@ static void serve_data(conn *c, handshake *hs, buffer *b) {
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  c->mac_key = hs->key; /* for the ERROR that may end it */
-  c->out_dir = NL_AUTH_TO_SENDER;
-  c->in_dir = NL_AUTH_TO_RECEIVER;
   if (recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
       len != NL_FRAME_TRANSFER_ID_SIZE + 2 + NL_AUTH_SIZE)
     return;
@@ -1313,6 +1353,12 @@ static void refuse_version(conn *c, uint8_t version) {
 
 void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
                        const nl_transfer_config *cfg) {
+  nl_transfer_serve_gated(fd, prefix, prefix_len, cfg, NULL, NULL);
+}
+
+void nl_transfer_serve_gated(int fd, const void *prefix, size_t prefix_len,
+                             const nl_transfer_config *cfg,
+                             bool (*admit)(void *ud), void *ud) {
   /* Nothing is known of the peer until it proves it holds the key: it
    * has HANDSHAKE_SECONDS from here, TLS included, however it paces its
    * bytes. */
@@ -1331,10 +1377,10 @@ void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
     c.tls = nl_tls_server(fd, prefix, prefix_len, cfg->key, cfg->key_len,
                           &deadline, why, sizeof why);
     if (c.tls == NULL) {
-      nl_log_warn("transfer",
-                  "refused an encrypted connection: %s (a sender without "
-                  "this cluster's key?)",
-                  why);
+      handshake_failed(fd,
+                       "refused an encrypted connection: %s (a sender "
+                       "without this cluster's key?)",
+                       why);
       close(fd);
       return;
     }
@@ -1363,7 +1409,15 @@ void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
              nl_frame_parse_hello(b.p, len, &hello, why, sizeof why) == 0 &&
              server_handshake(&c, cfg, &hello, &hs, &b) == 0) {
     conn_end_deadline(&c, cfg->timeout_seconds);
-    if (hello.role == 0)
+    /* From here every frame this side sends, ERRORs included, is MAC'd. */
+    c.mac_key = hs.key;
+    c.out_dir = NL_AUTH_TO_SENDER;
+    c.in_dir = NL_AUTH_TO_RECEIVER;
+    if (admit != NULL && !admit(ud))
+      send_error(&c, ERR_BUSY,
+                 "this node is serving as many transfers as it can; try "
+                 "again shortly");
+    else if (hello.role == 0)
       serve_control(&c, cfg, &hs, &b);
     else
       serve_data(&c, &hs, &b);

@@ -73,9 +73,20 @@ int nl_transfer_send(const char *host, int port, const char *path,
 
 /* Serves one framed connection accepted on fd, whose first prefix_len
  * bytes were read already (prefix). Blocking, for a thread of its own;
- * closes fd. The config must outlive every connection. */
+ * closes fd. The peer has 5 s from here to prove the cluster key, TLS
+ * included. The config must outlive every connection. */
 void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
                        const nl_transfer_config *cfg);
+
+/* The same, for a listener that keeps unauthenticated connections in a
+ * pool of their own: admit(ud) is called once the peer has proved the key,
+ * and a false answer refuses it as busy. */
+void nl_transfer_serve_gated(int fd, const void *prefix, size_t prefix_len,
+                             const nl_transfer_config *cfg,
+                             bool (*admit)(void *ud), void *ud);
+
+/* The address of fd's peer as text (an IPv4-mapped one as IPv4), or "?". */
+void nl_transfer_peer_address(int fd, char *out, size_t n);
 
 /* Waits on cond (with lock held) for up to ms milliseconds. */
 void nl_transfer_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock, int ms);
