@@ -5,8 +5,10 @@
 #      luacheck, clang-format, integration tests, a valgrind leak check;
 #   2. the fuzz targets (clang, libFuzzer), each for a bounded time;
 #   3. the whole suite again under ASan+UBSan.
-# It stops at the first stage that fails, so its last lines are always the
-# summary of the ctest run that decided the exit status.
+# It stops at the first stage that fails, so its last lines are then the
+# summary of the ctest run that decided the exit status. When all pass, the
+# last line counts the tests that were skipped (a test that cannot run here
+# says SKIPPED and exits 77; ctest shows it as not run, never as passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,18 +31,39 @@ configure_and_build build/normal -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== build: ASan+UBSan"
 configure_and_build build/asan -DCMAKE_BUILD_TYPE=Debug -DNODELUA_SANITIZE=ON
 fuzz=0
+skipped_stages=()
 if [ "$(uname -s)" = Linux ] && command -v clang >/dev/null; then
   echo "== build: fuzz targets"
   CC=clang configure_and_build build/fuzz -DCMAKE_BUILD_TYPE=Debug -DNODELUA_FUZZ=ON \
     -DNODELUA_FUZZ_SECONDS="$fuzz_seconds"
   fuzz=1
+else
+  echo "SKIPPED: the fuzz targets (they need clang and Linux)"
+  skipped_stages+=("fuzz targets")
 fi
 
+# run_ctest DIR LOG CTEST-ARGS...: runs ctest in DIR, its output also to LOG.
+run_ctest() {
+  local dir=$1 log=$2
+  shift 2
+  (cd "$dir" && ctest --output-on-failure "$@") 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}
+
 echo "== tests: normal build"
-(cd build/normal && ctest --output-on-failure -j "$jobs")
+run_ctest build/normal build/normal.ctest.log -j "$jobs"
+logs=(build/normal.ctest.log)
 if [ "$fuzz" = 1 ]; then
   echo "== fuzzing, ${fuzz_seconds} s per target"
-  (cd build/fuzz && ctest --output-on-failure -L fuzz)
+  run_ctest build/fuzz build/fuzz.ctest.log -L fuzz
+  logs+=(build/fuzz.ctest.log)
 fi
 echo "== tests: ASan+UBSan build"
-(cd build/asan && ctest --output-on-failure -j "$jobs" -LE 'lint|leak')
+run_ctest build/asan build/asan.ctest.log -j "$jobs" -LE 'lint|leak'
+logs+=(build/asan.ctest.log)
+
+# What did not run, over all stages: ctest marks a skip "***Skipped".
+skipped=$(grep -h -- '\*\*\*Skipped' "${logs[@]}" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u)
+count=$(printf '%s' "$skipped" | grep -c . || true)
+count=$((count + ${#skipped_stages[@]}))
+echo "== skipped: $count${skipped:+ ($(echo $skipped))}${skipped_stages:+ (${skipped_stages[*]})}"

@@ -47,10 +47,19 @@ describe("nodelua.sender", function()
   it("reads Retry-After as seconds or as an HTTP date", function()
     assert.equal(120, sender.retry_after_seconds("120"))
     assert.equal(5, sender.retry_after_seconds(" 5 "))
-    local now = os.time({ year = 2015, month = 10, day = 21, hour = 7, min = 27, sec = 0, isdst = false })
-    local utc_now = now + (now - os.time(os.date("!*t", now)))
+    -- 2015-10-21 07:27:00 UTC, as a number: not recomputed with the code's
+    -- own formula, which would agree with itself whatever it got wrong.
+    local utc_now = 1445412420
     assert.equal(60, sender.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", utc_now))
     assert.equal(0, sender.retry_after_seconds("Wed, 21 Oct 2015 07:26:00 GMT", utc_now))
+    -- The same in a zone far from UTC (a POSIX TZ rule: no zone files
+    -- needed), where treating the date as local time would be 5.5 hours off.
+    local lua = os.getenv("NODELUA_LUA") or "lua5.4"
+    local p = assert(io.popen(("TZ=XST-05:30 %s -e %q"):format(lua,
+      'print(require("nodelua.sender").retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412420))')))
+    local out = p:read("a")
+    p:close()
+    assert.equal("60", out:match("^%s*(.-)%s*$"))
     assert.is_nil(sender.retry_after_seconds("soon"))
     assert.is_nil(sender.retry_after_seconds(nil))
   end)
@@ -101,10 +110,28 @@ describe("the shipped policies", function()
     for _, core in ipairs(s.cpu.cores) do
       core.percent, core.usage_percent = nil, nil
     end
+    s.thermal = nil -- no sensor sampled
     local p = cjson.decode(report.build(s, { time = 0, full = false }))
     assert.is_nil(p.storage)
     assert.is_nil(p.cpu.load)
-    assert.is_nil(p.cpu.temperature) -- no sensor on this machine, or none sampled
+    assert.is_nil(p.cpu.temperature)
+  end)
+
+  it("report the CPU's temperature from its sensors, whatever this machine has", function()
+    local s = latest()
+    s.thermal = { sensors = {
+      { name = "acpitz temp1", celsius = 40.0 },
+      { name = "coretemp Package id 0", celsius = 55.0 },
+      { name = "coretemp Core 0", celsius = 51.0 },
+      { name = "coretemp Core 1", celsius = 57.5 },
+    } }
+    local t = cjson.decode(report.build(s, { time = 0, full = false })).cpu.temperature
+    assert.equal(55.0, t.main) -- the package sensor, not the hottest
+    assert.equal(57.5, t.max)
+    assert.same({ 51.0, 57.5 }, t.cores)
+    s.thermal = { sensors = { { name = "acpitz temp1", celsius = 40.0 } } }
+    t = cjson.decode(report.build(s, { time = 0, full = false })).cpu.temperature
+    assert.equal(40.0, t.max) -- no CPU sensor named: the highest reading only
   end)
 
   it("send reports to /api/v1/metrics with the key and JSON", function()

@@ -341,7 +341,8 @@ describe("repl", function()
         return { { id = ID_B, name = "bravo", best = { address = "127.0.0.1", port = 7001 } } }
       end,
     }
-    assert.equal("\1send\t127.0.0.1\t7001\tbravo (bbbbbbbbbbbb)\t/data/x\n",
+    -- The peer's id last: the client checks the node that answers proves it.
+    assert.equal("\1send\t127.0.0.1\t7001\tbravo (bbbbbbbbbbbb)\t/data/x\t" .. ID_B .. "\n",
       repl.answer(loader, with_peer, "send bravo /data/x"))
     assert.equal("\1send\t10.0.0.9\t7879\t10.0.0.9:7879\t/x\n", repl.answer(loader, with_peer, "send 10.0.0.9:7879 /x"))
     local text, err = repl.answer(loader, with_peer, "send nobody /x")

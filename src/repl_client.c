@@ -8,6 +8,7 @@
 
 #include "core/control.h"
 #include "core/transfer/transfer.h"
+#include "core/trust.h"
 
 #include <ctype.h>
 #include <editline/readline.h>
@@ -109,6 +110,12 @@ static void on_progress(void *ud, const nl_transfer_result *r) {
   fflush(stderr);
 }
 
+static void explicit_clear(char *p, size_t n) {
+  volatile char *v = p;
+  while (n-- > 0)
+    *v++ = 0;
+}
+
 /* Reads the cluster key as the agent does: NODELUA_CLUSTER_KEY, or the
  * contents of NODELUA_CLUSTER_KEY_FILE without surrounding white space. */
 static char *cluster_key(const nl_config *cfg, char *err, size_t errlen) {
@@ -122,25 +129,29 @@ static char *cluster_key(const nl_config *cfg, char *err, size_t errlen) {
              "NODELUA_CLUSTER_KEY_FILE (mode 0600)");
     return NULL;
   }
-  FILE *f = fopen(path, "rb");
-  char buf[4200];
-  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  if (f)
-    fclose(f);
-  buf[n] = '\0';
+  /* As the agent does: refused unless the agent's (or root's) and nobody
+   * else can read or write it. */
+  size_t n = 0;
+  char *buf =
+      nl_trust_read(path, NL_TRUST_SECRET, 64 * 1024, &n, NULL, err, errlen);
+  if (buf == NULL)
+    return NULL;
   char *start = buf;
   while (*start && isspace((unsigned char)*start))
     start++;
   size_t len = strlen(start);
   while (len > 0 && isspace((unsigned char)start[len - 1]))
     start[--len] = '\0';
-  if (len < 16) {
+  char *copy = len >= 16 ? strdup(start) : NULL;
+  explicit_clear(buf, n);
+  free(buf);
+  if (len < 16)
     snprintf(err, errlen, "NODELUA_CLUSTER_KEY_FILE holds no key of 16 bytes");
-    return NULL;
-  }
-  return strdup(start);
+  return copy;
 }
 
+/* This node's id from the state directory, or "" (the transfer core then
+ * sends a random one, never a fixed one). */
 static void node_id(const nl_config *cfg, char out[65]) {
   char path[1024];
   snprintf(path, sizeof path, "%s/node-id",
@@ -157,20 +168,53 @@ static void node_id(const nl_config *cfg, char out[65]) {
     memcpy(out, buf, 32);
     out[32] = '\0';
   } else {
-    memset(out, '0', 32);
-    out[32] = '\0';
+    out[0] = '\0';
   }
 }
 
-/* "\1send\thost\tport\tlabel\tpath\n": returns 1 sent, 0 failed. */
-static int act(const nl_config *cfg, char *action) {
-  char *fields[6] = {0};
+/* The path in the user's own line "send PEER PATH" (words split on white
+ * space, as the agent splits them), or NULL. */
+static const char *typed_path(const char *line, char *buf, size_t n) {
+  char parts[3][1024];
+  int count = 0;
+  const char *p = line;
+  while (*p != '\0') {
+    p += strspn(p, " \t");
+    size_t len = strcspn(p, " \t");
+    if (len == 0)
+      break;
+    if (count == 3 || len >= sizeof parts[0])
+      return NULL;
+    snprintf(parts[count++], sizeof parts[0], "%.*s", (int)len, p);
+    p += len;
+  }
+  if (count != 3 || strcmp(parts[0], "send") != 0)
+    return NULL;
+  snprintf(buf, n, "%s", parts[2]);
+  return buf;
+}
+
+/* "\1send\thost\tport\tlabel\tpath\tid\n", the agent's answer to the
+ * user's line: returns 1 sent, 0 failed. The agent chooses where to (it
+ * knows the peers), never what: the file is the path the user typed, and
+ * an answer naming another is refused. */
+static int act(const nl_config *cfg, const char *line, char *action) {
+  char *fields[7] = {0};
   int n = 0;
   action[strcspn(action, "\n")] = '\0';
-  for (char *f = strtok(action + 1, "\t"); f && n < 6; f = strtok(NULL, "\t"))
+  for (char *f = strtok(action + 1, "\t"); f && n < 7; f = strtok(NULL, "\t"))
     fields[n++] = f;
-  if (n != 5 || strcmp(fields[0], "send") != 0) {
+  char path[1024];
+  if ((n != 5 && n != 6) || strcmp(fields[0], "send") != 0 ||
+      typed_path(line, path, sizeof path) == NULL) {
     fprintf(stderr, "nodelua repl: the agent asked for something unknown\n");
+    return 0;
+  }
+  if (strcmp(fields[4], path) != 0) {
+    fprintf(stderr,
+            "nodelua repl: the agent asked to send %s, not the %s you "
+            "typed: refused\n",
+            fields[4], path);
     return 0;
   }
   char err[512];
@@ -185,6 +229,7 @@ static int act(const nl_config *cfg, char *action) {
       .key = (const uint8_t *)key,
       .key_len = strlen(key),
       .node_id = id,
+      .expect_id = n == 6 ? fields[5] : NULL, /* a send by id or name */
       .streams = (int)nl_config_num(cfg, NL_CFG_TRANSFER_STREAMS),
       .chunk_size = 4 * 1024 * 1024,
       .encrypt = nl_config_num(cfg, NL_CFG_TRANSFER_ENCRYPT) != 0,
@@ -192,10 +237,11 @@ static int act(const nl_config *cfg, char *action) {
   };
   progress_state p = {.tty = isatty(STDERR_FILENO), .last_second = -1};
   nl_transfer_result r;
-  int rc = nl_transfer_send(fields[1], atoi(fields[2]), fields[4], NULL, &tc,
+  int rc = nl_transfer_send(fields[1], atoi(fields[2]), path, NULL, &tc,
                             on_progress, &p, &r, err, sizeof err);
   if (p.tty)
     fputc('\n', stderr);
+  explicit_clear(key, strlen(key));
   free(key);
   if (rc != 0) {
     fprintf(stderr, "send: %s\n", err);
@@ -204,8 +250,8 @@ static int act(const nl_config *cfg, char *action) {
   char size[32], rate[32];
   human((double)r.size, size, sizeof size);
   human(r.seconds > 0 ? r.bytes_sent / r.seconds : 0, rate, sizeof rate);
-  printf("sent %s to %s: %s in %.2f s (%s/s), sha256 %s", fields[4], fields[3],
-         size, r.seconds, rate, r.sha256);
+  printf("sent %s to %s: %s in %.2f s (%s/s), sha256 %s", path, fields[3], size,
+         r.seconds, rate, r.sha256);
   if (r.chunks_skipped > 0)
     printf(" (resumed: %u of %u chunks were there already)", r.chunks_skipped,
            r.chunks);
@@ -225,7 +271,7 @@ static int ask(int fd, const nl_config *cfg, const char *line) {
     return -1;
   }
   if (rc == 1 && len > 0 && reply[0] == '\1') {
-    rc = act(cfg, reply);
+    rc = act(cfg, line, reply);
     free(reply);
     return rc;
   }

@@ -16,6 +16,7 @@ local sender_mod = require("nodelua.sender")
 local spool_mod = require("nodelua.spool")
 local files = require("nodelua.files")
 local timer = require("nodelua.timer")
+local trust = require("nodelua.trust")
 
 local M = {}
 
@@ -90,6 +91,12 @@ function M.main(args)
     return 1
   end
 
+  -- The state holds the spool, the node's id and the control socket:
+  -- nobody else may own or write it.
+  local own, refusal = trust.own_folder(state_dir, "NODELUA_STATE_DIR")
+  if not own then
+    return give_up("%s", refusal)
+  end
   local spool, err = spool_mod.open(state_dir .. "/spool", {
     max_bytes = config.get("NODELUA_SPOOL_MAX_BYTES"),
     max_age = config.get("NODELUA_SPOOL_MAX_AGE") * 3600,
@@ -180,6 +187,7 @@ function M.main(args)
 
   local sender = sender_mod.new({
     spool = spool,
+    node_id = finder.id,
     client = client,
     destination = function()
       local dest = policies:call("report", "destination")

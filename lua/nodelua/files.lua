@@ -2,6 +2,7 @@
 -- and the receiver on TRANSFER_PORT (the C side: nodelua.transfer).
 local config = require("nodelua.config")
 local log = require("nodelua.log")
+local trust = require("nodelua.trust")
 
 local M = {}
 
@@ -19,12 +20,15 @@ function M.cluster_key()
   if path == "" then
     return nil, "no cluster key: set NODELUA_CLUSTER_KEY, or NODELUA_CLUSTER_KEY_FILE (mode 0600)"
   end
-  local f, err = io.open(path, "rb")
-  if not f then
+  -- Refused unless it is the agent's (or root's) and nobody else can read
+  -- or write it.
+  local text, err = trust.read(path, { secret = true, max = 64 * 1024 })
+  if not text then
     return nil, ("NODELUA_CLUSTER_KEY_FILE: %s"):format(err)
   end
-  key = f:read("a"):match("^%s*(.-)%s*$")
-  f:close()
+  key = text:match("^%s*(.-)%s*$")
+  -- Never in a log line, like every secret from the configuration.
+  log.add_secret(key)
   if #key < M.KEY_MIN then
     return nil, ("NODELUA_CLUSTER_KEY_FILE=%s holds %d bytes; a key is at least %d"):format(path, #key, M.KEY_MIN)
   end

@@ -4,8 +4,12 @@
 -- binary). A file NAME.lua in the override directory (NODELUA_POLICY_DIR)
 -- replaces the shipped NAME as a whole. A policy that fails to load is
 -- refused with one log line, and the last good one stays in force; SIGHUP
--- reloads every policy that was loaded.
+-- reloads every policy that was loaded. An override is code that runs as
+-- the agent: it is refused when it, or the folder that holds it (through a
+-- symlink: its target's), is owned by another user than the agent's or
+-- root, or writable by group or others.
 local runtime = require("nodelua.runtime")
+local trust = require("nodelua.trust")
 local log = require("nodelua.log")
 local config = require("nodelua.config")
 
@@ -112,8 +116,11 @@ function Loader:load(name)
   local previous = self.loaded[name]
   local path = self:override_path(name)
   if path then
-    local chunk, err = loadfile(path, "t")
-    local policy
+    local text, err = trust.read(path)
+    local chunk, policy
+    if text then
+      chunk, err = load(text, "@" .. path, "t")
+    end
     if chunk then
       policy, err = evaluate(chunk, name, path)
     end

@@ -63,10 +63,29 @@ static int l_set_file(lua_State *L) {
   return 1;
 }
 
+/* log.add_secret(value): value is written as the redaction mark in every
+ * line from now on (a secret read from a file: the cluster key). Values
+ * shorter than NL_LOG_MIN_SECRET are not taken: they would blank common
+ * words. */
+static int l_add_secret(lua_State *L) {
+  int rc = nl_log_add_secret(luaL_checkstring(L, 1));
+  if (rc != 0)
+    return nl_push_failure(L, rc, "cannot keep the secret: %s", strerror(-rc));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg log_functions[] = {
-    {"error", l_error},     {"warn", l_warn},         {"info", l_info},
-    {"debug", l_debug},     {"trace", l_trace},       {"level", l_level},
-    {"enabled", l_enabled}, {"set_file", l_set_file}, {NULL, NULL},
+    {"add_secret", l_add_secret},
+    {"error", l_error},
+    {"warn", l_warn},
+    {"info", l_info},
+    {"debug", l_debug},
+    {"trace", l_trace},
+    {"level", l_level},
+    {"enabled", l_enabled},
+    {"set_file", l_set_file},
+    {NULL, NULL},
 };
 
 int luaopen_nodelua_log(lua_State *L) {

@@ -443,6 +443,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.dnssd", luaopen_nodelua_dnssd},
       {"nodelua.control", luaopen_nodelua_control},
       {"nodelua.transfer", luaopen_nodelua_transfer},
+      {"nodelua.trust", luaopen_nodelua_trust},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

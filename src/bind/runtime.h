@@ -57,6 +57,7 @@ int luaopen_nodelua_json(lua_State *L);
 int luaopen_nodelua_dnssd(lua_State *L);
 int luaopen_nodelua_control(lua_State *L);
 int luaopen_nodelua_transfer(lua_State *L);
+int luaopen_nodelua_trust(lua_State *L);
 
 /* The second tier of error (a failure of the world, not misuse): pushes nil,
  * the formatted message and code, and returns 3 for the binding to return. */

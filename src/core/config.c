@@ -2,6 +2,7 @@
 
 #include "envfile.h"
 #include "log.h"
+#include "trust.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,8 +16,6 @@
 #include <unistd.h>
 
 #define NODE_NAME_MAX 63 /* a DNS-SD instance name label */
-#define CHANNEL_MAX 32
-#define INTERVAL_MAX_MINUTES 525600LL /* one year */
 #define BUDGET_MIN 10000LL
 #define BUDGET_MAX 2000000000LL /* lua_sethook takes an int count */
 
@@ -38,27 +37,6 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
     [NL_CFG_LOG_FORMAT] = {"NODELUA_LOG_FORMAT", NULL, NL_CFG_STRING, false,
                            "text", "text", "text or json",
                            "Log line format; --log-format overrides it."},
-    [NL_CFG_AUTO_UPDATE] = {"AUTO_UPDATE", NULL, NL_CFG_BOOLEAN, false, "true",
-                            "true", "true or false (also 1/0, yes/no, on/off)",
-                            "Whether the agent updates itself."},
-    [NL_CFG_UPDATE_CHANNEL] =
-        {"UPDATE_CHANNEL", NULL, NL_CFG_STRING, false, "stable", "stable",
-         "stable, beta, nightly, or a custom prefix of 1 to 32 characters "
-         "from a-z, 0-9, '.' and '_' (no '-': tags are {channel}-{version})",
-         "Release channel: the tag prefix of accepted releases."},
-    [NL_CFG_UPDATE_CHECK_INTERVAL] =
-        {"UPDATE_CHECK_INTERVAL", NULL, NL_CFG_INTEGER, false, "60", "60",
-         "a whole number of minutes from 1 to 525600",
-         "Minutes between update checks."},
-    [NL_CFG_UPDATE_REPOSITORY] =
-        {"UPDATE_REPOSITORY", NULL, NL_CFG_STRING, false, "nodelua/nodelua",
-         "nodelua/nodelua",
-         "a GitHub repository as owner/name (letters, digits, '-', '_', '.')",
-         "GitHub repository whose releases are the updates."},
-    [NL_CFG_UPDATE_DIR] = {"UPDATE_DIR", NULL, NL_CFG_STRING, false, NULL,
-                           "$NODELUA_STATE_DIR/updates", "an absolute path",
-                           "Where updates are downloaded, staged and backed "
-                           "up."},
     [NL_CFG_NODE_NAME] = {"NODE_NAME", NULL, NL_CFG_STRING, false, NULL,
                           "the host name",
                           "1 to 63 bytes without control characters",
@@ -111,7 +89,8 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          "Key shared by the cluster's nodes; file transfer needs it."},
     [NL_CFG_CLUSTER_KEY_FILE] =
         {"NODELUA_CLUSTER_KEY_FILE", NULL, NL_CFG_STRING, false, "", "(empty)",
-         "empty, or a readable regular file of mode 0600 (or stricter)",
+         "empty, or a readable regular file of mode 0600 (or stricter), "
+         "owned by the agent's user or root",
          "File holding the cluster key, instead of NODELUA_CLUSTER_KEY."},
     [NL_CFG_TRANSFER_DIR] =
         {"TRANSFER_DIR", NULL, NL_CFG_STRING, false, NULL,
@@ -282,38 +261,6 @@ static int validate_url(const char *v, char *why, size_t whylen) {
   return 0;
 }
 
-static int validate_channel(const char *v, char *why, size_t whylen) {
-  size_t n = strlen(v);
-  if (n == 0 || n > CHANNEL_MAX)
-    goto bad;
-  for (const char *p = v; *p; p++) {
-    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
-          *p == '.' || *p == '_'))
-      goto bad;
-  }
-  return 0;
-bad:
-  return why_fail(why, whylen, "expected %s",
-                  vars[NL_CFG_UPDATE_CHANNEL].expected);
-}
-
-static int validate_repository(const char *v, char *why, size_t whylen) {
-  const char *slash = strchr(v, '/');
-  if (slash == NULL || slash == v || slash[1] == '\0' ||
-      strchr(slash + 1, '/') != NULL || strlen(v) > 200)
-    goto bad;
-  for (const char *p = v; *p; p++) {
-    if (p == slash)
-      continue;
-    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
-      goto bad;
-  }
-  return 0;
-bad:
-  return why_fail(why, whylen, "expected %s",
-                  vars[NL_CFG_UPDATE_REPOSITORY].expected);
-}
-
 static int validate_absolute_path(const char *v, char *why, size_t whylen) {
   if (v[0] != '/' || has_control(v) || strlen(v) >= PATH_MAX)
     return why_fail(why, whylen, "expected an absolute path");
@@ -409,7 +356,6 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
       return why_fail(why, whylen, "expected %s", vars[id].expected);
     *number = format;
     return 0;
-  case NL_CFG_AUTO_UPDATE:
   case NL_CFG_MDNS:
   case NL_CFG_TRANSFER_ENCRYPT: {
     static const char *const truthy[] = {"true", "1", "yes", "on"};
@@ -426,16 +372,6 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     }
     return why_fail(why, whylen, "expected %s", vars[id].expected);
   }
-  case NL_CFG_UPDATE_CHANNEL:
-    return validate_channel(v, why, whylen);
-  case NL_CFG_UPDATE_CHECK_INTERVAL:
-    if (parse_integer(v, 1, INTERVAL_MAX_MINUTES, &n) != 0)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    *number = n;
-    return 0;
-  case NL_CFG_UPDATE_REPOSITORY:
-    return validate_repository(v, why, whylen);
-  case NL_CFG_UPDATE_DIR:
   case NL_CFG_STATE_DIR:
   case NL_CFG_TRANSFER_DIR:
     return validate_absolute_path(v, why, whylen);
@@ -495,12 +431,12 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
         access(v, R_OK) != 0)
       return why_fail(why, whylen, "expected %s", vars[id].expected);
-    /* A key others can read is no key: refuse it, and say how to fix. */
-    if ((st.st_mode & 077) != 0)
-      return why_fail(why, whylen,
-                      "the file is readable by others (mode %03o); run "
-                      "chmod 600 on it",
-                      (unsigned)(st.st_mode & 0777));
+    /* A key others can read (or write) is no key: refuse it, and say how
+     * to fix. */
+    char what[64];
+    snprintf(what, sizeof what, "the file");
+    if (nl_trust_check(&st, NL_TRUST_SECRET, what, why, whylen) != 0)
+      return -EINVAL;
     return 0;
   }
   case NL_CFG_PEERS:
@@ -532,7 +468,8 @@ enum source_rank {
 typedef struct {
   nl_config *cfg;
   enum source_rank rank;
-  const char *file; /* NULL for the environment */
+  const char *file;           /* NULL for the environment */
+  const char *secret_in_file; /* a secret variable the file sets, or NULL */
   int rank_of[NL_CFG_COUNT];
   bool via_alias[NL_CFG_COUNT];
 } loader;
@@ -563,6 +500,18 @@ static int set_value(nl_config *cfg, int id, const char *value,
   return 0;
 }
 
+/* The predecessor's self-update settings: they come back with the
+ * feature; until then, setting one is said to do nothing. */
+static bool is_update_setting(const char *key) {
+  static const char *const names[] = {"AUTO_UPDATE", "UPDATE_CHANNEL",
+                                      "UPDATE_CHECK_INTERVAL",
+                                      "UPDATE_REPOSITORY", "UPDATE_DIR"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strcmp(key, names[i]) == 0)
+      return true;
+  return false;
+}
+
 static int take_pair(loader *ld, const char *key, const char *value, int line) {
   int id = nl_config_find(key);
   char source[NL_CONFIG_SOURCE_MAX];
@@ -571,9 +520,15 @@ static int take_pair(loader *ld, const char *key, const char *value, int line) {
   else
     snprintf(source, sizeof source, "the environment");
   if (id < 0) {
-    /* Our own prefix with an unknown name is most likely a typo. */
-    if (strncmp(key, "NODELUA_", 8) == 0 &&
-        strcmp(key, "NODELUA_SERVICE_ENV_FILE") != 0)
+    /* Our own prefix with an unknown name is most likely a typo; the
+     * predecessor's update settings are known, and do nothing yet. */
+    if (is_update_setting(key))
+      add_warning(ld->cfg,
+                  "%s in %s is ignored: this version does not update "
+                  "itself yet",
+                  key, source);
+    else if (strncmp(key, "NODELUA_", 8) == 0 &&
+             strcmp(key, "NODELUA_SERVICE_ENV_FILE") != 0)
       add_warning(ld->cfg, "unknown variable %s in %s is ignored", key, source);
     return 0;
   }
@@ -592,30 +547,48 @@ static int take_pair(loader *ld, const char *key, const char *value, int line) {
 
 static int envfile_pair(void *ud, const char *key, const char *value,
                         int line) {
+  loader *ld = ud;
+  int id = nl_config_find(key);
+  if (id >= 0 && vars[id].secret && value[0] != '\0')
+    ld->secret_in_file = vars[id].name;
   return take_pair(ud, key, value, line);
 }
 
+/* Reads an env file into the loader. An env file says where the agent
+ * reports, which folders it writes and which code it runs: it is refused
+ * unless it is the agent's or root's and nobody else can write it (nor the
+ * folder that holds it); one that sets a secret must not be readable by
+ * others either. */
 static int read_file(loader *ld, const char *path, enum source_rank rank,
                      bool must_exist, char *err, size_t errlen) {
   nl_envfile_error perr;
   ld->rank = rank;
   ld->file = path;
-  int rc = nl_envfile_read(path, envfile_pair, ld, &perr);
-  if (rc == -ENOENT && !must_exist)
+  ld->secret_in_file = NULL;
+  size_t len = 0;
+  struct stat st;
+  char why[1024];
+  char *text =
+      nl_trust_read(path, 0, NL_ENVFILE_MAX_BYTES, &len, &st, why, sizeof why);
+  if (text == NULL && errno == ENOENT && !must_exist)
     return 0;
+  if (text == NULL) {
+    snprintf(err, errlen, "%s", why);
+    return -EINVAL;
+  }
+  int rc = nl_envfile_parse(text, len, envfile_pair, ld, &perr);
+  free(text);
   if (rc == -EINVAL) {
     snprintf(err, errlen, "%s line %d: %s", path, perr.line, perr.message);
     return rc;
   }
-  if (rc == -EFBIG) {
-    snprintf(err, errlen,
-             "%s: larger than %d bytes; expected a short "
-             "NAME=VALUE file",
-             path, NL_ENVFILE_MAX_BYTES);
-    return -EINVAL;
-  }
   if (rc < 0) {
     snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    return -EINVAL;
+  }
+  if (ld->secret_in_file != NULL &&
+      nl_trust_check(&st, NL_TRUST_SECRET, path, why, sizeof why) != 0) {
+    snprintf(err, errlen, "%s (it sets %s)", why, ld->secret_in_file);
     return -EINVAL;
   }
   return 0;
@@ -745,13 +718,12 @@ int nl_config_load(nl_config *cfg, const nl_config_sources *src, char *err,
       goto fail;
     }
   }
-  /* UPDATE_DIR and TRANSFER_DIR follow the state directory unless set
-   * themselves. The receive folder is the agent's own: never a shared
-   * place like /tmp, where another user could make the folder (or a
-   * symlink in its place) before the agent does. (On macOS, as a user,
-   * the state directory is ~/Library/Application Support/nodelua.) */
-  if (default_under_state(cfg, NL_CFG_UPDATE_DIR, "updates") != 0 ||
-      default_under_state(cfg, NL_CFG_TRANSFER_DIR, "received") != 0) {
+  /* TRANSFER_DIR follows the state directory unless set itself. The
+   * receive folder is the agent's own: never a shared place like /tmp,
+   * where another user could make the folder (or a symlink in its place)
+   * before the agent does. (On macOS, as a user, the state directory is
+   * ~/Library/Application Support/nodelua.) */
+  if (default_under_state(cfg, NL_CFG_TRANSFER_DIR, "received") != 0) {
     snprintf(err, errlen, "out of memory");
     rc = -ENOMEM;
     goto fail;

@@ -1,4 +1,9 @@
+#ifdef __linux__
+#define _GNU_SOURCE /* struct ucred */
+#endif
 #include "control.h"
+
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -120,6 +125,38 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread,
   }
 }
 
+int nl_control_peer_uid(int fd, uid_t *uid) {
+#if defined(SO_PEERCRED)
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return -1;
+  *uid = cred.uid;
+  return 0;
+#else
+  gid_t gid;
+  return getpeereid(fd, uid, &gid);
+#endif
+}
+
+/* Only the agent's own user and root may ask it anything: the socket's
+ * mode says so too, but a mode is one chmod away, and the kernel's word
+ * on who connected is not. */
+static bool peer_allowed(uv_pipe_t *pipe) {
+  uv_os_fd_t fd;
+  uid_t uid;
+  if (uv_fileno((uv_handle_t *)pipe, &fd) != 0 ||
+      nl_control_peer_uid(fd, &uid) != 0)
+    return false;
+  if (uid == geteuid() || uid == 0)
+    return true;
+  nl_log_warn("control",
+              "refused a connection from uid %u to the control "
+              "socket: only this agent's user and root may use it",
+              (unsigned)uid);
+  return false;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   nl_control *ctl = server->data;
   if (status < 0)
@@ -135,6 +172,7 @@ static void on_connection(uv_stream_t *server, int status) {
     ctl->conns->prev = c;
   ctl->conns = c;
   if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
+      !peer_allowed(&c->pipe) ||
       uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, on_conn_read) != 0)
     conn_close(c);
 }
@@ -202,7 +240,11 @@ int nl_control_start(uv_loop_t *loop, const char *path,
   ctl->ud = ud;
   uv_pipe_init(loop, &ctl->pipe, 0);
   ctl->pipe.data = ctl;
+  /* Made 0600 from the start (umask 077): no moment in which another
+   * user could connect before the chmod. */
+  mode_t mask = umask(077);
   int rc = uv_pipe_bind(&ctl->pipe, path);
+  umask(mask);
   if (rc == 0 && chmod(path, 0600) != 0)
     rc = -errno;
   if (rc == 0)

@@ -1,7 +1,8 @@
 /* The agent's control socket: a Unix socket in the state directory through
  * which `nodelua repl` asks the running agent questions (list, status...).
- * Only the agent's own user can reach it: the socket is 0600 in a 0700
- * directory.
+ * Only the agent's own user (and root) can use it: the socket is made 0600
+ * (under umask 077) in a 0700 directory, and the agent checks each
+ * connection's uid with SO_PEERCRED (Linux) or getpeereid (macOS).
  *
  * The wire: the client sends one command line ("list\n"); the agent answers
  * "OK <length>\n" or "ERR <length>\n" followed by exactly that many bytes
@@ -11,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #define NL_CONTROL_LINE_MAX 4096
@@ -32,6 +34,9 @@ int nl_control_start(uv_loop_t *loop, const char *path,
                      char *err, size_t errlen);
 /* Stops listening, closes connections and removes the socket file. */
 void nl_control_stop(nl_control *ctl);
+
+/* The uid of the process at the other end of a Unix socket. 0 or -1. */
+int nl_control_peer_uid(int fd, uid_t *uid);
 
 /* The client side, blocking (for the `nodelua repl` process, not the
  * agent): connects, or returns -1 with a message in err. */

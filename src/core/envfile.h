@@ -26,10 +26,4 @@ typedef int (*nl_envfile_pair_cb)(void *ud, const char *key, const char *value,
 int nl_envfile_parse(const char *buf, size_t len, nl_envfile_pair_cb cb,
                      void *ud, nl_envfile_error *err);
 
-/* Reads and parses the file at path. Returns -ENOENT when it does not exist,
- * -EFBIG when it is over NL_ENVFILE_MAX_BYTES, another negative errno when it
- * cannot be read, or what nl_envfile_parse returns. */
-int nl_envfile_read(const char *path, nl_envfile_pair_cb cb, void *ud,
-                    nl_envfile_error *err);
-
 #endif

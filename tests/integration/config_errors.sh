@@ -24,16 +24,14 @@ expect_bad "malformed URL" "MONITORING_API_URL=\"localhost:3000\" (from the envi
   MONITORING_API_URL=localhost:3000
 expect_bad "URL with credentials" "credentials in the URL are refused" \
   MONITORING_API_URL=http://user:pw@host
-expect_bad "negative interval" "UPDATE_CHECK_INTERVAL=\"-5\" (from the environment): expected a whole number of minutes" \
-  UPDATE_CHECK_INTERVAL=-5
-expect_bad "non-numeric interval" "UPDATE_CHECK_INTERVAL=\"hourly\"" UPDATE_CHECK_INTERVAL=hourly
+expect_bad "negative interval" "REPORT_INTERVAL=\"-5\" (from the environment): expected a whole number of seconds" \
+  REPORT_INTERVAL=-5
+expect_bad "non-numeric interval" "REPORT_INTERVAL=\"hourly\"" REPORT_INTERVAL=hourly
 expect_bad "unknown log level" "NODELUA_LOG=\"chatty\" (from the environment): expected one of error, warn, info, debug, trace" \
   NODELUA_LOG=chatty
 expect_bad "unknown log level via RUST_LOG" "(from the environment (as RUST_LOG))" RUST_LOG=loud
-expect_bad "bad boolean" "AUTO_UPDATE=\"sometimes\"" AUTO_UPDATE=sometimes
-expect_bad "bad channel" "UPDATE_CHANNEL=\"pre-release\"" UPDATE_CHANNEL=pre-release
-expect_bad "bad repository" "UPDATE_REPOSITORY=\"no-slash\"" UPDATE_REPOSITORY=no-slash
-expect_bad "relative update dir" "UPDATE_DIR=\"rel\" (from the environment): expected an absolute path" UPDATE_DIR=rel
+expect_bad "bad boolean" "NODELUA_MDNS=\"sometimes\"" NODELUA_MDNS=sometimes
+expect_bad "relative receive dir" "TRANSFER_DIR=\"rel\" (from the environment): expected an absolute path" TRANSFER_DIR=rel
 expect_bad "missing policy dir" "NODELUA_POLICY_DIR=\"/nonexistent\"" NODELUA_POLICY_DIR=/nonexistent
 expect_bad "bad log format" "NODELUA_LOG_FORMAT=\"yaml\"" NODELUA_LOG_FORMAT=yaml
 expect_bad "empty node name" "NODE_NAME=\"\"" NODE_NAME=
@@ -50,14 +48,14 @@ printf 'NODE_NAME=ok\nMONITORING_API_KEY=%s\nnot an assignment\n' "$SECRET" >.en
 err=$(clean_env "$NODELUA" run ok.lua 2>&1)
 check "bad ./.env line: exit 2" equals "$?" 2
 check "bad ./.env line: file and line" equals "$err" "nodelua: ./.env line 3: expected '=' after not"
-printf 'UPDATE_CHECK_INTERVAL=-1\n' >.env
+printf 'REPORT_INTERVAL=-1\n' >.env
 err=$(clean_env "$NODELUA" run ok.lua 2>&1)
-check "bad ./.env value: file and line" contains "$err" "UPDATE_CHECK_INTERVAL=\"-1\" (from ./.env line 1)"
+check "bad ./.env value: file and line" contains "$err" "REPORT_INTERVAL=\"-1\" (from ./.env line 1)"
 rm .env
-printf '# extra\nAUTO_UPDATE="maybe"\n' >extra.env
+printf '# extra\nNODELUA_CALLBACK_BUDGET="lots"\n' >extra.env
 err=$(clean_env "$NODELUA" --env-file extra.env run ok.lua 2>&1)
 check "bad --env-file value: exit 2" equals "$?" 2
-check "bad --env-file value: file and line" contains "$err" "AUTO_UPDATE=\"maybe\" (from extra.env line 2)"
+check "bad --env-file value: file and line" contains "$err" "NODELUA_CALLBACK_BUDGET=\"lots\" (from extra.env line 2)"
 err=$(clean_env "$NODELUA" --env-file missing.env run ok.lua 2>&1)
 check "missing --env-file: exit 2" equals "$?" 2
 check "missing --env-file: says so" equals "$err" "nodelua: missing.env: No such file or directory"
@@ -87,7 +85,8 @@ check "no command: exit 2" equals "$?" 2
 # Secrets never in --help, nor in a log line.
 help=$(clean_env MONITORING_API_KEY=$SECRET "$NODELUA" --help)
 check "--help exits 0" equals "$?" 0
-check "--help lists the variables" contains "$help" "UPDATE_CHECK_INTERVAL"
+check "--help lists the variables" contains "$help" "REPORT_INTERVAL"
+check "--help lists no setting of a feature not there yet" lacks "$help" "UPDATE_CHANNEL"
 check "--help has no secret" lacks "$help" "$SECRET"
 check "--help has not even the default key" lacks "$help" "dev-api-key"
 printf 'local log = require("nodelua.log")\nlog.warn("key is %%s", require("nodelua.config").get("MONITORING_API_KEY"))\nerror("failing with " .. os.getenv("MONITORING_API_KEY"))\n' >leak.lua
@@ -98,5 +97,45 @@ check "no line has the key" lacks "$err" "$SECRET"
 err=$(clean_env MONITORING_API_KEY=$SECRET "$NODELUA" --log-format json run leak.lua 2>&1)
 check "json log: one object per line" contains "$err" '"level":"warn","component":"leak.lua:2","msg":"key is [REDACTED]"}'
 check "json log: no secret" lacks "$err" "$SECRET"
+
+# The cluster key from NODELUA_CLUSTER_KEY_FILE is a secret like the
+# others: whatever logs it, the log shows the redaction mark.
+KEYFILE_SECRET=cluster-key-from-a-file-0123456789
+printf '%s\n' "$KEYFILE_SECRET" >cluster.key
+chmod 600 cluster.key
+printf 'local log = require("nodelua.log")\nlocal key = assert(require("nodelua.files").cluster_key())\nlog.warn("the key: %%s", key)\nprint("printed " .. key)\n' >keyleak.lua
+err=$(clean_env NODELUA_CLUSTER_KEY_FILE="$WORK/cluster.key" "$NODELUA" run keyleak.lua 2>&1 >/dev/null)
+check "a key from a file, logged: redacted" contains "$err" "the key: [REDACTED]"
+check "no log line has the key from the file" lacks "$err" "$KEYFILE_SECRET"
+chmod 640 cluster.key
+err=$(clean_env NODELUA_CLUSTER_KEY_FILE="$WORK/cluster.key" "$NODELUA" run ok.lua 2>&1)
+check "a key file others can read: exit 2" equals "$?" 2
+check "a key file others can read: says chmod 600" contains "$err" "chmod 600"
+
+# Env files are code and secrets: one that others can write, or one that
+# holds a secret and others can read, is refused with one line saying how
+# to fix it.
+printf 'NODE_NAME=planted\n' >.env
+chmod 666 .env
+err=$(clean_env "$NODELUA" run ok.lua 2>&1)
+check "./.env writable by everyone: exit 2" equals "$?" 2
+check "./.env writable by everyone: says so" contains "$err" "./.env is writable by everyone (mode 666): refused; run chmod go-w"
+printf 'MONITORING_API_KEY=%s\n' "$SECRET" >.env
+chmod 644 .env
+err=$(clean_env "$NODELUA" run ok.lua 2>&1)
+check "./.env with a secret, readable by others: exit 2" equals "$?" 2
+check "./.env with a secret, readable by others: chmod 600" contains "$err" "chmod 600 on it (it sets MONITORING_API_KEY)"
+check "./.env with a secret: the secret is not shown" lacks "$err" "$SECRET"
+chmod 600 .env
+clean_env "$NODELUA" run ok.lua >/dev/null 2>&1
+check "./.env with a secret, mode 600: taken" equals "$?" 0
+if [ "$(id -u)" = 0 ]; then
+  chown 65534 .env
+  err=$(clean_env "$NODELUA" run ok.lua 2>&1)
+  check "./.env owned by another user: refused" contains "$err" "owned by uid 65534"
+else
+  skip "an env file of another user (needs root)"
+fi
+rm -f .env
 
 finish

@@ -38,8 +38,8 @@ sed -i 's/^NODE_NAME=.*/NODE_NAME="kept name"/' "$dir/.env"
 deploy >/dev/null 2>&1
 check "the existing .env is used" wait_for "$dir/.nodelua/agent.log" "as kept name" 5
 deploy stop >/dev/null
-echo 'UPDATE_CHECK_INTERVAL=soon' >>"$dir/.env"
+echo 'REPORT_INTERVAL=soon' >>"$dir/.env"
 out=$(deploy 2>&1)
 check "a bad .env: deploy fails" equals "$?" 1
-check "saying why" contains "$out" 'UPDATE_CHECK_INTERVAL="soon"'
+check "saying why" contains "$out" 'REPORT_INTERVAL="soon"'
 finish

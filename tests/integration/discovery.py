@@ -96,6 +96,7 @@ class Agent:
         with open(self.env_file, "w") as f:
             for key, value in settings.items():
                 f.write(f'{key}="{value}"\n')
+        os.chmod(self.env_file, 0o600)  # it holds secrets: others may not read it
         self.proc = None
         self.started = None
 
@@ -194,7 +195,7 @@ def best_address(agent, other):
 
 def main():
     if os.geteuid() != 0:
-        print("discovery: needs root, for network namespaces (CI runs it as root)")
+        print("SKIPPED: discovery needs root, for network namespaces (CI runs it as root)")
         sys.exit(77)
     agents = []
     try:

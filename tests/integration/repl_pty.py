@@ -29,6 +29,7 @@ def env_file(name, port, peer_port):
                 f"NODELUA_STATE_DIR={work}/{name}-state\nTRANSFER_DIR={work}/{name}-files\n"
                 "NODELUA_MDNS=false\nMETRICS_LISTEN=\nMONITORING_API_URL=http://127.0.0.1:9\n"
                 "NODELUA_CLUSTER_KEY=key-of-the-repl-test-cluster\n")
+    os.chmod(path, 0o600)  # it holds a secret: refused if others can read it
     return path
 
 

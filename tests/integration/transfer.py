@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from checks import check, finish, free_port, wait_for  # noqa: E402
+from checks import check, finish, free_port, skip, wait_for  # noqa: E402
 
 NODELUA = os.path.abspath(sys.argv[1])
 CHUNK = 4 * 1024 * 1024
@@ -417,7 +417,7 @@ def main():
             finally:
                 subprocess.run(["umount", tiny])
         else:
-            print("  (not root: the full-disk case needs a tmpfs mount and was not run)")
+            skip("the full-disk case (needs root, for a tmpfs mount)")
     finally:
         agent.stop(signal.SIGKILL)
         shutil.rmtree(work, ignore_errors=True)

@@ -122,29 +122,10 @@ static void test_edges(void) {
   CHECK(nl_envfile_parse(text, strlen(text), collect, &many, &err) == -ENOSPC);
 }
 
-static void test_read(void) {
-  pairs p;
-  nl_envfile_error err;
-  char path[] = "/tmp/nodelua-envfile-XXXXXX";
-  int fd = mkstemp(path);
-  CHECK(fd >= 0);
-  const char *text = "export A='1'\n";
-  CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-  close(fd);
-  memset(&p, 0, sizeof p);
-  CHECK(nl_envfile_read(path, collect, &p, &err) == 0);
-  CHECK(p.count == 1);
-  CHECK_STR(p.values[0], "1");
-  unlink(path);
-  CHECK(nl_envfile_read(path, collect, &p, &err) == -ENOENT);
-  CHECK(nl_envfile_read("/tmp", collect, &p, &err) == -EISDIR);
-}
-
 int main(void) {
   test_basic_forms();
   test_quotes();
   test_errors();
   test_edges();
-  test_read();
   return check_report("test_envfile");
 }

@@ -164,7 +164,7 @@ static void test_no_steady_state_allocation(nl_metrics *m) {
   nl_buf_free(&prom);
 #else
   (void)m;
-  printf("allocation count skipped: sanitizer or non-glibc build\n");
+  check_skip("allocation count (a sanitizer or non-glibc build)");
 #endif
 }
 

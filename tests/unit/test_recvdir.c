@@ -88,7 +88,7 @@ static void refusals(void) {
     CHECK(nl_recv_dir_open(&d, path, err, sizeof err) == -1);
     CHECK_CONTAINS(err, "owned by uid 65534");
   } else {
-    printf("SKIPPED: another user's folder (needs root to make one)\n");
+    check_skip("another user's folder (needs root to make one)");
   }
 }
 

@@ -69,7 +69,8 @@ commands.send = {
       return nil, ("'%s' names %d peers: give an id"):format(target, #found)
     end
     local p = found[1]
-    return repl.action("send", p.best.address, p.best.port, ("%s (%s)"):format(p.name, p.id:sub(1, 12)), path)
+    -- The id last: the client checks that the node that answers proves it.
+    return repl.action("send", p.best.address, p.best.port, ("%s (%s)"):format(p.name, p.id:sub(1, 12)), path, p.id)
   end,
 }
 

@@ -1,5 +1,7 @@
 #include "recvdir.h"
 
+#include "core/trust.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -68,26 +70,6 @@ static int open_checked(int at, const char *name, const char *what, char *err,
   return fd;
 }
 
-/* mkdir -p with mode 0700 for whatever is missing; existing parts are left
- * as they are (the last component is checked by the caller). */
-static int make_parents(const char *path) {
-  char buf[4096];
-  int n = snprintf(buf, sizeof buf, "%s", path);
-  if (n <= 0 || (size_t)n >= sizeof buf) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int nl_recv_dir_open(nl_recv_dir *d, const char *path, char *err,
                      size_t errlen) {
   memset(d, 0, sizeof *d);
@@ -98,8 +80,9 @@ int nl_recv_dir_open(nl_recv_dir *d, const char *path, char *err,
     return -1;
   }
   snprintf(d->path, sizeof d->path, "%s", path);
-  if (make_parents(path) != 0) {
-    snprintf(err, errlen, "cannot make %s: %s", path, strerror(errno));
+  int made = nl_mkdir_p(path);
+  if (made != 0) {
+    snprintf(err, errlen, "cannot make %s: %s", path, strerror(-made));
     return -1;
   }
   char what[4200];
