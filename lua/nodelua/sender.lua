@@ -69,10 +69,13 @@ local function retryable(status)
 end
 
 --- opts: spool, client (nodelua.http client), destination() -> {url, headers},
--- backoff_base, backoff_max (seconds), retry_after_max (seconds).
+-- node_id (for each report's Idempotency-Key: node id, "-", the spool's
+-- sequence number, which never repeats), backoff_base, backoff_max
+-- (seconds), retry_after_max (seconds).
 function M.new(opts)
   return setmetatable({
     spool = opts.spool,
+    node_id = opts.node_id,
     client = opts.client,
     destination = opts.destination,
     backoff_base = opts.backoff_base or 1,
@@ -98,13 +101,22 @@ function Sender:kick()
   local data, seq = self.spool:peek()
   if not data then
     if seq then -- peek's second result is the error when it failed
-      log.error("cannot read the spool: %s", seq)
+      -- The report stays first in line (a full fd table, a permission, an
+      -- I/O error pass): try again later, not only at the next report.
+      self.busy = true
+      self:retry_later(M.backoff(self.failures + 1, self.backoff_base, self.backoff_max),
+        ("cannot read the spool: %s"):format(seq))
     end
     return
   end
   local dest = self.destination()
   if not dest then
     return
+  end
+  -- The same report always carries the same key, so that the API can drop
+  -- the copy that a crash between its answer and our ack sends again.
+  if self.node_id then
+    dest.headers["Idempotency-Key"] = ("%s-%d"):format(self.node_id, seq)
   end
   self.busy = true
   local ok, err = self.client:post(dest.url, dest.headers, data, function(response)
@@ -142,7 +154,15 @@ function Sender:on_answer(seq, response)
   end
   local status = response.status
   if status >= 200 and status < 300 then
-    self.spool:ack(seq)
+    local acked, ack_err = self.spool:ack(seq)
+    if not acked then
+      -- Delivered, but still in the spool: it goes again, with the same
+      -- Idempotency-Key, once the spool can let it go.
+      self:retry_later(M.backoff(self.failures + 1, self.backoff_base, self.backoff_max),
+        ("delivered, but cannot remove it from the spool (%s); it will be sent again with the same " ..
+        "Idempotency-Key"):format(ack_err))
+      return
+    end
     self.delivered = self.delivered + 1
     self.last_success = runtime.time()
     if self.failures > 0 then

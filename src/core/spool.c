@@ -1,5 +1,7 @@
 #include "spool.h"
 
+#include "trust.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +28,18 @@ struct nl_spool {
   size_t head, count, cap;
   uint64_t bytes;
   uint64_t next_seq;
+  /* Sequence numbers up to here are handed out already (the "sequence"
+   * file says so): after a restart numbering goes on from here, even when
+   * the queue was empty, so that no number is used twice. */
+  uint64_t reserved_seq;
   uint64_t dropped, dead_lettered;
 };
+
+#define SEQUENCE_FILE "sequence"
+#define SEQUENCE_BLOCK 1024
+/* dead-letter.jsonl is rotated to dead-letter.1.jsonl past this size: two
+ * files at the most. */
+#define DEAD_LETTER_MAX (4 * 1024 * 1024)
 
 static void entry_name(char *buf, size_t len, const entry *e) {
   snprintf(buf, len, "%020" PRIu64 "-%013" PRId64 ".json", e->seq, e->time_ms);
@@ -56,16 +68,22 @@ static int append_entry(nl_spool *s, entry e) {
   return 0;
 }
 
-static void remove_oldest(nl_spool *s) {
+/* Removes the oldest report, file first: if the file cannot be removed
+ * (other than being gone already) it stays in the queue too, so that what
+ * is on disk and what is counted never disagree. Returns 0 or a negative
+ * errno. */
+static int remove_oldest(nl_spool *s) {
   entry *e = oldest(s);
   char name[64];
   entry_name(name, sizeof name, e);
-  unlinkat(s->dir_fd, name, 0);
+  if (unlinkat(s->dir_fd, name, 0) != 0 && errno != ENOENT)
+    return -errno;
   s->bytes -= e->size;
   s->head++;
   s->count--;
   if (s->count == 0)
     s->head = 0;
+  return 0;
 }
 
 static int compare_entries(const void *a, const void *b) {
@@ -73,27 +91,21 @@ static int compare_entries(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int mkdir_p(const char *path) {
-  char buf[4096];
-  if (strlen(path) >= sizeof buf)
-    return -ENAMETOOLONG;
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = '\0';
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return -errno;
-    *p = '/';
-  }
-  if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-    return -errno;
-  return 0;
+/* Reads the highest sequence number handed out so far (0 if none). */
+static uint64_t read_reserved(int dir_fd) {
+  char buf[32] = "";
+  int fd = openat(dir_fd, SEQUENCE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  buf[n > 0 ? n : 0] = '\0';
+  return strtoull(buf, NULL, 10);
 }
 
 int nl_spool_open(const char *dir, uint64_t max_bytes, int64_t max_age_ms,
                   nl_spool **out, char *err, size_t errlen) {
-  int rc = mkdir_p(dir);
+  int rc = nl_mkdir_p(dir);
   if (rc != 0) {
     snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
     return rc;
@@ -142,6 +154,9 @@ int nl_spool_open(const char *dir, uint64_t max_bytes, int64_t max_age_ms,
       s->next_seq = e.seq + 1;
   }
   closedir(d);
+  s->reserved_seq = read_reserved(s->dir_fd);
+  if (s->reserved_seq >= s->next_seq)
+    s->next_seq = s->reserved_seq + 1;
   if (s->count > 1) /* qsort must not be handed an empty (NULL) array */
     qsort(s->entries + s->head, s->count, sizeof(entry), compare_entries);
   *out = s;
@@ -156,6 +171,33 @@ void nl_spool_close(nl_spool *s) {
   free(s->entries);
   free(s->dir);
   free(s);
+}
+
+static int write_all(int fd, const char *data, size_t len);
+
+/* Hands out the block of numbers below upto, durably, before any is used:
+ * written to a temporary file, fsynced and renamed. Returns 0 or a
+ * negative errno. */
+static int reserve_block(nl_spool *s, uint64_t upto) {
+  char text[32];
+  int len = snprintf(text, sizeof text, "%" PRIu64 "\n", upto);
+  int fd = openat(s->dir_fd, ".tmp-" SEQUENCE_FILE,
+                  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return -errno;
+  int rc = write_all(fd, text, (size_t)len);
+  if (rc == 0 && fsync(fd) != 0)
+    rc = -errno;
+  if (close(fd) != 0 && rc == 0)
+    rc = -errno;
+  if (rc == 0 &&
+      renameat(s->dir_fd, ".tmp-" SEQUENCE_FILE, s->dir_fd, SEQUENCE_FILE) != 0)
+    rc = -errno;
+  if (rc == 0 && fsync(s->dir_fd) != 0)
+    rc = -errno;
+  if (rc == 0)
+    s->reserved_seq = upto;
+  return rc;
 }
 
 static int write_all(int fd, const char *data, size_t len) {
@@ -174,22 +216,24 @@ static int write_all(int fd, const char *data, size_t len) {
 static void apply_bounds(nl_spool *s, int64_t now_ms) {
   /* The newest report is never dropped for the bounds: it is the one that
    * was just pushed. */
-  while (s->count > 1 && s->max_bytes > 0 && s->bytes > s->max_bytes) {
-    remove_oldest(s);
+  while (s->count > 1 && s->max_bytes > 0 && s->bytes > s->max_bytes &&
+         remove_oldest(s) == 0)
     s->dropped++;
-  }
   nl_spool_expire(s, now_ms);
 }
 
 void nl_spool_expire(nl_spool *s, int64_t now_ms) {
   while (s->count > 1 && s->max_age_ms > 0 &&
-         now_ms - oldest(s)->time_ms > s->max_age_ms) {
-    remove_oldest(s);
+         now_ms - oldest(s)->time_ms > s->max_age_ms && remove_oldest(s) == 0)
     s->dropped++;
-  }
 }
 
 int nl_spool_push(nl_spool *s, const char *data, size_t len, int64_t now_ms) {
+  if (s->next_seq > s->reserved_seq) {
+    int rc = reserve_block(s, s->next_seq + SEQUENCE_BLOCK - 1);
+    if (rc != 0)
+      return rc;
+  }
   entry e = {s->next_seq, now_ms, len};
   char tmp[64], name[64];
   snprintf(tmp, sizeof tmp, ".tmp-%020" PRIu64, e.seq);
@@ -250,7 +294,7 @@ static int read_entry(nl_spool *s, const entry *e, char **data, size_t *len) {
   close(fd);
   if (got != size) {
     free(buf);
-    return -EIO;
+    return -EIO; /* shorter than it was a moment ago: try again later */
   }
   buf[size] = '\0';
   *data = buf;
@@ -266,10 +310,14 @@ int nl_spool_peek(nl_spool *s, char **data, size_t *len, uint64_t *seq) {
       *seq = e->seq;
       return 0;
     }
-    if (rc == -ENOMEM)
+    /* Only a report whose file is gone (removed behind our back) leaves
+     * here, counted: it cannot be sent. Any other failure (no free file
+     * descriptor, a permission, an I/O error, memory) may pass: the
+     * report stays first in line and the caller tries again later. */
+    if (rc != -ENOENT)
       return rc;
-    /* Removed or damaged behind our back: it cannot be sent; count it. */
-    remove_oldest(s);
+    if ((rc = remove_oldest(s)) != 0)
+      return rc;
     s->dropped++;
   }
   return -ENOENT;
@@ -279,8 +327,7 @@ int nl_spool_ack(nl_spool *s, uint64_t seq) {
   entry *e = oldest(s);
   if (e == NULL || e->seq != seq)
     return -ENOENT;
-  remove_oldest(s);
-  return 0;
+  return remove_oldest(s);
 }
 
 /* Appends a JSON string literal of text to a buffer of cap bytes. */
@@ -305,6 +352,22 @@ static size_t json_string(char *out, size_t cap, const char *text) {
   return o;
 }
 
+/* dead-letter.jsonl, opened to append a record of about len bytes; when
+ * that would take it past DEAD_LETTER_MAX it is first rotated to
+ * dead-letter.1.jsonl (the older one goes). Returns an fd or a negative
+ * errno. */
+static int open_dead_letters(nl_spool *s, size_t len) {
+  struct stat st;
+  if (fstatat(s->dir_fd, "dead-letter.jsonl", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      (uint64_t)st.st_size + len + 1024 > DEAD_LETTER_MAX &&
+      renameat(s->dir_fd, "dead-letter.jsonl", s->dir_fd,
+               "dead-letter.1.jsonl") != 0)
+    return -errno;
+  int fd = openat(s->dir_fd, "dead-letter.jsonl",
+                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  return fd >= 0 ? fd : -errno;
+}
+
 int nl_spool_dead_letter(nl_spool *s, uint64_t seq, long status,
                          const char *reason) {
   entry *e = oldest(s);
@@ -315,12 +378,10 @@ int nl_spool_dead_letter(nl_spool *s, uint64_t seq, long status,
   int rc = read_entry(s, e, &data, &len);
   if (rc != 0)
     return rc;
-  int fd = openat(s->dir_fd, "dead-letter.jsonl",
-                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int fd = open_dead_letters(s, len);
   if (fd < 0) {
-    rc = -errno;
     free(data);
-    return rc;
+    return fd;
   }
   char head[1024], quoted[768];
   json_string(quoted, sizeof quoted, reason ? reason : "");
@@ -349,7 +410,10 @@ int nl_spool_dead_letter(nl_spool *s, uint64_t seq, long status,
   free(data);
   if (rc != 0)
     return rc;
-  remove_oldest(s);
+  /* In the dead letters now: if it cannot leave the queue it is sent
+   * again, and a second refusal is a second line there. */
+  if ((rc = remove_oldest(s)) != 0)
+    return rc;
   s->dead_lettered++;
   return 0;
 }

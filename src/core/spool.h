@@ -2,9 +2,15 @@
  * Every report is a file of its own, `<seq>-<unix ms>.json`, written to a
  * temporary name, fsynced, renamed into place and the directory fsynced
  * before nl_spool_push returns: a report that was pushed survives a kill -9
- * or a power cut. Reports leave in push order. The spool is bounded in bytes
- * and in age; beyond either bound the oldest reports are dropped and
- * counted. A report the API refuses for good goes to dead-letter.jsonl. */
+ * or a power cut. Reports leave in push order, and only when delivered
+ * (acked), refused for good (dead-lettered), or dropped for the bounds:
+ * the spool is bounded in bytes and in age, and beyond either bound the
+ * oldest reports are dropped and counted. Any other failure (a file that
+ * cannot be read or removed right now) keeps the report for a later try.
+ * Sequence numbers never repeat, across restarts too: they identify a
+ * report to the API (its Idempotency-Key). A report the API refuses for
+ * good goes to dead-letter.jsonl, which is rotated to dead-letter.1.jsonl
+ * at 4 MiB. */
 #ifndef NODELUA_SPOOL_H
 #define NODELUA_SPOOL_H
 
@@ -37,12 +43,14 @@ int nl_spool_push(nl_spool *s, const char *data, size_t len, int64_t now_ms);
 void nl_spool_expire(nl_spool *s, int64_t now_ms);
 
 /* The oldest waiting report: *data is malloc'd (the caller frees it).
- * Returns 0, -ENOENT when the spool is empty, or a negative errno. A report
- * that cannot be read any more is dropped (and counted) and the next one is
- * tried. */
+ * Returns 0, -ENOENT when the spool is empty, or a negative errno: then the
+ * report stays first in line, to be tried again. Only a report whose file
+ * is gone is dropped (and counted), and the next one tried. */
 int nl_spool_peek(nl_spool *s, char **data, size_t *len, uint64_t *seq);
 
-/* The report seq was delivered: it is removed. */
+/* The report seq was delivered: it is removed. Returns 0, or a negative
+ * errno when its file could not be removed: it then stays, and is sent
+ * again (with the same sequence number). */
 int nl_spool_ack(nl_spool *s, uint64_t seq);
 
 /* The report seq was refused for good: appended to dead-letter.jsonl as

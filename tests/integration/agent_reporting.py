@@ -7,6 +7,7 @@ runs on loopback; every process started here is ended by its pid.
 Usage: agent_reporting.py path/to/nodelua [scenario ...]
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -175,6 +176,11 @@ def normal_flow(work, receiver):
           str([r["errors"] for r in records if r["errors"]][:2]))
     check("every request has the key", all(r["headers"].get("x-api-key") == KEY for r in records))
     check("and the JSON content type", all(r["headers"].get("content-type") == "application/json" for r in records))
+    keys = [r["headers"].get("idempotency-key", "") for r in records]
+    node_id = open(os.path.join(agent.state, "node-id")).read().strip()
+    check("each report has an Idempotency-Key: the node's id and a sequence number, each once",
+          all(re.fullmatch(re.escape(node_id) + r"-\d+", k) for k in keys) and len(set(keys)) == len(keys),
+          str(keys[:3]))
     first = records[0]["payload"]
     check("the first report carries the full system information",
           "info" in first["cpu"] and "interfaces" in first["network"] and first["system"].get("release"))

@@ -1,11 +1,30 @@
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include "core/spool.h"
 
 #include "check.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* An injected failure: while fail_unlink is set, removing a file fails
+ * with that errno (this definition stands in for libc's in this test
+ * program, the spool's calls included). */
+static int fail_unlink;
+
+int unlinkat(int dir_fd, const char *path, int flags) {
+  if (fail_unlink != 0) {
+    errno = fail_unlink;
+    return -1;
+  }
+  int (*real)(int, const char *, int) =
+      (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "unlinkat");
+  return real(dir_fd, path, flags);
+}
 
 static char dir[64];
 
@@ -59,10 +78,12 @@ static void test_order_and_reopen(void) {
   CHECK(st.depth == 2 && st.bytes == 8 && st.oldest_ms == 2000);
   CHECK(nl_spool_push(s, "four", 4, 4000) == 0);
   const char *want[] = {"two", "three", "four"};
+  uint64_t last = 1;
   for (int i = 0; i < 3; i++) {
     CHECK(nl_spool_peek(s, &data, &len, &seq) == 0);
     CHECK(strlen(want[i]) == len && memcmp(data, want[i], len) == 0);
-    CHECK(seq == (uint64_t)i + 2);
+    CHECK(i < 2 ? seq == (uint64_t)i + 2 : seq > last); /* never reused */
+    last = seq;
     free(data);
     CHECK(nl_spool_ack(s, seq) == 0);
   }
@@ -145,6 +166,110 @@ static void test_dead_letter_and_damage(void) {
   CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
 }
 
+/* Acks whatever an earlier case left. */
+static void drain(nl_spool *s) {
+  char *data;
+  size_t len;
+  uint64_t seq;
+  while (nl_spool_peek(s, &data, &len, &seq) == 0) {
+    free(data);
+    CHECK(nl_spool_ack(s, seq) == 0);
+  }
+}
+
+/* Numbers identify reports to the API (Idempotency-Key): a spool emptied
+ * and reopened goes on with new ones, never one used before. */
+static void test_sequence_never_repeats(void) {
+  nl_spool *s;
+  char err[256], *data;
+  size_t len;
+  uint64_t first, second;
+  CHECK(nl_spool_open(dir, 0, 0, &s, err, sizeof err) == 0);
+  drain(s);
+  CHECK(nl_spool_push(s, "a", 1, 1000) == 0);
+  CHECK(nl_spool_peek(s, &data, &len, &first) == 0);
+  free(data);
+  CHECK(nl_spool_ack(s, first) == 0);
+  nl_spool_close(s);
+  CHECK(nl_spool_open(dir, 0, 0, &s, err, sizeof err) == 0);
+  CHECK(nl_spool_push(s, "b", 1, 2000) == 0);
+  CHECK(nl_spool_peek(s, &data, &len, &second) == 0);
+  free(data);
+  CHECK(second > first);
+  CHECK(nl_spool_ack(s, second) == 0);
+  nl_spool_close(s);
+}
+
+/* Errors that may pass keep the report: no file descriptor left (EMFILE)
+ * at peek, a file that cannot be removed (EIO) at ack. Nothing is
+ * dropped or counted; once the error passes the same report goes. */
+static void test_errors_keep_reports(void) {
+  nl_spool *s;
+  char err[256], *data = NULL;
+  size_t len;
+  uint64_t seq;
+  CHECK(nl_spool_open(dir, 0, 0, &s, err, sizeof err) == 0);
+  drain(s);
+  CHECK(nl_spool_push(s, "precious", 8, 1000) == 0);
+  struct rlimit old, low;
+  getrlimit(RLIMIT_NOFILE, &old);
+  low = old;
+  low.rlim_cur = 64;
+  CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  int fds[64], n = 0;
+  while (n < 64 && (fds[n] = dup(0)) >= 0)
+    n++;
+  CHECK(nl_spool_peek(s, &data, &len, &seq) == -EMFILE);
+  for (int i = 0; i < n; i++)
+    close(fds[i]);
+  setrlimit(RLIMIT_NOFILE, &old);
+  nl_spool_stats st;
+  nl_spool_stats_get(s, &st);
+  CHECK(st.depth == 1 && st.dropped == 0);
+  CHECK(nl_spool_peek(s, &data, &len, &seq) == 0 && len == 8 &&
+        memcmp(data, "precious", 8) == 0);
+  free(data);
+
+  fail_unlink = EIO;
+  CHECK(nl_spool_ack(s, seq) == -EIO);
+  fail_unlink = 0;
+  nl_spool_stats_get(s, &st);
+  CHECK(st.depth == 1 && st.dropped == 0);
+  uint64_t again;
+  CHECK(nl_spool_peek(s, &data, &len, &again) == 0 && again == seq);
+  free(data);
+  CHECK(nl_spool_ack(s, seq) == 0);
+  CHECK(count_files(".json") == 0);
+  nl_spool_close(s);
+}
+
+/* dead-letter.jsonl is rotated, not grown without end: two files of about
+ * 4 MiB at the most. */
+static void test_dead_letters_bounded(void) {
+  nl_spool *s;
+  char err[256], *data;
+  size_t len;
+  uint64_t seq;
+  CHECK(nl_spool_open(dir, 0, 0, &s, err, sizeof err) == 0);
+  size_t size = 1536 * 1024;
+  char *big = malloc(size);
+  memset(big, 'x', size);
+  for (int i = 0; i < 7; i++) {
+    CHECK(nl_spool_push(s, big, size, 1000 + i) == 0);
+    CHECK(nl_spool_peek(s, &data, &len, &seq) == 0);
+    free(data);
+    CHECK(nl_spool_dead_letter(s, seq, 400, "refused") == 0);
+  }
+  free(big);
+  char path[128];
+  struct stat a, b;
+  snprintf(path, sizeof path, "%s/dead-letter.jsonl", dir);
+  CHECK(stat(path, &a) == 0 && a.st_size <= 4 * 1024 * 1024);
+  snprintf(path, sizeof path, "%s/dead-letter.1.jsonl", dir);
+  CHECK(stat(path, &b) == 0 && b.st_size <= 4 * 1024 * 1024);
+  nl_spool_close(s);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/nodelua-spool-XXXXXX");
   if (mkdtemp(dir) == NULL)
@@ -156,6 +281,9 @@ int main(void) {
   test_order_and_reopen();
   test_bounds();
   test_dead_letter_and_damage();
+  test_sequence_never_repeats();
+  test_errors_keep_reports();
+  test_dead_letters_bounded();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%.*s'", (int)(strlen(dir) - 4), dir);
   if (system(cmd) != 0)
