@@ -221,13 +221,15 @@ describe("discovery: the peer table", function()
 end)
 
 describe("discovery: over loopback, with real probes", function()
+  local KEY = "the-cluster-key-of-these-specs"
+
   it("finds a static peer, sees it go, and sees it come back", function()
     local loader, events = policies()
     local a = assert(discovery.start({ advertise = true, mdns = false, port = 0, peers = "", id = ID_A,
-      name = "node-a", policies = loader }))
+      name = "node-a", policies = loader, key = KEY }))
     local port = a:advertised_port()
     local b = assert(discovery.start({ advertise = false, mdns = false, id = ID_B, name = "node-b",
-      peers = "127.0.0.1:" .. port, policies = loader }))
+      peers = "127.0.0.1:" .. port, policies = loader, key = KEY }))
     finally(function()
       a:stop()
       b:stop()
@@ -242,6 +244,7 @@ describe("discovery: over loopback, with real probes", function()
     local peer = b:peers()[1]
     assert.equal(ID_A, peer.id)
     assert.equal("node-a", peer.name)
+    assert.is_true(peer.verified) -- its hello proved the key
     assert.same({ "tcp" }, peer.caps)
     -- 127.0.0.1 answered; a's hello named its other addresses (this
     -- machine's), which answer too and may rank above loopback.
@@ -263,19 +266,60 @@ describe("discovery: over loopback, with real probes", function()
 
     -- and back, on the same port: b finds it again.
     a = assert(discovery.start({ advertise = true, mdns = false, port = port, peers = "", id = ID_A,
-      name = "node-a", policies = loader }))
+      name = "node-a", policies = loader, key = KEY }))
     assert.is_true(support.wait_for(function()
       return #b:peers() == 1
     end, 10))
   end)
 
+  it("without a key anywhere, lists a peer from its public hello, unverified and with no other address", function()
+    local loader = policies()
+    local a = assert(discovery.start({ advertise = true, mdns = false, port = 0, peers = "", id = ID_A,
+      name = "node-a", policies = loader, key = false }))
+    local b = assert(discovery.start({ advertise = false, mdns = false, id = ID_B, name = "node-b",
+      peers = "127.0.0.1:" .. a:advertised_port(), policies = loader, key = false }))
+    finally(function()
+      a:stop()
+      b:stop()
+    end)
+    assert.is_true(support.wait_for(function()
+      return #b:peers() == 1
+    end, 5))
+    local peer = b:peers()[1]
+    assert.equal(ID_A, peer.id)
+    assert.is_false(peer.verified)
+    assert.same({}, peer.caps) -- the public hello says who, not what or where
+    assert.equal(1, #peer.paths)
+    assert.equal("127.0.0.1", peer.paths[1].address)
+  end)
+
+  it("holding a key, takes no peer whose hello does not prove it: another key, or none", function()
+    local loader = policies()
+    for _, theirs in ipairs({ "another-cluster-key-entirely", false }) do
+      local a = assert(discovery.start({ advertise = true, mdns = false, port = 0, peers = "", id = ID_A,
+        name = "impostor", policies = loader, key = theirs }))
+      local b = assert(discovery.start({ advertise = true, mdns = false, port = 0, id = ID_B, name = "node-b",
+        peers = "127.0.0.1:" .. a:advertised_port(), policies = loader, key = KEY }))
+      -- b probes a (and introduces itself) several times over; a's hello
+      -- proves no key b holds, and b's probes prove none a can check.
+      -- (A node with no key lists what it finds, unverified: a may list b
+      -- then; a node with another key lists nothing of b either.)
+      local anyone = support.wait_for(function()
+        return #b:peers() > 0 or (theirs and #a:peers() > 0)
+      end, 2.5)
+      a:stop()
+      b:stop()
+      assert.is_false(anyone)
+    end
+  end)
+
   it("learns of a peer from its introduction, with no other source", function()
     local loader = policies()
     local a = assert(discovery.start({ advertise = true, mdns = false, port = 0, peers = "", id = ID_A,
-      name = "node-a", policies = loader }))
+      name = "node-a", policies = loader, key = KEY }))
     -- b knows a (a static peer); a knows nothing of b but b's probes.
     local b = assert(discovery.start({ advertise = true, mdns = false, port = 0, id = ID_B, name = "node-b",
-      peers = "127.0.0.1:" .. a:advertised_port(), policies = loader }))
+      peers = "127.0.0.1:" .. a:advertised_port(), policies = loader, key = KEY }))
     finally(function()
       a:stop()
       b:stop()

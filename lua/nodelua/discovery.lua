@@ -19,6 +19,7 @@
 -- probed too: every address that answers is a path, seen through the local
 -- interface the OS used for it. A goodbye removes a peer at once; a peer
 -- whose paths stop answering is removed after the policy's down_after.
+local files = require("nodelua.files")
 local config = require("nodelua.config")
 local dnssd = require("nodelua.dnssd")
 local json = require("nodelua.json")
@@ -31,7 +32,7 @@ local timer = require("nodelua.timer")
 local M = {}
 
 M.SERVICE_TYPE = "_nodelua._tcp"
-M.PROTOCOL_VERSION = 1
+M.PROTOCOL_VERSION = 2
 M.CAPABILITIES = { "tcp" }
 
 local RETRY_MDNS_SECONDS = 30
@@ -217,6 +218,17 @@ function M.start(opts)
     end
     self.id = id
   end
+  -- With the cluster key, hellos are authenticated both ways: only a
+  -- node that proves the key is taken as a peer, and only such a node
+  -- gets this node's addresses. Without one (no key anywhere), peers are
+  -- listed from their public hello, marked verified = false.
+  -- opts.key: the cluster key, or false for none (default: the
+  -- configured one, if any).
+  local cluster_key = opts.key
+  if cluster_key == nil then
+    cluster_key = files.cluster_key()
+  end
+  self.probe_key = cluster_key and dnssd.probe_key(cluster_key) or nil
   local peers, err = M.parse_peers(opts.peers or config.get("NODELUA_PEERS"))
   if not peers then
     return nil, "NODELUA_PEERS: " .. err
@@ -228,6 +240,7 @@ function M.start(opts)
       return nil, ("TRANSFER_PORT=%d: %s"):format(self.port, why)
     end
     self.server = server
+    server:set_key(self.probe_key)
     server:on_asker(function(address, id, port)
       self:on_asker(address, id, port)
     end)
@@ -393,10 +406,14 @@ function Discovery:txt()
 end
 
 function Discovery:publish_hello()
-  local text = json.encode(self:hello())
+  local hello = self:hello()
+  local text = json.encode(hello)
   if text ~= self.hello_text then
     self.hello_text = text
-    self.server:set_hello(text)
+    -- The public hello, for probers that did not prove the key: who this
+    -- is, and nothing of where else it can be reached.
+    local public = json.encode({ id = hello.id, name = hello.name, version = hello.version, proto = hello.proto })
+    self.server:set_hello(text, public)
   end
   if self.registration then
     local txt = dnssd.txt_encode(self:txt())
@@ -743,7 +760,7 @@ function Discovery:probe_path(path)
   local op, err = dnssd.probe(path.address, path.port, self.probe_timeout, function(r)
     path.inflight = nil
     self:on_probe(path, r)
-  end, intro)
+  end, intro, self.probe_key)
   if not op then
     -- Refused before anything was sent: no route (the link is down), or an
     -- address that cannot be. Either way the path does not answer.
@@ -771,6 +788,11 @@ function Discovery:on_probe(path, r)
     end
   else
     why = r.error
+  end
+  -- Holding the key, a hello that does not prove it is no peer's: a
+  -- stranger could claim any node's id, and with it that node's traffic.
+  if hello and self.probe_key and not r.verified then
+    hello, why = nil, "its hello does not prove this cluster's key (another key, none, or not a node of ours)"
   end
   if not hello or hello.id == self.id then
     path.ok = false
@@ -800,6 +822,7 @@ function Discovery:on_probe(path, r)
   node.paths[key] = path
   node.name, node.version, node.proto = hello.name, hello.version, hello.proto
   node.caps, node.link = hello.caps, hello.link
+  node.verified = r.verified == true
   node.port = path.port
   if path.from == "static" then
     node.sources.static = true
@@ -811,7 +834,9 @@ function Discovery:on_probe(path, r)
   self:locate(path)
   node.last_seen = runtime.time()
   node.last_ok = now
-  for _, a in ipairs(hello.addrs) do
+  -- Only a verified hello names other addresses to probe; a public one
+  -- has none, and an unverified one's are not taken.
+  for _, a in ipairs(node.verified and hello.addrs or {}) do
     local k = a.address .. " " .. path.port
     local p = self.by_address[k] or self:add_path(node, a.address, path.port, "hello")
     p.remote_kind, p.remote_speed_mbps = a.kind, a.speed_mbps
@@ -970,6 +995,9 @@ function Discovery.public_peer(node)
     proto = node.proto,
     caps = caps,
     link = node.link,
+    -- true: its hello proved the cluster key; false: listed from its
+    -- public hello (no key here or there): not proved to be who it says.
+    verified = node.verified == true,
     best = node.best and Discovery.public_path(node.best) or nil,
     paths = paths,
     last_seen = node.last_seen,

@@ -11,10 +11,13 @@
  *                                 fn{event = "resolved", host, port, txt,
  *                                    txt_damaged} (or "failed"), many times
  *   dnssd.getaddrinfo(host, fn)   fn({"10.0.0.2", ...}) or fn(nil, err); once
- *   dnssd.probe(address, port, timeout_seconds, fn[, {id = , port = }])
- *                                 fn{ok, reply, error, local_address, rtt_ms};
+ *   dnssd.probe(address, port, timeout_seconds, fn[, {id = , port = }[, key]])
+ *                                 fn{ok, reply, error, local_address, rtt_ms,
+ *                                    verified}; key from dnssd.probe_key;
  *                                 the table introduces this node
- *   local srv = dnssd.serve_probes(host, port); srv:set_hello(text);
+ *   dnssd.probe_key(cluster_key) -> the 32-byte key of probes and hellos
+ *   local srv = dnssd.serve_probes(host, port); srv:set_hello(full, public);
+ *   srv:set_key(probe_key or nil);
  *   srv:on_asker(function(address, id, port) end); srv:port(); srv:close()
  *   dnssd.txt_encode{k = v} -> bytes;  dnssd.txt_decode(bytes) -> table
  * A failed event carries `message`: what went wrong and how to fix it. */
@@ -427,7 +430,31 @@ static void on_probe(void *ud, const nl_probe_result *r) {
     set_string(L, "local_address", r->local_address);
   lua_pushnumber(L, r->rtt_ms);
   lua_setfield(L, -2, "rtt_ms");
+  lua_pushboolean(L, r->verified);
+  lua_setfield(L, -2, "verified");
   nl_runtime_pcall(L, 1, 0, NL_CALL_BOUNDED, "probe callback failed");
+}
+
+/* A probe key argument (from dnssd.probe_key), or NULL for none. */
+static const uint8_t *probe_key_arg(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg))
+    return NULL;
+  size_t len;
+  const char *key = luaL_checklstring(L, arg, &len);
+  luaL_argcheck(L, len == NL_PROBE_KEY_SIZE, arg, "a key from probe_key()");
+  return (const uint8_t *)key;
+}
+
+/* dnssd.probe_key(cluster_key): the key of probes and hellos (32 bytes),
+ * derived from the cluster key. */
+static int l_probe_key(lua_State *L) {
+  size_t len;
+  const char *cluster = luaL_checklstring(L, 1, &len);
+  uint8_t key[NL_PROBE_KEY_SIZE];
+  luaL_argcheck(L, nl_probe_key((const uint8_t *)cluster, len, key) == 0, 1,
+                "a cluster key of 16 bytes or more");
+  lua_pushlstring(L, (const char *)key, sizeof key);
+  return 1;
 }
 
 static int l_probe(lua_State *L) {
@@ -447,10 +474,11 @@ static int l_probe(lua_State *L) {
     self_port = luaL_checkinteger(L, -1);
     lua_pop(L, 2); /* the id stays alive in the caller's table */
   }
+  const uint8_t *key = probe_key_arg(L, 6);
   op *o = new_op(L, OP_PROBE, 4);
   int rc = nl_probe_start(nl_runtime_loop(o->rt), address, (int)port,
                           (unsigned)(timeout * 1000), self_id, (int)self_port,
-                          on_probe, o, &o->u.probe);
+                          key, on_probe, o, &o->u.probe);
   if (rc != 0)
     return nl_push_failure(L, rc, "probe %s: %s", address, uv_strerror(rc));
   hold(L, o, 4, -1);
@@ -493,16 +521,30 @@ static int l_serve_probes(lua_State *L) {
   return 1;
 }
 
+/* srv:set_hello(full, public): one line each; the full hello goes to
+ * probers that proved the key, the public one to the rest. */
 static int l_server_set_hello(lua_State *L) {
   server *s = check_open_server(L);
-  size_t len;
+  size_t len, public_len;
   const char *text = luaL_checklstring(L, 2, &len);
+  const char *public_hello = luaL_checklstring(L, 3, &public_len);
   luaL_argcheck(L, memchr(text, '\n', len) == NULL, 2, "one line");
-  int rc = nl_probe_server_set_hello(s->srv, text, len);
+  luaL_argcheck(L, memchr(public_hello, '\n', public_len) == NULL, 3,
+                "one line");
+  int rc =
+      nl_probe_server_set_hello(s->srv, text, len, public_hello, public_len);
   if (rc != 0)
     return nl_push_failure(L, rc, "hello: %s", uv_strerror(rc));
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* srv:set_key(probe_key or nil): with a key, only probers that prove it
+ * get the full hello and are taken as introductions. */
+static int l_server_set_key(lua_State *L) {
+  server *s = check_open_server(L);
+  nl_probe_server_set_key(s->srv, probe_key_arg(L, 2));
+  return 0;
 }
 
 static void on_asker(void *ud, const char *address, const char *id, int port) {
@@ -617,6 +659,7 @@ static const luaL_Reg op_methods[] = {
 
 static const luaL_Reg server_methods[] = {
     {"set_hello", l_server_set_hello},
+    {"set_key", l_server_set_key},
     {"on_asker", l_server_on_asker},
     {"receive_files", l_server_receive_files},
     {"refuse_files", l_server_refuse_files},
@@ -631,6 +674,7 @@ static const luaL_Reg functions[] = {
     {"resolve", l_resolve},
     {"getaddrinfo", l_getaddrinfo},
     {"probe", l_probe},
+    {"probe_key", l_probe_key},
     {"serve_probes", l_serve_probes},
     {"txt_encode", l_txt_encode},
     {"txt_decode", l_txt_decode},

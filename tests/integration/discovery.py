@@ -91,6 +91,8 @@ class Agent:
             "MONITORING_API_URL": "http://127.0.0.1:9/", "MONITORING_API_KEY": "k",
             "NODELUA_STATE_DIR": os.path.join(self.dir, "state"), "NODE_NAME": name,
             "NODELUA_LOG": "info", "NODELUA_SERVICE_ENV_FILE": "",
+            # One cluster: hellos are authenticated, and carry addresses.
+            "NODELUA_CLUSTER_KEY": "the-key-of-the-discovery-test",
         }
         settings.update(env)
         with open(self.env_file, "w") as f:
@@ -269,6 +271,8 @@ def main():
               twin2.id() in by_id and by_id[twin2.id()]["best"]["address"] == "10.77.1.2", r.stdout)
         check("list --json: version and capabilities",
               all(p["version"] and p["caps"] == ["tcp"] for p in listed) and len(listed) == 2, r.stdout)
+        check("list --json: each peer's hello proved the cluster key", all(p["verified"] is True for p in listed),
+              r.stdout)
 
         # ---- valgrind over the whole discovery path: browse, resolve,
         # getaddrinfo, probes, and the teardown (normal build only) ----
@@ -295,7 +299,7 @@ def main():
             txt = s["txt"]
             check("zeroconf: TXT keys", sorted(txt) == ["caps", "id", "link", "name", "proto", "txtvers", "ver"],
                   str(txt))
-            check("zeroconf: TXT values", txt.get("name") == "alpha" and txt.get("proto") == "1"
+            check("zeroconf: TXT values", txt.get("name") == "alpha" and txt.get("proto") == "2"
                   and txt.get("caps") == "tcp" and txt.get("txtvers") == "1" and txt.get("link") == "virtual"
                   and re.match(r"^\d+\.\d+\.\d+", txt.get("ver", "")) is not None, str(txt))
             check("zeroconf: keys of 9 characters or fewer", all(len(k) <= 9 for k in txt), str(txt))

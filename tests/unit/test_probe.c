@@ -2,6 +2,8 @@
  * loop: answers, refusals, timeouts, cancellation, and the control socket's
  * framing, single-agent check and stale-socket recovery. */
 #include "check.h"
+#include "core/transfer/auth.h"
+#include "net.h"
 #include "core/control.h"
 #include "core/discovery/probe.h"
 
@@ -21,6 +23,7 @@ typedef struct {
   int status;
   char reply[256];
   char local[64];
+  bool verified;
 } probe_seen;
 
 static void on_probe(void *ud, const nl_probe_result *r) {
@@ -34,6 +37,7 @@ static void on_probe(void *ud, const nl_probe_result *r) {
     s->reply[n] = '\0';
   }
   snprintf(s->local, sizeof s->local, "%s", r->local_address);
+  s->verified = r->verified;
 }
 
 static nl_probe_server *start_server(void) {
@@ -48,8 +52,8 @@ static nl_probe_server *start_server(void) {
 static probe_seen probe(int port, unsigned timeout_ms) {
   probe_seen s = {0};
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, timeout_ms, NULL, 0, on_probe,
-                       &s, &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, timeout_ms, NULL, 0, NULL,
+                       on_probe, &s, &p) == 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   return s;
 }
@@ -72,18 +76,19 @@ static void answers_with_hello(void) {
   /* Before the hello is set: a clear "starting", not a hang. */
   probe_seen s = {0};
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, on_probe, &s,
-                       &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, NULL, on_probe,
+                       &s, &p) == 0);
   while (s.calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   CHECK(s.status == UV_EPROTO);
   CHECK_STR(s.reply, "NODELUA ERR starting");
 
   static const char hello[] = "{\"id\":\"00ff\",\"name\":\"n\"}";
-  CHECK(nl_probe_server_set_hello(srv, hello, sizeof hello - 1) == 0);
+  CHECK(nl_probe_server_set_hello(srv, hello, sizeof hello - 1, hello,
+                                  sizeof hello - 1) == 0);
   memset(&s, 0, sizeof s);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, on_probe, &s,
-                       &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, NULL, on_probe,
+                       &s, &p) == 0);
   while (s.calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   CHECK(s.calls == 1);
@@ -94,7 +99,8 @@ static void answers_with_hello(void) {
   /* A hello too large for a probe's reply is refused, the old one kept. */
   char *big = malloc(NL_PROBE_REPLY_MAX);
   memset(big, 'x', NL_PROBE_REPLY_MAX);
-  CHECK(nl_probe_server_set_hello(srv, big, NL_PROBE_REPLY_MAX) == UV_E2BIG);
+  CHECK(nl_probe_server_set_hello(srv, big, NL_PROBE_REPLY_MAX, "{}", 2) ==
+        UV_E2BIG);
   free(big);
   nl_probe_server_close(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -105,12 +111,12 @@ static void refused_and_bad_addresses(void) {
   CHECK(s.calls == 1);
   CHECK(s.status == UV_ECONNREFUSED);
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "not-an-address", 7879, 100, NULL, 0, on_probe,
-                       &s, &p) == UV_EINVAL);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", 0, 100, NULL, 0, on_probe, &s, &p) ==
-        UV_EINVAL);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", 70000, 100, NULL, 0, on_probe, &s,
+  CHECK(nl_probe_start(&loop, "not-an-address", 7879, 100, NULL, 0, NULL,
+                       on_probe, &s, &p) == UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", 0, 100, NULL, 0, NULL, on_probe, &s,
                        &p) == UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", 70000, 100, NULL, 0, NULL, on_probe,
+                       &s, &p) == UV_EINVAL);
 }
 
 /* A listener that accepts (in the kernel) and never answers. */
@@ -137,8 +143,8 @@ static void times_out_and_cancels(void) {
    * left behind). */
   memset(&s, 0, sizeof s);
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 5000, NULL, 0, on_probe, &s,
-                       &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 5000, NULL, 0, NULL, on_probe,
+                       &s, &p) == 0);
   uv_run(&loop, UV_RUN_NOWAIT);
   nl_probe_cancel(p);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -150,6 +156,7 @@ static void times_out_and_cancels(void) {
 typedef struct {
   int port;
   char got[128];
+  const char *request; /* NULL: an HTTP request */
 } raw_client;
 
 static void raw_client_thread(void *arg) {
@@ -159,8 +166,8 @@ static void raw_client_thread(void *arg) {
                            .sin_port = htons((uint16_t)c->port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-    static const char request[] = "GET / HTTP/1.0\r\n\r\n";
-    if (write(fd, request, sizeof request - 1) > 0) {
+    const char *request = c->request ? c->request : "GET / HTTP/1.0\r\n\r\n";
+    if (write(fd, request, strlen(request)) > 0) {
       ssize_t n, total = 0;
       while ((n = read(fd, c->got + total, sizeof c->got - 1 - total)) > 0)
         total += n;
@@ -175,7 +182,7 @@ static void keep_turning(uv_timer_t *t) { (void)t; }
 
 static void refuses_other_requests(void) {
   nl_probe_server *srv = start_server();
-  CHECK(nl_probe_server_set_hello(srv, "{}", 2) == 0);
+  CHECK(nl_probe_server_set_hello(srv, "{}", 2, "{}", 2) == 0);
   raw_client c = {.port = nl_probe_server_port(srv)};
   uv_thread_t thread;
   uv_thread_create(&thread, raw_client_thread, &c);
@@ -193,27 +200,49 @@ static void refuses_other_requests(void) {
 }
 
 static void parses_requests(void) {
-  char id[NL_PROBE_ID_MAX + 1];
-  int port = -1;
-#define PARSE(text) nl_probe_parse_request(text, strlen(text), id, &port)
-  CHECK(PARSE("NODELUA 1 PROBE") == 0);
-  CHECK(PARSE("NODELUA 1 PROBE 00FFaa 7879") == 1);
-  CHECK_STR(id, "00ffaa");
-  CHECK(port == 7879);
-  CHECK(PARSE("NODELUA 1 PROBE ab 65535") == 1 && port == 65535);
-  CHECK(PARSE("NODELUA 1 PROBE ab 65536") == -1);
-  CHECK(PARSE("NODELUA 1 PROBE ab 0") == -1);
-  CHECK(PARSE("NODELUA 1 PROBE ab 07879") == -1);
-  CHECK(PARSE("NODELUA 1 PROBE ab 7879 ") == -1);
-  CHECK(PARSE("NODELUA 1 PROBE ab  7879") == -1);
-  CHECK(PARSE("NODELUA 1 PROBE xyz 7879") == -1);
-  CHECK(PARSE("NODELUA 1 PROBE ab") == -1);
-  CHECK(PARSE("NODELUA 1 PROBEX") == -1);
-  CHECK(PARSE("NODELUA 2 PROBE") == -1);
-  CHECK(PARSE("") == -1);
-  char long_id[200] = "NODELUA 1 PROBE ";
-  memset(long_id + 16, 'a', 65);
-  strcpy(long_id + 81, " 1");
+  nl_probe_request r;
+  static const char nonce[] = "00112233445566778899aabbccddeeff";
+  char line[300], mac[65];
+  memset(mac, 'a', 64);
+  mac[64] = '\0';
+#define PARSE(text) nl_probe_parse_request(text, strlen(text), &r)
+  snprintf(line, sizeof line, "NODELUA 2 PROBE %s", nonce);
+  CHECK(PARSE(line) == 0 && r.port == 0 && r.id[0] == '\0' &&
+        r.mac[0] == '\0' && r.signed_len == strlen(line));
+  CHECK_STR(r.nonce, nonce);
+  snprintf(line, sizeof line, "NODELUA 2 PROBE %s 00FFaa 7879", nonce);
+  CHECK(PARSE(line) == 0 && r.port == 7879 && r.mac[0] == '\0');
+  CHECK_STR(r.id, "00ffaa");
+  snprintf(line, sizeof line, "NODELUA 2 PROBE %s 00ffaa 7879 %s", nonce, mac);
+  CHECK(PARSE(line) == 0 && r.port == 7879);
+  CHECK_STR(r.mac, mac);
+  CHECK(r.signed_len == strlen(line) - 65); /* all but " <mac>" */
+  snprintf(line, sizeof line, "NODELUA 2 PROBE %s %s", nonce, mac);
+  CHECK(PARSE(line) == 0 && r.port == 0);
+  CHECK_STR(r.mac, mac);
+  const char *bad[] = {
+      "NODELUA 2 PROBE",
+      "NODELUA 2 PROBE 0011",                                /* short nonce */
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab", /* no port */
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab 0",
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab 65536",
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab 07879",
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab 7879 ",
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab  7879",
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff xyz 7879",
+      "NODELUA 2 PROBE 00112233445566778899aabbccddeeff ab 7879 abc",
+      "NODELUA 2 PROBEX",
+      "",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    CHECK(PARSE(bad[i]) == -1);
+  /* Another version is told apart from garbage. */
+  CHECK(PARSE("NODELUA 1 PROBE") == -2);
+  CHECK(PARSE("NODELUA 1 PROBE ab 7879") == -2);
+  char long_id[300];
+  snprintf(long_id, sizeof long_id, "NODELUA 2 PROBE %s ", nonce);
+  memset(long_id + strlen(long_id), 'a', 65);
+  strcpy(long_id + 16 + 32 + 1 + 65, " 1");
   CHECK(PARSE(long_id) == -1); /* 65 hex digits: over NL_PROBE_ID_MAX */
 #undef PARSE
 }
@@ -236,14 +265,14 @@ static void on_asker(void *ud, const char *address, const char *id, int port) {
  * address it came from; a plain probe is not reported. */
 static void introductions(void) {
   nl_probe_server *srv = start_server();
-  CHECK(nl_probe_server_set_hello(srv, "{}", 2) == 0);
+  CHECK(nl_probe_server_set_hello(srv, "{}", 2, "{}", 2) == 0);
   asker_seen a = {0};
   nl_probe_server_on_asker(srv, on_asker, &a);
   int port = nl_probe_server_port(srv);
   probe_seen s = {0};
   nl_probe *p;
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "c0ffee", 4242, on_probe,
-                       &s, &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "c0ffee", 4242, NULL,
+                       on_probe, &s, &p) == 0);
   while (s.calls == 0 || a.calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   CHECK(s.status == 0);
@@ -252,14 +281,146 @@ static void introductions(void) {
   CHECK_STR(a.id, "c0ffee");
   CHECK(a.port == 4242);
   memset(&s, 0, sizeof s);
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, on_probe, &s,
-                       &p) == 0);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, NULL, on_probe,
+                       &s, &p) == 0);
   while (s.calls == 0)
     uv_run(&loop, UV_RUN_ONCE);
   CHECK(a.calls == 1);
   /* An introduction that is not one is refused before anything is sent. */
-  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "not hex", 1, on_probe,
-                       &s, &p) == UV_EINVAL);
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "not hex", 1, NULL,
+                       on_probe, &s, &p) == UV_EINVAL);
+  nl_probe_server_close(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+/* A responder of the test's own that answers one probe with a hello of
+ * its choosing: a stranger's, or a recorded one played again. With key,
+ * it signs the hello for the nonce of the request it got, as a holder of
+ * the key does (docs/protocol.md); with sign_nonce, for that nonce. */
+typedef struct {
+  int listener;
+  const char *hello;
+  const uint8_t *key;
+  const char *sign_nonce; /* NULL: the request's own */
+} fake_responder;
+
+static void hello_mac_hex(const uint8_t *key, const char *nonce,
+                          const char *hello, char out[65]) {
+  char a[16 + 32];
+  memcpy(a, "nodelua-v2 hello", 16);
+  memcpy(a + 16, nonce, 32);
+  uint8_t mac[32];
+  nl_auth_mac(key, a, sizeof a, hello, strlen(hello), mac);
+  for (int i = 0; i < 32; i++)
+    snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+static void fake_responder_thread(void *arg) {
+  fake_responder *f = arg;
+  int fd = accept(f->listener, NULL, NULL);
+  char line[512] = "", reply[1024];
+  ssize_t n = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
+  if (n > 16 + 32) {
+    char nonce[33], mac[65];
+    snprintf(nonce, sizeof nonce, "%.32s",
+             f->sign_nonce ? f->sign_nonce : line + 16);
+    if (f->key != NULL)
+      hello_mac_hex(f->key, nonce, f->hello, mac);
+    else
+      memset(mac, 'a', 64), mac[64] = '\0'; /* made up */
+    int len = snprintf(reply, sizeof reply, "%s\nMAC %s\n", f->hello, mac);
+    CHECK(write(fd, reply, (size_t)len) == len);
+  }
+  if (fd >= 0)
+    close(fd);
+}
+
+static probe_seen probe_fake(fake_responder f, const uint8_t *key) {
+  int port;
+  f.listener = test_listen(&port);
+  uv_thread_t thread;
+  uv_thread_create(&thread, fake_responder_thread, &f);
+  probe_seen s = {0};
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, key, on_probe,
+                       &s, &p) == 0);
+  while (s.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_thread_join(&thread);
+  close(f.listener);
+  return s;
+}
+
+static probe_seen probe_with(int port, const uint8_t *key,
+                             const char *self_id) {
+  probe_seen s = {0};
+  nl_probe *p;
+  CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, self_id,
+                       self_id ? 4242 : 0, key, on_probe, &s, &p) == 0);
+  while (s.calls == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  return s;
+}
+
+/* With a cluster key, the hello is authenticated: a prober that proves the
+ * key gets the full hello with a MAC over its own fresh nonce; anyone
+ * else the public hello (no addresses), and no introduction is taken from
+ * them. A stranger's hello, or a recorded one played again, is not
+ * verified, whatever node id it claims. */
+static void authenticated_hellos(void) {
+  uint8_t cluster[32], other[32], key[NL_PROBE_KEY_SIZE],
+      other_key[NL_PROBE_KEY_SIZE];
+  memset(cluster, 7, sizeof cluster);
+  memset(other, 8, sizeof other);
+  CHECK(nl_probe_key(cluster, sizeof cluster, key) == 0);
+  CHECK(nl_probe_key(other, sizeof other, other_key) == 0);
+  nl_probe_server *srv = start_server();
+  static const char full[] =
+      "{\"id\":\"00ff\",\"name\":\"n\",\"addrs\":[{\"address\":\"10.0.0.1\"}]}";
+  static const char public_hello[] = "{\"id\":\"00ff\",\"name\":\"n\"}";
+  CHECK(nl_probe_server_set_hello(srv, full, sizeof full - 1, public_hello,
+                                  sizeof public_hello - 1) == 0);
+  nl_probe_server_set_key(srv, key);
+  asker_seen a = {0};
+  nl_probe_server_on_asker(srv, on_asker, &a);
+  int port = nl_probe_server_port(srv);
+
+  probe_seen s = probe_with(port, key, "c0ffee");
+  CHECK(s.status == 0 && s.verified);
+  CHECK_STR(s.reply, full);
+  for (int i = 0; i < 100 && a.calls == 0; i++)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(a.calls == 1); /* a proved introduction is taken */
+
+  s = probe_with(port, NULL, "c0ffee"); /* no key: the public hello */
+  CHECK(s.status == 0 && !s.verified);
+  CHECK_STR(s.reply, public_hello);
+  s = probe_with(port, other_key, "c0ffee"); /* another cluster's key */
+  CHECK(s.status == 0 && !s.verified);
+  CHECK_STR(s.reply, public_hello);
+  for (int i = 0; i < 100; i++)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(a.calls == 1); /* neither introduction was taken */
+
+  /* A stranger claims the node's id with a made-up MAC; a hello signed
+   * for another probe's nonce (a recording) is played again; a hello
+   * signed with another cluster's key. None is verified. The same
+   * responder signing with the key for this probe's nonce is: the test
+   * can tell them apart. */
+  fake_responder stranger = {.hello = full};
+  CHECK(!probe_fake(stranger, key).verified);
+  fake_responder replay = {.hello = full,
+                           .key = key,
+                           .sign_nonce = "00112233445566778899aabbccddeeff"};
+  CHECK(!probe_fake(replay, key).verified);
+  fake_responder foreign = {.hello = full, .key = other_key};
+  CHECK(!probe_fake(foreign, key).verified);
+  fake_responder genuine = {.hello = full, .key = key};
+  s = probe_fake(genuine, key);
+  CHECK(s.verified);
+  CHECK_STR(s.reply, full);
+  /* A prober without the key never calls a hello verified. */
+  CHECK(!probe_fake(genuine, NULL).verified);
   nl_probe_server_close(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
 }
@@ -377,6 +538,7 @@ int main(void) {
   refuses_other_requests();
   parses_requests();
   introductions();
+  authenticated_hellos();
   control_socket();
   CHECK(uv_loop_close(&loop) == 0); /* nothing left open */
   return check_report("test_probe");

@@ -1,9 +1,11 @@
 #include "probe.h"
 
+#include "core/transfer/auth.h"
 #include "core/transfer/frame.h"
 #include "core/transfer/tls.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -29,8 +31,12 @@ struct nl_probe_server {
   nl_probe_framed_cb on_framed;
   void *framed_ud;
   char refusal[256]; /* for framed connections without a handler */
-  char *hello;       /* with its newline */
+  char *hello;       /* the full hello, with its newline */
   size_t hello_len;
+  char *public_hello; /* id, name, version: for probers without the key */
+  size_t public_len;
+  uint8_t key[NL_PROBE_KEY_SIZE];
+  bool has_key;
   conn *conns;
   int conn_count;
   int port;
@@ -48,7 +54,7 @@ struct conn {
   bool closing;
   conn *next, *prev;
   /* An introduction, reported once the answer is written. */
-  char asker_id[NL_PROBE_ID_MAX + 1];
+  nl_probe_request req;
   int asker_port;
 };
 
@@ -94,7 +100,7 @@ static void on_reply_written(uv_write_t *req, int status) {
         uv_ip4_name((struct sockaddr_in *)&peer, address, sizeof address);
     }
     if (address[0] != '\0')
-      c->srv->on_asker(c->srv->asker_ud, address, c->asker_id, c->asker_port);
+      c->srv->on_asker(c->srv->asker_ud, address, c->req.id, c->asker_port);
   }
   conn_close(c);
 }
@@ -104,36 +110,124 @@ static bool is_hex(char ch) {
          (ch >= 'A' && ch <= 'F');
 }
 
-int nl_probe_parse_request(const char *line, size_t len, char *id, int *port) {
-  static const char head[] = "NODELUA 1 PROBE";
-  const size_t head_len = sizeof head - 1;
-  if (len < head_len || memcmp(line, head, head_len) != 0)
-    return -1;
-  if (len == head_len)
-    return 0;
-  /* " <id> <port>": exactly one space before each, nothing after. */
-  size_t pos = head_len;
-  if (line[pos++] != ' ')
-    return -1;
-  size_t id_len = 0;
-  while (pos < len && is_hex(line[pos]) && id_len < NL_PROBE_ID_MAX) {
-    char ch = line[pos++];
-    id[id_len++] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
+/* Reads count hex digits at line[*pos] into out (lower-cased), exactly:
+ * the next byte must be a space or the end. */
+static bool read_hex(const char *line, size_t len, size_t *pos, size_t min,
+                     size_t max, char *out) {
+  size_t n = 0;
+  while (*pos < len && is_hex(line[*pos]) && n < max) {
+    char ch = line[(*pos)++];
+    out[n++] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
   }
-  id[id_len] = '\0';
-  if (id_len == 0 || pos >= len || line[pos++] != ' ')
-    return -1;
+  out[n] = '\0';
+  return n >= min && (*pos == len || line[*pos] == ' ');
+}
+
+static bool read_port(const char *line, size_t len, size_t *pos, int *port) {
   long value = 0;
-  size_t digits = 0;
-  while (pos < len && line[pos] >= '0' && line[pos] <= '9' && digits < 5) {
-    value = value * 10 + (line[pos++] - '0');
+  size_t digits = 0, start = *pos;
+  while (*pos < len && line[*pos] >= '0' && line[*pos] <= '9' && digits < 5) {
+    value = value * 10 + (line[(*pos)++] - '0');
     digits++;
   }
-  if (digits == 0 || pos != len || value < 1 || value > 65535 ||
-      (digits > 1 && line[pos - digits] == '0'))
-    return -1;
+  if (digits == 0 || (*pos < len && line[*pos] != ' ') || value < 1 ||
+      value > 65535 || (digits > 1 && line[start] == '0'))
+    return false;
   *port = (int)value;
-  return 1;
+  return true;
+}
+
+int nl_probe_parse_request(const char *line, size_t len,
+                           nl_probe_request *out) {
+  static const char head[] = "NODELUA 2 PROBE ";
+  const size_t head_len = sizeof head - 1;
+  memset(out, 0, sizeof *out);
+  if (len >= 10 && memcmp(line, "NODELUA ", 8) == 0 && line[8] != '2' &&
+      line[9] == ' ')
+    return -2;
+  if (len < head_len || memcmp(line, head, head_len) != 0)
+    return -1;
+  size_t pos = head_len;
+  if (!read_hex(line, len, &pos, NL_PROBE_NONCE_HEX, NL_PROBE_NONCE_HEX,
+                out->nonce))
+    return -1;
+  /* Then, each after one space: an introduction (id and port), a MAC, or
+   * both in that order. A MAC is the only 64-digit word not followed by a
+   * port. */
+  char word[NL_PROBE_MAC_HEX + 1];
+  out->signed_len = pos;
+  if (pos == len)
+    return 0;
+  pos++;
+  if (!read_hex(line, len, &pos, 1, NL_PROBE_MAC_HEX, word))
+    return -1;
+  if (pos < len) {
+    /* An id, then its port. */
+    if (strlen(word) > NL_PROBE_ID_MAX)
+      return -1;
+    pos++;
+    if (!read_port(line, len, &pos, &out->port))
+      return -1;
+    memcpy(out->id, word, strlen(word) + 1);
+    out->signed_len = pos;
+    if (pos == len)
+      return 0;
+    pos++;
+    if (!read_hex(line, len, &pos, NL_PROBE_MAC_HEX, NL_PROBE_MAC_HEX, word) ||
+        pos != len)
+      return -1;
+  } else if (strlen(word) != NL_PROBE_MAC_HEX) {
+    return -1; /* an id without a port */
+  }
+  memcpy(out->mac, word, NL_PROBE_MAC_HEX + 1);
+  return 0;
+}
+
+int nl_probe_key(const uint8_t *cluster_key, size_t len,
+                 uint8_t out[NL_PROBE_KEY_SIZE]) {
+  return nl_auth_derive_key(cluster_key, len, "nodelua-v2 probe key", out);
+}
+
+static void to_hex(const uint8_t *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+/* The MAC of a request's signed part, as hex. */
+static int request_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *line,
+                       size_t signed_len, char out[NL_PROBE_MAC_HEX + 1]) {
+  static const char label[] = "nodelua-v2 probe";
+  uint8_t mac[NL_AUTH_SIZE];
+  if (nl_auth_mac(key, label, sizeof label - 1, line, signed_len, mac) != 0)
+    return -1;
+  to_hex(mac, sizeof mac, out);
+  return 0;
+}
+
+/* The MAC of a hello's line for this nonce, as hex. */
+static int hello_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *nonce,
+                     const char *hello, size_t len,
+                     char out[NL_PROBE_MAC_HEX + 1]) {
+  char a[sizeof "nodelua-v2 hello" - 1 + NL_PROBE_NONCE_HEX];
+  memcpy(a, "nodelua-v2 hello", sizeof "nodelua-v2 hello" - 1);
+  memcpy(a + sizeof "nodelua-v2 hello" - 1, nonce, NL_PROBE_NONCE_HEX);
+  uint8_t mac[NL_AUTH_SIZE];
+  if (nl_auth_mac(key, a, sizeof a, hello, len, mac) != 0)
+    return -1;
+  to_hex(mac, sizeof mac, out);
+  return 0;
+}
+
+static bool hex_equal(const char *a, const char *b) {
+  /* Constant time, like every other comparison of MACs here. */
+  unsigned char diff = 0;
+  for (size_t i = 0; i < NL_PROBE_MAC_HEX; i++)
+    diff |= (unsigned char)(a[i] ^ b[i]);
+  return diff == 0;
 }
 
 static void reply(conn *c, const char *text, size_t len) {
@@ -149,6 +243,36 @@ static void reply(conn *c, const char *text, size_t len) {
   if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1,
                on_reply_written) != 0)
     conn_close(c);
+}
+
+/* Answers a probe: the full hello and its MAC to a prober that proved the
+ * key, the public hello to anyone else. An introduction is taken from a
+ * prober that proved the key, or from anyone when there is no key. */
+static void answer(conn *c, const char *line) {
+  nl_probe_server *srv = c->srv;
+  char expected[NL_PROBE_MAC_HEX + 1];
+  bool proved = srv->has_key && c->req.mac[0] != '\0' &&
+                request_mac(srv->key, line, c->req.signed_len, expected) == 0 &&
+                hex_equal(expected, c->req.mac);
+  if (c->req.port != 0 && (proved || !srv->has_key))
+    c->asker_port = c->req.port;
+  if (!proved) {
+    reply(c, srv->public_hello, srv->public_len);
+    return;
+  }
+  char mac[NL_PROBE_MAC_HEX + 1];
+  char *text = malloc(srv->hello_len + 5 + NL_PROBE_MAC_HEX + 1);
+  if (text == NULL || hello_mac(srv->key, c->req.nonce, srv->hello,
+                                srv->hello_len - 1, mac) != 0) {
+    free(text);
+    conn_close(c);
+    return;
+  }
+  memcpy(text, srv->hello, srv->hello_len);
+  int n = snprintf(text + srv->hello_len, 5 + NL_PROBE_MAC_HEX + 1, "MAC %s\n",
+                   mac);
+  reply(c, text, srv->hello_len + (size_t)n);
+  free(text);
 }
 
 /* A framed connection: to its handler, or refused with an ERROR frame. */
@@ -219,20 +343,20 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread,
     return;
   }
   size_t line_len = (size_t)(newline - c->request);
-  int kind =
-      nl_probe_parse_request(c->request, line_len, c->asker_id, &c->asker_port);
-  if (kind < 0) {
-    c->asker_port = 0;
+  int kind = nl_probe_parse_request(c->request, line_len, &c->req);
+  c->asker_port = 0;
+  if (kind == -2) {
+    static const char version[] =
+        "NODELUA ERR protocol version 2 is spoken here; upgrade the prober\n";
+    reply(c, version, sizeof version - 1);
+  } else if (kind < 0) {
     static const char unknown[] = "NODELUA ERR unknown request\n";
     reply(c, unknown, sizeof unknown - 1);
   } else if (c->srv == NULL || c->srv->hello == NULL) {
-    c->asker_port = 0; /* not ready to be anybody's peer */
-    static const char starting[] = "NODELUA ERR starting\n";
+    static const char starting[] = "NODELUA ERR starting\n"; /* not ready */
     reply(c, starting, sizeof starting - 1);
   } else {
-    if (kind == 0)
-      c->asker_port = 0;
-    reply(c, c->srv->hello, c->srv->hello_len);
+    answer(c, c->request);
   }
 }
 
@@ -265,6 +389,8 @@ static void on_connection(uv_stream_t *listener, int status) {
 static void server_free_cb(uv_handle_t *handle) {
   nl_probe_server *srv = handle->data;
   free(srv->hello);
+  free(srv->public_hello);
+  OPENSSL_cleanse(srv->key, sizeof srv->key);
   free(srv);
 }
 
@@ -338,19 +464,45 @@ void nl_probe_server_on_asker(nl_probe_server *srv, nl_probe_asker_cb cb,
   srv->asker_ud = ud;
 }
 
-int nl_probe_server_set_hello(nl_probe_server *srv, const char *text,
-                              size_t len) {
-  if (len >= NL_PROBE_REPLY_MAX)
-    return UV_E2BIG;
+/* A copy of a line with its newline, or NULL. */
+static char *line_copy(const char *text, size_t len) {
   char *copy = malloc(len + 1);
-  if (copy == NULL)
+  if (copy != NULL) {
+    memcpy(copy, text, len);
+    copy[len] = '\n';
+  }
+  return copy;
+}
+
+int nl_probe_server_set_hello(nl_probe_server *srv, const char *full,
+                              size_t full_len, const char *public_hello,
+                              size_t public_len) {
+  /* Room for the MAC line after the full hello. */
+  if (full_len >= NL_PROBE_REPLY_MAX - 100 ||
+      public_len >= NL_PROBE_REPLY_MAX - 100)
+    return UV_E2BIG;
+  char *a = line_copy(full, full_len), *b = line_copy(public_hello, public_len);
+  if (a == NULL || b == NULL) {
+    free(a);
+    free(b);
     return UV_ENOMEM;
-  memcpy(copy, text, len);
-  copy[len] = '\n';
+  }
   free(srv->hello);
-  srv->hello = copy;
-  srv->hello_len = len + 1;
+  free(srv->public_hello);
+  srv->hello = a;
+  srv->hello_len = full_len + 1;
+  srv->public_hello = b;
+  srv->public_len = public_len + 1;
   return 0;
+}
+
+void nl_probe_server_set_key(nl_probe_server *srv,
+                             const uint8_t key[NL_PROBE_KEY_SIZE]) {
+  srv->has_key = key != NULL;
+  if (key != NULL)
+    memcpy(srv->key, key, NL_PROBE_KEY_SIZE);
+  else
+    OPENSSL_cleanse(srv->key, sizeof srv->key);
 }
 
 void nl_probe_server_close(nl_probe_server *srv) {
@@ -375,6 +527,9 @@ struct nl_probe {
   uint64_t started_ms;
   char local[64];
   char request[NL_PROBE_LINE_MAX];
+  char nonce[NL_PROBE_NONCE_HEX + 1];
+  uint8_t key[NL_PROBE_KEY_SIZE];
+  bool has_key;
   int open_handles;
   bool done;
 };
@@ -385,6 +540,18 @@ static void probe_free_cb(uv_handle_t *handle) {
     free(p->buf);
     free(p);
   }
+}
+
+/* Whether the line after the hello is "MAC <hex>" and the MAC is the
+ * hello's, for this probe's nonce, under our key. */
+static bool hello_verified(const nl_probe *p, const char *hello, size_t len,
+                           const char *after) {
+  size_t rest = p->len - (size_t)(after - p->buf);
+  char expected[NL_PROBE_MAC_HEX + 1];
+  return p->has_key && rest >= 4 + NL_PROBE_MAC_HEX &&
+         memcmp(after, "MAC ", 4) == 0 &&
+         hello_mac(p->key, p->nonce, hello, len, expected) == 0 &&
+         hex_equal(expected, after + 4);
 }
 
 static void finish(nl_probe *p, int status) {
@@ -401,6 +568,8 @@ static void finish(nl_probe *p, int status) {
       r.reply_len = newline != NULL ? (size_t)(newline - p->buf) : p->len;
       if (r.reply_len >= 11 && memcmp(p->buf, "NODELUA ERR", 11) == 0)
         r.status = UV_EPROTO;
+      r.verified = r.status == 0 && newline != NULL &&
+                   hello_verified(p, r.reply, r.reply_len, newline + 1);
     }
     r.rtt_ms = (double)(uv_now(p->tcp.loop) - p->started_ms);
     cb(p->ud, &r);
@@ -483,23 +652,40 @@ static void on_probe_connect(uv_connect_t *req, int status) {
 
 int nl_probe_start(uv_loop_t *loop, const char *address, int port,
                    unsigned timeout_ms, const char *self_id, int self_port,
-                   nl_probe_cb cb, void *ud, nl_probe **out) {
+                   const uint8_t *key, nl_probe_cb cb, void *ud,
+                   nl_probe **out) {
   *out = NULL;
   struct sockaddr_storage ss;
   if (port < 1 || port > 65535)
     return UV_EINVAL;
+  /* A fresh nonce: the hello's MAC covers it, so that no recorded hello
+   * answers this probe. */
+  uint8_t raw[NL_PROBE_NONCE_HEX / 2];
+  char nonce[NL_PROBE_NONCE_HEX + 1];
+  if (nl_auth_random(raw, sizeof raw) != 0)
+    return UV_EIO;
+  to_hex(raw, sizeof raw, nonce);
   char request[NL_PROBE_LINE_MAX];
-  if (self_id == NULL) {
-    snprintf(request, sizeof request, "%s", NL_PROBE_REQUEST);
-  } else {
-    int n = snprintf(request, sizeof request, "NODELUA 1 PROBE %s %d\n",
-                     self_id, self_port);
-    char id[NL_PROBE_ID_MAX + 1];
-    int parsed_port;
-    if (n < 0 || (size_t)n >= sizeof request ||
-        nl_probe_parse_request(request, (size_t)n - 1, id, &parsed_port) != 1)
-      return UV_EINVAL;
+  int n;
+  if (self_id == NULL)
+    n = snprintf(request, sizeof request, "NODELUA 2 PROBE %s", nonce);
+  else
+    n = snprintf(request, sizeof request, "NODELUA 2 PROBE %s %s %d", nonce,
+                 self_id, self_port);
+  if (n < 0 || (size_t)n >= sizeof request - NL_PROBE_MAC_HEX - 3)
+    return UV_EINVAL;
+  if (key != NULL) {
+    char mac[NL_PROBE_MAC_HEX + 1];
+    if (request_mac(key, request, (size_t)n, mac) != 0)
+      return UV_EIO;
+    n += snprintf(request + n, sizeof request - (size_t)n, " %s", mac);
   }
+  nl_probe_request check;
+  if (nl_probe_parse_request(request, (size_t)n, &check) != 0 ||
+      (self_id != NULL && check.port == 0))
+    return UV_EINVAL;
+  request[n] = '\n';
+  request[n + 1] = '\0';
   if (uv_ip4_addr(address, port, (struct sockaddr_in *)&ss) != 0 &&
       uv_ip6_addr(address, port, (struct sockaddr_in6 *)&ss) != 0)
     return UV_EINVAL;
@@ -512,6 +698,11 @@ int nl_probe_start(uv_loop_t *loop, const char *address, int port,
   p->cb = cb;
   p->ud = ud;
   memcpy(p->request, request, sizeof request);
+  memcpy(p->nonce, nonce, sizeof nonce);
+  if (key != NULL) {
+    memcpy(p->key, key, NL_PROBE_KEY_SIZE);
+    p->has_key = true;
+  }
   uv_tcp_init(loop, &p->tcp);
   uv_timer_init(loop, &p->timer);
   p->tcp.data = p->timer.data = p->connect_req.data = p;

@@ -69,10 +69,14 @@ int nl_auth_derive(const uint8_t *key, size_t key_len, nl_auth_label label,
 
 int nl_auth_tls_psk(const uint8_t *key, size_t key_len,
                     uint8_t out[NL_AUTH_SIZE]) {
-  static const char label[] = "nodelua-v1 tls psk";
+  return nl_auth_derive_key(key, key_len, "nodelua-v1 tls psk", out);
+}
+
+int nl_auth_derive_key(const uint8_t *key, size_t key_len, const char *label,
+                       uint8_t out[NL_AUTH_SIZE]) {
   if (key_len < NL_AUTH_KEY_MIN)
     return -1;
-  return hmac3(key, key_len, label, sizeof label - 1, "", 0, "", 0, out);
+  return hmac3(key, key_len, label, strlen(label), "", 0, "", 0, out);
 }
 
 int nl_auth_mac(const uint8_t key[NL_AUTH_SIZE], const void *a, size_t a_len,

@@ -43,6 +43,11 @@ int nl_auth_derive(const uint8_t *key, size_t key_len, nl_auth_label label,
 int nl_auth_tls_psk(const uint8_t *key, size_t key_len,
                     uint8_t out[NL_AUTH_SIZE]);
 
+/* A 32-byte key for one use, derived from the cluster key:
+ * HMAC-SHA256(K, label). Returns 0 or -1 (a key under NL_AUTH_KEY_MIN). */
+int nl_auth_derive_key(const uint8_t *key, size_t key_len, const char *label,
+                       uint8_t out[NL_AUTH_SIZE]);
+
 /* HMAC-SHA256(connection key, a || b): the MAC of a frame (a the
  * direction, sequence number and header, b the payload before its MAC) or
  * of a JOIN. Returns 0 or -1. */
