@@ -91,6 +91,8 @@ static int compare_entries(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int reserve_block(nl_spool *s, uint64_t upto);
+
 /* Reads the highest sequence number handed out so far (0 if none). */
 static uint64_t read_reserved(int dir_fd) {
   char buf[32] = "";
@@ -157,6 +159,14 @@ int nl_spool_open(const char *dir, uint64_t max_bytes, int64_t max_age_ms,
   s->reserved_seq = read_reserved(s->dir_fd);
   if (s->reserved_seq >= s->next_seq)
     s->next_seq = s->reserved_seq + 1;
+  /* The first block now, at start: its syncs are not paid by the first
+   * report (pushes run on the loop). */
+  if ((rc = reserve_block(s, s->next_seq + SEQUENCE_BLOCK - 1)) != 0) {
+    snprintf(err, errlen, "cannot reserve sequence numbers in %s: %s", dir,
+             strerror(-rc));
+    nl_spool_close(s);
+    return rc;
+  }
   if (s->count > 1) /* qsort must not be handed an empty (NULL) array */
     qsort(s->entries + s->head, s->count, sizeof(entry), compare_entries);
   *out = s;

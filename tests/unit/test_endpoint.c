@@ -5,11 +5,13 @@
  * connection and asks again gets its answers. */
 #include "check.h"
 #include "core/http/server.h"
+#include "core/log.h"
 #include "net.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -94,6 +96,31 @@ static void keep_alive(int port) {
   close(fd);
 }
 
+/* Listening beyond loopback is taken, with a warning that says what it
+ * exposes; on loopback, no warning. */
+static void exposure_warning(void) {
+  char path[] = "/tmp/nodelua-endpoint-log-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  CHECK(nl_log_set_file(path) == 0);
+  nl_endpoint *ep = NULL;
+  char err[256];
+  CHECK(nl_endpoint_start("127.0.0.1:0", &ep, err, sizeof err) == 0);
+  nl_endpoint_stop(ep);
+  CHECK(nl_endpoint_start("0.0.0.0:0", &ep, err, sizeof err) == 0);
+  nl_endpoint_stop(ep);
+  nl_log_set_file(NULL);
+  char text[2048] = "";
+  FILE *f = fopen(path, "r");
+  size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+  text[n] = '\0';
+  if (f)
+    fclose(f);
+  unlink(path);
+  CHECK_CONTAINS(text, "METRICS_LISTEN=0.0.0.0:0 is not a loopback address");
+  CHECK(strstr(text, "METRICS_LISTEN=127.0.0.1:0") == NULL);
+}
+
 int main(void) {
   nl_endpoint *ep = NULL;
   char err[256];
@@ -107,5 +134,6 @@ int main(void) {
   dribbler(port);
   keep_alive(port);
   nl_endpoint_stop(ep);
+  exposure_warning();
   return check_report("test_endpoint");
 }
