@@ -154,6 +154,16 @@ describe("discovery: the peer table", function()
     assert.equal(1, #d:peers()[1].paths) -- only paths that answer are shown
   end)
 
+  it("probes a verified hello's addresses only when they are on a subnet of its own interfaces", function()
+    d.ifaces.list = { { name = "lo", up = true, prefix = { ["127.0.0.1"] = 8 } } }
+    local path = d:add_path(d:node(ID_B), "127.0.0.1", 7879, "static")
+    local hello = ('{"id":"%s","name":"b","version":"1","proto":2,"addrs":[' ..
+      '{"address":"127.0.0.77"},{"address":"203.0.113.9"}]}'):format(ID_B)
+    d:on_probe(path, { ok = true, verified = true, reply = hello, rtt_ms = 1 })
+    assert.truthy(d.by_address["127.0.0.77 7879"]) -- on lo's 127/8
+    assert.is_nil(d.by_address["203.0.113.9 7879"]) -- routed: never probed
+  end)
+
   it("keeps the path in use when another scores the same", function()
     local n = node(ID_B, "b", {
       { address = "127.0.0.9", kind = "ethernet", speed = 1000 },
@@ -412,5 +422,24 @@ describe("repl", function()
     assert.is_nil(text)
     assert.equal("unknown command 'frobnicate'; try help", err)
     assert.is_nil((repl.answer(loader, ctx, "   ")))
+  end)
+end)
+
+describe("discovery: subnets", function()
+  it("reads addresses and compares their first bits", function()
+    assert.same({ 10, 0, 0, 1 }, discovery.address_bytes("10.0.0.1"))
+    assert.is_nil(discovery.address_bytes("10.0.0.256"))
+    assert.equal(16, #discovery.address_bytes("fe80::1%eth0"))
+    assert.same(discovery.address_bytes("2001:db8:0:0:0:0:0:1"), discovery.address_bytes("2001:db8::1"))
+    assert.same(discovery.address_bytes("::ffff:0a00:0001"), discovery.address_bytes("::ffff:10.0.0.1"))
+    assert.is_nil(discovery.address_bytes("2001:db8::1::2"))
+    assert.is_nil(discovery.address_bytes("nothing"))
+    assert.is_true(discovery.same_subnet("10.0.0.1", "10.0.0.200", 24))
+    assert.is_false(discovery.same_subnet("10.0.0.1", "10.0.1.1", 24))
+    assert.is_true(discovery.same_subnet("10.0.0.1", "10.0.1.1", 23))
+    assert.is_true(discovery.same_subnet("169.254.3.4", "169.254.200.1", 16))
+    assert.is_true(discovery.same_subnet("2001:db8:1::5", "2001:db8:1::99", 64))
+    assert.is_false(discovery.same_subnet("2001:db8:1::5", "2001:db8:2::5", 64))
+    assert.is_false(discovery.same_subnet("10.0.0.1", "2001:db8::1", 8))
   end)
 end)

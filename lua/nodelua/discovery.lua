@@ -126,6 +126,94 @@ local function short_string(v, max)
   return type(v) == "string" and #v >= 1 and #v <= max and not v:find("%c")
 end
 
+--- An address as its bytes (4 for IPv4, 16 for IPv6), or nil.
+function M.address_bytes(a)
+  a = a:gsub("%%.*$", "") -- a scope says nothing of the subnet
+  local v4 = { a:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+  if #v4 == 4 then
+    for i, x in ipairs(v4) do
+      v4[i] = tonumber(x)
+      if v4[i] > 255 then
+        return nil
+      end
+    end
+    return v4
+  end
+  if not a:find(":") then
+    return nil
+  end
+  local tail
+  local head, dotted = a:match("^(.*:)(%d+%.%d+%.%d+%.%d+)$")
+  if head then -- ::ffff:1.2.3.4
+    tail = M.address_bytes(dotted)
+    if not tail then
+      return nil
+    end
+    a = head .. "0:0"
+  end
+  local function groups_of(text)
+    local out = {}
+    if text == "" then
+      return out
+    end
+    for g in (text .. ":"):gmatch("([^:]*):") do
+      if not g:match("^%x%x?%x?%x?$") then
+        return nil
+      end
+      out[#out + 1] = tonumber(g, 16)
+    end
+    return out
+  end
+  local groups
+  local left, right = a:match("^(.-)::(.-)$")
+  if left then
+    local l, r = groups_of(left), groups_of(right)
+    if not l or not r or #l + #r > 7 then
+      return nil
+    end
+    groups = l
+    for _ = 1, 8 - #l - #r do
+      groups[#groups + 1] = 0
+    end
+    for _, g in ipairs(r) do
+      groups[#groups + 1] = g
+    end
+  else
+    groups = groups_of(a)
+    if not groups or #groups ~= 8 then
+      return nil
+    end
+  end
+  local out = {}
+  for _, g in ipairs(groups) do
+    out[#out + 1] = g >> 8
+    out[#out + 1] = g & 255
+  end
+  for i = 1, tail and 4 or 0 do
+    out[12 + i] = tail[i]
+  end
+  return out
+end
+
+--- Whether addresses a and b share their first bits bits (one subnet).
+function M.same_subnet(a, b, bits)
+  local x, y = M.address_bytes(a), M.address_bytes(b)
+  if not x or not y or #x ~= #y or type(bits) ~= "number" then
+    return false
+  end
+  for i = 1, #x do
+    local take = math.min(8, math.max(0, bits - (i - 1) * 8))
+    if take == 0 then
+      break
+    end
+    local mask = (0xff << (8 - take)) & 0xff
+    if x[i] & mask ~= y[i] & mask then
+      return false
+    end
+  end
+  return true
+end
+
 --- Checks a hello (decoded JSON) and returns a clean copy, or nil and why.
 function M.check_hello(h)
   if type(h) ~= "table" then
@@ -834,17 +922,37 @@ function Discovery:on_probe(path, r)
   self:locate(path)
   node.last_seen = runtime.time()
   node.last_ok = now
-  -- Only a verified hello names other addresses to probe; a public one
-  -- has none, and an unverified one's are not taken.
+  -- Only a verified hello names other addresses to probe (a public one
+  -- has none), and only those on a subnet of one of this node's own
+  -- interfaces: a hello never sends probes to a routed address.
   for _, a in ipairs(node.verified and hello.addrs or {}) do
     local k = a.address .. " " .. path.port
+    if not self.by_address[k] and not self:on_link(a.address) then
+      goto next_address
+    end
     local p = self.by_address[k] or self:add_path(node, a.address, path.port, "hello")
     p.remote_kind, p.remote_speed_mbps = a.kind, a.speed_mbps
     if p.node_id == node.id and not p.last_ok and not p.inflight and p.next_at <= now then
       self:probe_path(p)
     end
+    ::next_address::
   end
   self:changed(node)
+end
+
+--- Whether address is on a subnet of one of this node's interfaces that
+-- is up (directly reachable, not through a router).
+function Discovery:on_link(address)
+  for _, nif in ipairs(self.ifaces.list or {}) do
+    if nif.up and nif.prefix then
+      for mine, bits in pairs(nif.prefix) do
+        if M.same_subnet(mine, address, bits) then
+          return true
+        end
+      end
+    end
+  end
+  return false
 end
 
 -- The local end of a path: which interface the OS used, its kind, speed.

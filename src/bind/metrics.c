@@ -173,6 +173,22 @@ static void push_addresses(lua_State *L, const char *key, const char *first,
   lua_setfield(L, -2, key);
 }
 
+/* prefix = {["10.0.0.1"] = 24, ...}: each address's subnet. */
+static void push_prefixes(lua_State *L, const nl_netif *nif) {
+  if (nif->ipv4_count + nif->ipv6_count <= 0)
+    return;
+  lua_createtable(L, 0, nif->ipv4_count + nif->ipv6_count);
+  for (int a = 0; a < nif->ipv4_count; a++) {
+    lua_pushinteger(L, nif->ipv4_prefix[a]);
+    lua_setfield(L, -2, nif->ipv4[a]);
+  }
+  for (int a = 0; a < nif->ipv6_count; a++) {
+    lua_pushinteger(L, nif->ipv6_prefix[a]);
+    lua_setfield(L, -2, nif->ipv6[a]);
+  }
+  lua_setfield(L, -2, "prefix");
+}
+
 static void push_network(lua_State *L, const nl_network_sample *net) {
   lua_createtable(L, (int)net->count, 0);
   for (size_t i = 0; i < net->count; i++) {
@@ -185,6 +201,7 @@ static void push_network(lua_State *L, const nl_network_sample *net) {
                    nif->ipv4_count);
     push_addresses(L, "ipv6", nif->ipv6[0], sizeof nif->ipv6[0],
                    nif->ipv6_count);
+    push_prefixes(L, nif);
     if (nif->speed_mbps > 0)
       set_integer(L, "speed_mbps", (uint64_t)nif->speed_mbps);
     set_boolean(L, "up", nif->up);

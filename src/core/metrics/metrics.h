@@ -112,6 +112,8 @@ typedef struct {
   char ipv4[NL_ADDRS_MAX][16];
   char ipv6[NL_ADDRS_MAX][46];
   int ipv4_count, ipv6_count;
+  /* Each address's prefix length (its subnet), index for index. */
+  uint8_t ipv4_prefix[NL_ADDRS_MAX], ipv6_prefix[NL_ADDRS_MAX];
   int64_t speed_mbps; /* -1 when unknown */
   bool up;
   int mtu;

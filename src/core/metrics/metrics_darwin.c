@@ -371,6 +371,24 @@ static int sample_memory(nl_metrics *m) {
   return 0;
 }
 
+/* The prefix length of a netmask (an address of bytes bytes), or the full
+ * length when there is none. */
+static uint8_t mask_bits(const struct sockaddr *mask, size_t bytes) {
+  if (mask == NULL)
+    return (uint8_t)(bytes * 8);
+  const uint8_t *b =
+      bytes == 4
+          ? (const uint8_t *)&((const struct sockaddr_in *)(const void *)mask)
+                ->sin_addr
+          : (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)mask)
+                ->sin6_addr;
+  uint8_t n = 0;
+  for (size_t i = 0; i < bytes; i++)
+    for (int bit = 7; bit >= 0 && (b[i] >> bit & 1); bit--)
+      n++;
+  return n;
+}
+
 static void netif_addresses(nl_network_sample *net) {
   struct ifaddrs *list = NULL;
   for (size_t i = 0; i < net->count; i++)
@@ -387,14 +405,17 @@ static void netif_addresses(nl_network_sample *net) {
     }
     if (nif == NULL)
       continue;
-    if (a->ifa_addr->sa_family == AF_INET && nif->ipv4_count < NL_ADDRS_MAX)
+    if (a->ifa_addr->sa_family == AF_INET && nif->ipv4_count < NL_ADDRS_MAX) {
+      nif->ipv4_prefix[nif->ipv4_count] = mask_bits(a->ifa_netmask, 4);
       inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)a->ifa_addr)->sin_addr,
                 nif->ipv4[nif->ipv4_count++], sizeof nif->ipv4[0]);
-    else if (a->ifa_addr->sa_family == AF_INET6 &&
-             nif->ipv6_count < NL_ADDRS_MAX)
+    } else if (a->ifa_addr->sa_family == AF_INET6 &&
+               nif->ipv6_count < NL_ADDRS_MAX) {
+      nif->ipv6_prefix[nif->ipv6_count] = mask_bits(a->ifa_netmask, 16);
       inet_ntop(AF_INET6,
                 &((struct sockaddr_in6 *)(void *)a->ifa_addr)->sin6_addr,
                 nif->ipv6[nif->ipv6_count++], sizeof nif->ipv6[0]);
+    }
   }
   freeifaddrs(list);
 }

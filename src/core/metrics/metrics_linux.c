@@ -634,10 +634,12 @@ static void take_address(nl_metrics *m, struct nlmsghdr *h) {
   if (a->ifa_family == AF_INET && (local || addr) &&
       nif->ipv4_count < NL_ADDRS_MAX) {
     /* IFA_LOCAL is ours; IFA_ADDRESS is the peer on point-to-point. */
+    nif->ipv4_prefix[nif->ipv4_count] = a->ifa_prefixlen;
     inet_ntop(AF_INET, local ? local : addr, nif->ipv4[nif->ipv4_count++],
               sizeof nif->ipv4[0]);
   } else if (a->ifa_family == AF_INET6 && addr &&
              nif->ipv6_count < NL_ADDRS_MAX) {
+    nif->ipv6_prefix[nif->ipv6_count] = a->ifa_prefixlen;
     inet_ntop(AF_INET6, addr, nif->ipv6[nif->ipv6_count++],
               sizeof nif->ipv6[0]);
   }
