@@ -198,7 +198,8 @@ void nl_receiver_accept(void *receiver, int fd, const uint8_t *read,
   }
   *j = (job){.r = r, .fd = fd, .len = len};
   snprintf(j->from, sizeof j->from, "%s", from);
-  memcpy(j->read, read, len);
+  if (len > 0)
+    memcpy(j->read, read, len);
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
