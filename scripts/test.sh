@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs the dependencies, then builds and runs the whole
-# suite through ctest three times over:
+# suite through ctest four times over:
 #   1. the normal build (warnings as errors): unit tests, busted specs,
 #      luacheck, clang-format, integration tests, a valgrind leak check;
 #   2. the fuzz targets (clang, libFuzzer), each for a bounded time;
-#   3. the whole suite again under ASan+UBSan.
+#   3. the whole suite again under ASan+UBSan;
+#   4. the unit tests of the threaded cores under ThreadSanitizer.
 # It stops at the first stage that fails, so its last lines are then the
 # summary of the ctest run that decided the exit status. When all pass, the
 # last line counts the tests that were skipped (a test that cannot run here
@@ -61,6 +62,18 @@ fi
 echo "== tests: ASan+UBSan build"
 run_ctest build/asan build/asan.ctest.log -j "$jobs" -LE 'lint|leak'
 logs+=(build/asan.ctest.log)
+
+# The cores with threads of their own (transfer, receiver, receive folder,
+# endpoint, control socket, probes, spool) under ThreadSanitizer.
+tsan_tests=(transfer receiver recvdir endpoint control probe spool)
+echo "== build: ThreadSanitizer (${tsan_tests[*]})"
+cmake -S . -B build/tsan -DNODELUA_WERROR=ON -DCMAKE_BUILD_TYPE=Debug -DNODELUA_TSAN=ON \
+  >build/tsan.configure.log 2>&1 || { cat build/tsan.configure.log; exit 1; }
+cmake --build build/tsan -j "$jobs" --target "${tsan_tests[@]/#/test_}"
+echo "== tests: ThreadSanitizer"
+pattern=$(IFS='|'; echo "^unit_(${tsan_tests[*]})\$")
+run_ctest build/tsan build/tsan.ctest.log -j "$jobs" -R "$pattern"
+logs+=(build/tsan.ctest.log)
 
 # What did not run, over all stages: ctest marks a skip "***Skipped".
 skipped=$(grep -h -- '\*\*\*Skipped' "${logs[@]}" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u)

@@ -9,6 +9,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -157,6 +159,7 @@ typedef struct {
   int port;
   char got[128];
   const char *request; /* NULL: an HTTP request */
+  atomic_bool done;    /* got is complete; the loop polls it */
 } raw_client;
 
 static void raw_client_thread(void *arg) {
@@ -175,6 +178,7 @@ static void raw_client_thread(void *arg) {
     }
   }
   close(fd);
+  atomic_store(&c->done, true);
 }
 
 /* A timer that only keeps the loop turning while a client thread works. */
@@ -190,7 +194,7 @@ static void refuses_other_requests(void) {
   uv_timer_t tick;
   uv_timer_init(&loop, &tick);
   uv_timer_start(&tick, keep_turning, 10, 10);
-  for (int i = 0; i < 500 && c.got[0] == '\0'; i++)
+  for (int i = 0; i < 500 && !atomic_load(&c.done); i++)
     uv_run(&loop, UV_RUN_ONCE);
   uv_thread_join(&thread);
   CHECK_STR(c.got, "NODELUA ERR unknown request\n");
@@ -445,7 +449,7 @@ typedef struct {
   const char *path;
   int ok_rc, fail_rc, empty_rc;
   char ok_reply[64], fail_reply[64];
-  volatile int done;
+  atomic_int done; /* the results are in; the loop polls it */
 } control_client;
 
 static void control_client_thread(void *arg) {
@@ -469,7 +473,7 @@ static void control_client_thread(void *arg) {
     c->empty_rc = nl_control_ask(fd, "a\nb", &reply, &len, err, sizeof err);
     close(fd);
   }
-  c->done = 1;
+  atomic_store(&c->done, 1);
 }
 
 static void control_socket(void) {
@@ -505,7 +509,7 @@ static void control_socket(void) {
   uv_timer_t tick; /* keeps the loop turning while the client works */
   uv_timer_init(&loop, &tick);
   uv_timer_start(&tick, keep_turning, 10, 10);
-  for (int i = 0; i < 500 && !c.done; i++)
+  for (int i = 0; i < 500 && !atomic_load(&c.done); i++)
     uv_run(&loop, UV_RUN_ONCE);
   uv_thread_join(&thread);
   CHECK(c.ok_rc == 1);

@@ -318,6 +318,7 @@ typedef struct {
   int from, to;
   bool upstream;
   long flip_at, cut_at;
+  int tamper; /* pump_frames: a copy, the proxy may be gone first */
 } pipe_job;
 
 enum { TAMPER_NONE, TAMPER_REPLAY_CHUNK, TAMPER_INJECT_ERROR };
@@ -347,12 +348,12 @@ static void *pump_frames(void *arg) {
     if (len > 1024 * 1024 || !read_exactly(j->from, frame + 8, len) ||
         send(j->to, frame, 8 + len, MSG_NOSIGNAL) != (ssize_t)(8 + len))
       break;
-    if (j->p->tamper == TAMPER_REPLAY_CHUNK && frame[3] == NL_FRAME_CHUNK &&
+    if (j->tamper == TAMPER_REPLAY_CHUNK && frame[3] == NL_FRAME_CHUNK &&
         !replayed) {
       replayed = true;
       send(j->to, frame, 8 + len, MSG_NOSIGNAL);
     }
-    if (j->p->tamper == TAMPER_INJECT_ERROR && frame[3] == NL_FRAME_ACCEPT &&
+    if (j->tamper == TAMPER_INJECT_ERROR && frame[3] == NL_FRAME_ACCEPT &&
         !injected) {
       injected = true;
       uint8_t forged[8 + 2 + 2 + 6 + 32] = {
@@ -422,8 +423,9 @@ static void *proxy_loop(void *arg) {
                      server,
                      true,
                      target ? p->flip_at : -1,
-                     target ? p->cut_at : -1};
-    *down = (pipe_job){p, server, client, false, -1, -1};
+                     target ? p->cut_at : -1,
+                     TAMPER_NONE};
+    *down = (pipe_job){p, server, client, false, -1, -1, p->tamper};
     pthread_t a, b;
     pthread_create(&a, NULL, pump, up);
     bool control = p->connections == 1;
@@ -503,16 +505,19 @@ static void cut_stream(int port) {
 
 /* Whether the 256 bytes of the file at path from offset appear in what
  * the proxy saw. */
-static bool seen_on_the_wire(const proxy *p, const char *path, off_t offset) {
+static bool seen_on_the_wire(proxy *p, const char *path, off_t offset) {
   uint8_t window[256];
   int fd = open(path, O_RDONLY);
   bool read_ok = pread(fd, window, sizeof window, offset) == sizeof window;
   close(fd);
   CHECK(read_ok);
-  for (size_t i = 0; read_ok && i + sizeof window <= p->seen_len; i++)
-    if (memcmp(p->seen + i, window, sizeof window) == 0)
-      return true;
-  return false;
+  bool seen = false;
+  /* The pumps may still be adding what came last. */
+  pthread_mutex_lock(&p->lock);
+  for (size_t i = 0; read_ok && !seen && i + sizeof window <= p->seen_len; i++)
+    seen = memcmp(p->seen + i, window, sizeof window) == 0;
+  pthread_mutex_unlock(&p->lock);
+  return seen;
 }
 
 /* The encrypted mode: the same round trip, nothing of the file readable on
@@ -542,10 +547,15 @@ static void encrypted(int port) {
   CHECK(send_path(proxy_port, path, 2, false, &r, err, sizeof err) == 0);
   CHECK(seen_on_the_wire(&p, path, CHUNK + 1000));
   unlink(got);
+  pthread_mutex_lock(&p.lock);
   p.seen_len = 0;
+  pthread_mutex_unlock(&p.lock);
   CHECK(send_path(proxy_port, path, 2, true, &r, err, sizeof err) == 0);
   CHECK(same_content(path, got));
-  CHECK(p.seen_len > 4 * CHUNK);
+  pthread_mutex_lock(&p.lock);
+  size_t captured = p.seen_len;
+  pthread_mutex_unlock(&p.lock);
+  CHECK(captured > 4 * CHUNK);
   CHECK(!seen_on_the_wire(&p, path, CHUNK + 1000));
   CHECK(!seen_on_the_wire(&p, path, 0));
   proxy_stop(&p, t);

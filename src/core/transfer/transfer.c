@@ -595,12 +595,12 @@ static void journal_flush(session *s) {
 
 static void session_release(session *s) {
   pthread_mutex_lock(&registry_lock);
-  bool last = --s->refs == 0;
+  bool last = --s->refs == 0, registered = false;
   if (last) {
     for (session **at = &registry; *at; at = &(*at)->next)
       if (*at == s) {
-        *at = s->next;
-        registry_count--;
+        *at = s->next; /* no longer findable by JOINs */
+        registered = true;
         break;
       }
   }
@@ -633,6 +633,13 @@ static void session_release(session *s) {
   free(s->verified);
   free(s->unjournaled);
   free(s);
+  /* Counted as in progress until here: once nl_transfer_sessions() says
+   * none, no session touches its journal, files or receive folder. */
+  if (registered) {
+    pthread_mutex_lock(&registry_lock);
+    registry_count--;
+    pthread_mutex_unlock(&registry_lock);
+  }
 }
 
 static session *session_find(const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE]) {
@@ -811,7 +818,8 @@ static int session_open_files(session *s, char *err, size_t errlen) {
   }
   if (!locked) {
     snprintf(err, errlen,
-             "this file (%s) is being received from another sender right now",
+             "this file (%.150s) is being received from another sender right "
+             "now",
              s->name);
     return ERR_BUSY;
   }
