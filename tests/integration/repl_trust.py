@@ -65,7 +65,12 @@ def fake_agent(answer_path):
     def serve():
         conn, _ = server.accept()
         with conn:
-            conn.recv(4096)
+            line = b""
+            while not line.endswith(b"\n"):  # the whole command, as the agent reads it
+                part = conn.recv(4096)
+                if not part:
+                    break
+                line += part
             body = f"\x01send\t127.0.0.1\t{port}\tpeer\t{answer_path}\n".encode()
             conn.sendall(b"OK %d\n" % len(body) + body)
         server.close()
@@ -86,7 +91,8 @@ try:
     t = fake_agent(secret)
     r = repl_send()
     t.join(5)
-    check("another path in the agent's answer: exit 1", r.returncode == 1, r.stderr)
+    check("another path in the agent's answer: exit 1", r.returncode == 1,
+          f"{r.returncode} {r.stdout!r} {r.stderr!r}")
     check("...one line naming both paths", f"asked to send {secret}, not the {typed} you typed" in r.stderr,
           r.stderr)
     check("...and nothing was sent anywhere", connections == [], str(connections))
