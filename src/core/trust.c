@@ -133,6 +133,22 @@ int nl_mkdir_p(const char *path) {
   return 0;
 }
 
+int nl_trust_check_own_folder(const struct stat *st, const char *what,
+                              char *err, size_t errlen) {
+  if (!S_ISDIR(st->st_mode)) {
+    snprintf(err, errlen, "%s is not a folder", what);
+    return -1;
+  }
+  if (st->st_uid != geteuid()) {
+    snprintf(err, errlen,
+             "%s is owned by uid %u, not by this agent (uid %u): another "
+             "user could read or change what is in it",
+             what, (unsigned)st->st_uid, (unsigned)geteuid());
+    return -1;
+  }
+  return nl_trust_check(st, 0, what, err, errlen);
+}
+
 int nl_trust_own_folder(const char *path, const char *what, char *err,
                         size_t errlen) {
   int rc = nl_mkdir_p(path);
@@ -140,19 +156,12 @@ int nl_trust_own_folder(const char *path, const char *what, char *err,
     snprintf(err, errlen, "cannot make %s %s: %s", what, path, strerror(-rc));
     return -1;
   }
-  struct stat st;
-  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    snprintf(err, errlen, "%s %s is not a folder", what, path);
-    return -1;
-  }
   char named[PATH_MAX + 64];
   snprintf(named, sizeof named, "%s %s", what, path);
-  if (st.st_uid != geteuid()) {
-    snprintf(err, errlen,
-             "%s is owned by uid %u, not by this agent (uid %u): another "
-             "user could read or change its state",
-             named, (unsigned)st.st_uid, (unsigned)geteuid());
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    snprintf(err, errlen, "%s: %s", named, strerror(errno));
     return -1;
   }
-  return nl_trust_check(&st, 0, named, err, errlen);
+  return nl_trust_check_own_folder(&st, named, err, errlen);
 }

@@ -34,6 +34,13 @@ char *nl_trust_read(const char *path, unsigned flags, size_t max, size_t *len,
  * are left as they are. Returns 0 or a negative errno. */
 int nl_mkdir_p(const char *path);
 
+/* What st says of a folder the agent keeps its own (the state directory,
+ * the receive folder): a folder, owned by this process's effective uid
+ * (not even root's will do), not writable by group or others. Returns 0,
+ * or -1 with one line in err naming what. */
+int nl_trust_check_own_folder(const struct stat *st, const char *what,
+                              char *err, size_t errlen);
+
 /* A folder of the agent's own (the state directory): made (nl_mkdir_p) if
  * missing, then refused, with one line in err naming what, unless it is a
  * folder owned by this process's effective uid and not writable by group

@@ -25,26 +25,7 @@ int nl_recv_dir_check_fd(int fd, const char *what, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: %s", what, strerror(errno));
     return -1;
   }
-  if (!S_ISDIR(st.st_mode)) {
-    snprintf(err, errlen, "%s is not a directory", what);
-    return -1;
-  }
-  if (st.st_uid != geteuid()) {
-    snprintf(err, errlen,
-             "%s is owned by uid %u, not by this agent (uid %u): another "
-             "user could read or replace what it receives",
-             what, (unsigned)st.st_uid, (unsigned)geteuid());
-    return -1;
-  }
-  if ((st.st_mode & 022) != 0) {
-    snprintf(err, errlen,
-             "%s is writable by %s (mode %03o): another user could plant "
-             "files in it; chmod 700 it",
-             what, (st.st_mode & 002) ? "everyone" : "its group",
-             (unsigned)(st.st_mode & 0777));
-    return -1;
-  }
-  return 0;
+  return nl_trust_check_own_folder(&st, what, err, errlen);
 }
 
 /* Opens name under at (a directory fd, or AT_FDCWD for a path) as a
