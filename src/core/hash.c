@@ -84,12 +84,16 @@ done:
   return rc;
 }
 
+void nl_hex(const uint8_t *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
 void nl_sha256_hex(const uint8_t digest[NL_SHA256_SIZE],
                    char out[NL_SHA256_HEX_SIZE]) {
-  static const char digits[] = "0123456789abcdef";
-  for (int i = 0; i < NL_SHA256_SIZE; i++) {
-    out[2 * i] = digits[digest[i] >> 4];
-    out[2 * i + 1] = digits[digest[i] & 15];
-  }
-  out[64] = '\0';
+  nl_hex(digest, NL_SHA256_SIZE, out);
 }

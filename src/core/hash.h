@@ -29,4 +29,7 @@ int nl_sha256_file_range(int fd, uint64_t offset, uint64_t len,
 void nl_sha256_hex(const uint8_t digest[NL_SHA256_SIZE],
                    char out[NL_SHA256_HEX_SIZE]);
 
+/* n bytes as 2n lower-case hex digits and a NUL, into out[2n + 1]. */
+void nl_hex(const uint8_t *in, size_t n, char *out);
+
 #endif

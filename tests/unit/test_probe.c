@@ -121,22 +121,9 @@ static void refused_and_bad_addresses(void) {
                        &s, &p) == UV_EINVAL);
 }
 
-/* A listener that accepts (in the kernel) and never answers. */
-static int silent_listener(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  listen(fd, 8);
-  socklen_t len = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &len);
-  *port = ntohs(sa.sin_port);
-  return fd;
-}
-
 static void times_out_and_cancels(void) {
   int port;
-  int fd = silent_listener(&port);
+  int fd = test_listen(&port);
   probe_seen s = probe(port, 150);
   CHECK(s.calls == 1);
   CHECK(s.status == UV_ETIMEDOUT);

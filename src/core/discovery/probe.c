@@ -1,5 +1,6 @@
 #include "probe.h"
 
+#include "core/hash.h"
 #include "core/transfer/auth.h"
 #include "core/transfer/frame.h"
 #include "core/transfer/tls.h"
@@ -188,15 +189,6 @@ int nl_probe_key(const uint8_t *cluster_key, size_t len,
   return nl_auth_derive_key(cluster_key, len, "nodelua-v2 probe key", out);
 }
 
-static void to_hex(const uint8_t *in, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
 /* The MAC of a request's signed part, as hex. */
 static int request_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *line,
                        size_t signed_len, char out[NL_PROBE_MAC_HEX + 1]) {
@@ -204,7 +196,7 @@ static int request_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *line,
   uint8_t mac[NL_AUTH_SIZE];
   if (nl_auth_mac(key, label, sizeof label - 1, line, signed_len, mac) != 0)
     return -1;
-  to_hex(mac, sizeof mac, out);
+  nl_hex(mac, sizeof mac, out);
   return 0;
 }
 
@@ -218,16 +210,13 @@ static int hello_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *nonce,
   uint8_t mac[NL_AUTH_SIZE];
   if (nl_auth_mac(key, a, sizeof a, hello, len, mac) != 0)
     return -1;
-  to_hex(mac, sizeof mac, out);
+  nl_hex(mac, sizeof mac, out);
   return 0;
 }
 
 static bool hex_equal(const char *a, const char *b) {
   /* Constant time, like every other comparison of MACs here. */
-  unsigned char diff = 0;
-  for (size_t i = 0; i < NL_PROBE_MAC_HEX; i++)
-    diff |= (unsigned char)(a[i] ^ b[i]);
-  return diff == 0;
+  return CRYPTO_memcmp(a, b, NL_PROBE_MAC_HEX) == 0;
 }
 
 static void reply(conn *c, const char *text, size_t len) {
@@ -664,7 +653,7 @@ int nl_probe_start(uv_loop_t *loop, const char *address, int port,
   char nonce[NL_PROBE_NONCE_HEX + 1];
   if (nl_auth_random(raw, sizeof raw) != 0)
     return UV_EIO;
-  to_hex(raw, sizeof raw, nonce);
+  nl_hex(raw, sizeof raw, nonce);
   char request[NL_PROBE_LINE_MAX];
   int n;
   if (self_id == NULL)

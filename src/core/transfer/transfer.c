@@ -1783,8 +1783,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
       snprintf(err, errlen, "no random bytes for a node id");
       return -1;
     }
-    for (size_t i = 0; i < sizeof raw; i++)
-      snprintf(random_id + 2 * i, 3, "%02x", raw[i]);
+    nl_hex(raw, sizeof raw, random_id);
     with_id = *cfg;
     with_id.node_id = random_id;
     cfg = &with_id;
