@@ -11,7 +11,6 @@
 #include "core/trust.h"
 
 #include <ctype.h>
-#include <signal.h>
 #include <editline/readline.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -291,9 +290,6 @@ static void history_path(char *out, size_t len) {
 }
 
 int nl_repl_main(const nl_config *cfg, int argc, char **argv) {
-  /* An agent that goes away mid-command is an error to report, not a
-   * SIGPIPE that ends this process without a word. */
-  signal(SIGPIPE, SIG_IGN);
   char path[1024], err[512];
   snprintf(path, sizeof path, "%s/control.sock",
            nl_config_str(cfg, NL_CFG_STATE_DIR));

@@ -14,6 +14,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* macOS: SO_NOSIGPIPE is set on the socket */
+#endif
+
 typedef struct ctl_conn ctl_conn;
 
 struct nl_control {
@@ -198,6 +202,10 @@ int nl_control_connect(const char *path, char *err, size_t errlen) {
     errno = e;
     return -1;
   }
+#ifdef SO_NOSIGPIPE
+  int one = 1; /* macOS: no MSG_NOSIGNAL; the socket says it instead */
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
   return fd;
 }
 
@@ -267,9 +275,11 @@ void nl_control_stop(nl_control *ctl) {
   uv_close((uv_handle_t *)&ctl->pipe, control_freed);
 }
 
+/* Writes to the agent's socket: an agent that went away is an error to
+ * return (EPIPE), not a SIGPIPE that ends the client without a word. */
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
-    ssize_t w = write(fd, p, n);
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0)
