@@ -49,6 +49,8 @@ static void print_main_help(FILE *out) {
           "host:port)\n"
           "  repl [COMMAND]          Ask the running agent: list, peers, "
           "status, help\n"
+          "  config [--markdown]     Print the settings in effect and "
+          "where each came from\n"
           "  version                 Print version, git revision, build "
           "options and library versions\n"
           "  help                    Show this help\n"
@@ -64,14 +66,7 @@ static void print_main_help(FILE *out) {
           "Configuration, from the built-in defaults, %s, ./.env,\n"
           "--env-file and the environment, the later winning:\n",
           NL_CONFIG_SERVICE_ENV_FILE);
-  for (int i = 0; i < NL_CFG_COUNT; i++) {
-    const nl_config_var *v = nl_config_var_info((nl_config_id)i);
-    fprintf(out, "  %-24s %s\n", v->name, v->summary);
-    if (v->secret)
-      fprintf(out, "  %-24s   (secret: its value is never shown)\n", "");
-    else
-      fprintf(out, "  %-24s   default: %s\n", "", v->default_text);
-  }
+  nl_config_print_help(out);
   fprintf(out, "\nExit status: 0 done, 1 failed, 2 usage or configuration "
                "error.\n");
 }
@@ -100,6 +95,18 @@ static void print_version_help(FILE *out) {
   fprintf(out, "Usage: nodelua version\n\nPrints the version, the git "
                "revision, the build options and the versions of Lua,\n"
                "libuv, libcurl, OpenSSL and lua-cjson.\n");
+}
+
+static void print_config_help(FILE *out) {
+  fprintf(out,
+          "Usage: nodelua config [--markdown]\n"
+          "\n"
+          "Loads and validates the configuration as the agent would, then "
+          "prints each\nsetting as NAME=value with where it came from; "
+          "secrets show as %s.\n"
+          "--markdown prints instead the table of every setting (README's "
+          "\"Configuration\"\ntable is this output).\n",
+          NL_LOG_REDACTED);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -224,17 +231,30 @@ static int run_protected(lua_State *L) {
   return 0;
 }
 
-/* Runs a script (module NULL) or an embedded command module on the loop,
- * with the validated configuration. */
-static int run_on_loop(cli *c, const char *module) {
-  nl_config *cfg = malloc(sizeof *cfg);
+/* Loads the configuration from the usual sources; on error prints it and
+ * returns -1. */
+static int load_config(const cli *c, nl_config *cfg) {
   char err[1024];
   nl_config_sources src = {.service_env_file = NULL,
                            .dotenv_file = "./.env",
                            .env_file = c->env_file,
                            .environ = environ};
-  if (cfg == NULL || nl_config_load(cfg, &src, err, sizeof err) != 0) {
-    fprintf(stderr, "nodelua: %s\n", cfg ? err : "out of memory");
+  if (nl_config_load(cfg, &src, err, sizeof err) != 0) {
+    fprintf(stderr, "nodelua: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Runs a script (module NULL) or an embedded command module on the loop,
+ * with the validated configuration. */
+static int run_on_loop(cli *c, const char *module) {
+  nl_config *cfg = malloc(sizeof *cfg);
+  if (cfg == NULL) {
+    fprintf(stderr, "nodelua: out of memory\n");
+    return EXIT_FAILED;
+  }
+  if (load_config(c, cfg) != 0) {
     free(cfg);
     return EXIT_USAGE;
   }
@@ -283,6 +303,34 @@ static int is_help(const char *arg) {
   return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
+static int cmd_config(cli *c) {
+  if (c->argc > 0 && is_help(c->argv[0])) {
+    print_config_help(stdout);
+    return EXIT_OK;
+  }
+  if (c->argc == 1 && strcmp(c->argv[0], "--markdown") == 0) {
+    nl_config_print_markdown(stdout);
+    return EXIT_OK;
+  }
+  if (c->argc > 0)
+    return usage_error("config takes only --markdown, not '%s'", c->argv[0]);
+  nl_config cfg;
+  if (load_config(c, &cfg) != 0)
+    return EXIT_USAGE;
+  for (size_t i = 0; i < cfg.warning_count; i++)
+    fprintf(stderr, "nodelua: warning: %s\n", cfg.warnings[i]);
+  for (int i = 0; i < NL_CFG_COUNT; i++) {
+    const nl_config_var *v = nl_config_var_info((nl_config_id)i);
+    printf("%s=%s  # %s\n", v->name,
+           v->secret && nl_config_str(&cfg, (nl_config_id)i)[0] != '\0'
+               ? NL_LOG_REDACTED
+               : nl_config_str(&cfg, (nl_config_id)i),
+           cfg.source[i]);
+  }
+  nl_config_free(&cfg);
+  return EXIT_OK;
+}
+
 static void print_repl_help(FILE *out) {
   fprintf(
       out,
@@ -301,15 +349,8 @@ static int cmd_repl(cli *c) {
     return EXIT_OK;
   }
   nl_config cfg;
-  char err[1024];
-  nl_config_sources src = {.service_env_file = NULL,
-                           .dotenv_file = "./.env",
-                           .env_file = c->env_file,
-                           .environ = environ};
-  if (nl_config_load(&cfg, &src, err, sizeof err) != 0) {
-    fprintf(stderr, "nodelua: %s\n", err);
+  if (load_config(c, &cfg) != 0)
     return EXIT_USAGE;
-  }
   int code = nl_repl_main(&cfg, c->argc, c->argv);
   nl_config_free(&cfg);
   return code;
@@ -376,6 +417,8 @@ int main(int argc, char **argv) {
     return run_on_loop(&c, "nodelua.cli.list");
   if (strcmp(command, "repl") == 0)
     return cmd_repl(&c);
+  if (strcmp(command, "config") == 0)
+    return cmd_config(&c);
   if (strcmp(command, "send") == 0)
     return run_on_loop(&c, "nodelua.cli.send");
   return usage_error("unknown command '%s'", command);

@@ -9,17 +9,12 @@
 
 static void push_value(lua_State *L, const nl_config *cfg, nl_config_id id) {
   const nl_config_var *var = nl_config_var_info(id);
-  switch (var->type) {
-  case NL_CFG_INTEGER:
+  if (var->kind == NL_KIND_INTEGER)
     lua_pushinteger(L, (lua_Integer)nl_config_num(cfg, id));
-    break;
-  case NL_CFG_BOOLEAN:
+  else if (var->kind == NL_KIND_BOOLEAN)
     lua_pushboolean(L, nl_config_num(cfg, id) != 0);
-    break;
-  case NL_CFG_STRING:
+  else
     lua_pushstring(L, nl_config_str(cfg, id));
-    break;
-  }
 }
 
 static int check_id(lua_State *L, int arg) {

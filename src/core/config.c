@@ -16,124 +16,205 @@
 #include <unistd.h>
 
 #define NODE_NAME_MAX 63 /* a DNS-SD instance name label */
-#define BUDGET_MIN 10000LL
-#define BUDGET_MAX 2000000000LL /* lua_sethook takes an int count */
 
+static const nl_config_choice log_levels[] = {{"error", NL_LOG_ERROR},
+                                              {"warn", NL_LOG_WARN},
+                                              {"warning", NL_LOG_WARN},
+                                              {"info", NL_LOG_INFO},
+                                              {"debug", NL_LOG_DEBUG},
+                                              {"trace", NL_LOG_TRACE},
+                                              {NULL, 0}};
+static const nl_config_choice log_formats[] = {
+    {"text", NL_LOG_TEXT}, {"json", NL_LOG_JSON}, {NULL, 0}};
+
+/* The settings. Their order is the order of --help and README, and of
+ * validation: NODELUA_STATE_DIR comes before the folders derived from it.
+ * A new setting is one row here and one id in config.h. */
 static const nl_config_var vars[NL_CFG_COUNT] = {
     [NL_CFG_MONITORING_API_URL] =
-        {"MONITORING_API_URL", NULL, NL_CFG_STRING, false,
-         "http://localhost:3000", "http://localhost:3000",
-         "an http:// or https:// URL: scheme://host[:port][/path], without "
-         "credentials, query or fragment",
-         "Base URL of the central monitoring API."},
-    [NL_CFG_MONITORING_API_KEY] =
-        {"MONITORING_API_KEY", NULL, NL_CFG_STRING, true, "dev-api-key",
-         "dev-api-key", "1 to 4096 printable characters without spaces",
-         "API key sent as X-API-Key; a secret, never logged."},
-    [NL_CFG_LOG] = {"NODELUA_LOG", "RUST_LOG", NL_CFG_STRING, false, "info",
-                    "info", "one of error, warn, info, debug, trace",
-                    "Log level; RUST_LOG is read as an alias, NODELUA_LOG "
-                    "wins."},
-    [NL_CFG_LOG_FORMAT] = {"NODELUA_LOG_FORMAT", NULL, NL_CFG_STRING, false,
-                           "text", "text", "text or json",
-                           "Log line format; --log-format overrides it."},
-    [NL_CFG_NODE_NAME] = {"NODE_NAME", NULL, NL_CFG_STRING, false, NULL,
-                          "the host name",
-                          "1 to 63 bytes without control characters",
-                          "Friendly name of this node."},
+        {.name = "MONITORING_API_URL",
+         .kind = NL_KIND_URL,
+         .default_value = "http://localhost:3000",
+         .summary = "Base URL of the central monitoring API."},
+    [NL_CFG_MONITORING_API_KEY] = {.name = "MONITORING_API_KEY",
+                                   .kind = NL_KIND_TOKEN,
+                                   .secret = true,
+                                   .min = 1,
+                                   .max = 4096,
+                                   .default_value = "dev-api-key",
+                                   .summary = "API key sent as X-API-Key."},
+    [NL_CFG_NODE_NAME] = {.name = "NODE_NAME",
+                          .kind = NL_KIND_TEXT,
+                          .min = 1,
+                          .max = NODE_NAME_MAX,
+                          .default_text = "the host name",
+                          .summary = "Friendly name of this node."},
     [NL_CFG_STATE_DIR] =
-        {"NODELUA_STATE_DIR", NULL, NL_CFG_STRING, false, NULL,
-         "root: /var/lib/nodelua (Linux), /Library/Application "
-         "Support/nodelua (macOS); others: $XDG_STATE_HOME/nodelua or "
-         "~/.local/state/nodelua (Linux), ~/Library/Application "
-         "Support/nodelua (macOS)",
-         "an absolute path", "Directory of the agent's persistent state."},
+        {.name = "NODELUA_STATE_DIR",
+         .kind = NL_KIND_PATH,
+         .default_text =
+             "root: /var/lib/nodelua (Linux), /Library/Application "
+             "Support/nodelua (macOS); others: $XDG_STATE_HOME/nodelua or "
+             "~/.local/state/nodelua (Linux), ~/Library/Application "
+             "Support/nodelua (macOS)",
+         .summary = "Directory of the agent's persistent state (spool, "
+                    "identity, control socket)."},
+    [NL_CFG_LOG] = {.name = "NODELUA_LOG",
+                    .alias = "RUST_LOG",
+                    .kind = NL_KIND_CHOICE,
+                    .choices = log_levels,
+                    .default_value = "info",
+                    .summary = "Log level; RUST_LOG is read as an alias, and "
+                               "within one source NODELUA_LOG wins."},
+    [NL_CFG_LOG_FORMAT] = {.name = "NODELUA_LOG_FORMAT",
+                           .kind = NL_KIND_CHOICE,
+                           .choices = log_formats,
+                           .default_value = "text",
+                           .summary =
+                               "Log line format; --log-format overrides it."},
     [NL_CFG_POLICY_DIR] =
-        {"NODELUA_POLICY_DIR", NULL, NL_CFG_STRING, false, "",
-         "(empty: the shipped policies only)",
-         "empty, or the path of an existing directory",
-         "Directory whose NAME.lua files override the shipped policies file "
-         "by file."},
+        {.name = "NODELUA_POLICY_DIR",
+         .kind = NL_KIND_DIR,
+         .optional = true,
+         .default_value = "",
+         .default_text = "(empty: the shipped policies only)",
+         .summary = "Directory whose NAME.lua files override the shipped "
+                    "policies file by file (see docs/policy.md)."},
     [NL_CFG_CALLBACK_BUDGET] =
-        {"NODELUA_CALLBACK_BUDGET", NULL, NL_CFG_INTEGER, false, "50000000",
-         "50000000",
-         "a whole number of Lua instructions from 10000 to 2000000000",
-         "Instructions one Lua callback may run before it is stopped."},
-    [NL_CFG_REPORT_INTERVAL] = {"REPORT_INTERVAL", NULL, NL_CFG_INTEGER, false,
-                                "5", "5",
-                                "a whole number of seconds from 1 to 86400",
-                                "Seconds between reports to the monitoring "
-                                "API."},
+        {.name = "NODELUA_CALLBACK_BUDGET",
+         .kind = NL_KIND_INTEGER,
+         .min = 10000,
+         .max = 2000000000LL, /* lua_sethook takes an int count */
+         .unit = "Lua instructions",
+         .default_value = "50000000",
+         .summary = "Instructions one Lua callback may run before it is "
+                    "stopped."},
+    [NL_CFG_REPORT_INTERVAL] =
+        {.name = "REPORT_INTERVAL",
+         .kind = NL_KIND_INTEGER,
+         .min = 1,
+         .max = 86400,
+         .unit = "seconds",
+         .default_value = "5",
+         .summary = "Seconds between reports to the monitoring API."},
     [NL_CFG_METRICS_LISTEN] =
-        {"METRICS_LISTEN", NULL, NL_CFG_STRING, false, "127.0.0.1:9101",
-         "127.0.0.1:9101",
-         "empty, or host:port or [v6]:port with a port from 0 to 65535",
-         "Address of the local endpoint (/metrics, /healthz); empty turns it "
-         "off."},
-    [NL_CFG_TRANSFER_PORT] = {"TRANSFER_PORT", NULL, NL_CFG_INTEGER, false,
-                              "7879", "7879",
-                              "a port from 0 to 65535 (0: any free port)",
-                              "TCP port of the peer protocol (liveness "
-                              "probes), advertised over mDNS."},
-    [NL_CFG_PEERS] =
-        {"NODELUA_PEERS", NULL, NL_CFG_STRING, false, "", "(empty)",
-         "empty, or a comma-separated list of host:port or [v6]:port",
-         "Static peers, probed with or without mDNS."},
-    [NL_CFG_MDNS] = {"NODELUA_MDNS", NULL, NL_CFG_BOOLEAN, false, "true",
-                     "true", "true or false (also 1/0, yes/no, on/off)",
-                     "Whether the agent advertises and browses over mDNS."},
-    [NL_CFG_CLUSTER_KEY] =
-        {"NODELUA_CLUSTER_KEY", NULL, NL_CFG_STRING, true, "",
-         "(empty: no file transfer)",
-         "empty, or 16 to 4096 printable characters without spaces",
-         "Key shared by the cluster's nodes; file transfer needs it."},
-    [NL_CFG_CLUSTER_KEY_FILE] =
-        {"NODELUA_CLUSTER_KEY_FILE", NULL, NL_CFG_STRING, false, "", "(empty)",
-         "empty, or a readable regular file of mode 0600 (or stricter), "
-         "owned by the agent's user or root",
-         "File holding the cluster key, instead of NODELUA_CLUSTER_KEY."},
-    [NL_CFG_TRANSFER_DIR] =
-        {"TRANSFER_DIR", NULL, NL_CFG_STRING, false, NULL,
-         "$NODELUA_STATE_DIR/received (macOS, as a user: "
-         "~/Library/Application Support/nodelua/received)",
-         "an absolute path",
-         "Where received files land (created 0700; refused if it is a "
-         "symlink, another user's, or writable by others)."},
-    [NL_CFG_TRANSFER_MAX_BYTES] = {"TRANSFER_MAX_BYTES", NULL, NL_CFG_INTEGER,
-                                   false, "1099511627776", "1099511627776",
-                                   "whole bytes, 1 to 1125899906842624",
-                                   "Largest file this node accepts."},
-    [NL_CFG_TRANSFER_STREAMS] = {"TRANSFER_STREAMS", NULL, NL_CFG_INTEGER,
-                                 false, "4", "4", "a whole number from 1 to 64",
-                                 "Parallel data streams of a transfer sent."},
-    [NL_CFG_TRANSFER_ENCRYPT] =
-        {"TRANSFER_ENCRYPT", NULL, NL_CFG_BOOLEAN, false, "true", "true",
-         "true or false (also 1/0, yes/no, on/off)",
-         "Encrypt the transfers this node sends (TLS 1.3, the cluster key "
-         "as PSK), and refuse to receive any in clear; false only on "
-         "trusted direct links."},
-    [NL_CFG_TRANSFER_PARTIAL_TTL] =
-        {"TRANSFER_PARTIAL_TTL", NULL, NL_CFG_INTEGER, false, "168", "168",
-         "a whole number of hours from 1 to 87600",
-         "Hours after which a partial transfer nobody resumed is swept (at "
-         "start and daily)."},
+        {.name = "METRICS_LISTEN",
+         .kind = NL_KIND_LISTEN,
+         .optional = true,
+         .default_value = "127.0.0.1:9101",
+         .summary = "Address of the local endpoint (/metrics, /healthz); "
+                    "empty turns it off."},
     [NL_CFG_API_CA_FILE] =
-        {"MONITORING_API_CA_FILE", NULL, NL_CFG_STRING, false, "",
-         "(empty: the OS's CA store)", "empty, or a readable PEM file",
-         "CA certificates that the API's TLS certificate must chain to."},
-    [NL_CFG_HTTP_TIMEOUT] = {"NODELUA_HTTP_TIMEOUT", NULL, NL_CFG_INTEGER,
-                             false, "30", "30",
-                             "a whole number of seconds from 1 to 3600",
-                             "Seconds a report request may take in all."},
+        {.name = "MONITORING_API_CA_FILE",
+         .kind = NL_KIND_FILE,
+         .optional = true,
+         .note = "PEM",
+         .default_value = "",
+         .default_text = "(empty: the OS's CA store)",
+         .summary = "CA certificates that the API's TLS certificate must "
+                    "chain to."},
+    [NL_CFG_HTTP_TIMEOUT] = {.name = "NODELUA_HTTP_TIMEOUT",
+                             .kind = NL_KIND_INTEGER,
+                             .min = 1,
+                             .max = 3600,
+                             .unit = "seconds",
+                             .default_value = "30",
+                             .summary = "Seconds a report request may take "
+                                        "in all."},
     [NL_CFG_SPOOL_MAX_BYTES] =
-        {"NODELUA_SPOOL_MAX_BYTES", NULL, NL_CFG_INTEGER, false, "67108864",
-         "67108864", "a whole number of bytes from 65536 to 1099511627776",
-         "Bytes of reports kept while the API is unreachable; beyond, the "
-         "oldest are dropped."},
-    [NL_CFG_SPOOL_MAX_AGE] =
-        {"NODELUA_SPOOL_MAX_AGE", NULL, NL_CFG_INTEGER, false, "168", "168",
-         "a whole number of hours from 1 to 87600",
-         "Hours a report may wait; older ones are dropped."},
+        {.name = "NODELUA_SPOOL_MAX_BYTES",
+         .kind = NL_KIND_INTEGER,
+         .min = 65536,
+         .max = 1099511627776LL,
+         .unit = "bytes",
+         .default_value = "67108864",
+         .summary = "Bytes of reports kept while the API is unreachable; "
+                    "beyond, the oldest are dropped."},
+    [NL_CFG_SPOOL_MAX_AGE] = {.name = "NODELUA_SPOOL_MAX_AGE",
+                              .kind = NL_KIND_INTEGER,
+                              .min = 1,
+                              .max = 87600,
+                              .unit = "hours",
+                              .default_value = "168",
+                              .summary = "Hours a report may wait; older "
+                                         "ones are dropped."},
+    [NL_CFG_TRANSFER_PORT] =
+        {.name = "TRANSFER_PORT",
+         .kind = NL_KIND_INTEGER,
+         .min = 0,
+         .max = 65535,
+         .note = "0: any free port",
+         .default_value = "7879",
+         .summary = "TCP port of the peer protocol (liveness probes and file "
+                    "transfer), advertised over mDNS."},
+    [NL_CFG_PEERS] = {.name = "NODELUA_PEERS",
+                      .kind = NL_KIND_PEERS,
+                      .optional = true,
+                      .default_value = "",
+                      .default_text = "(empty)",
+                      .summary = "Static peers, probed with or without "
+                                 "mDNS."},
+    [NL_CFG_MDNS] = {.name = "NODELUA_MDNS",
+                     .kind = NL_KIND_BOOLEAN,
+                     .default_value = "true",
+                     .summary = "Whether the agent advertises and browses "
+                                "over mDNS."},
+    [NL_CFG_CLUSTER_KEY] =
+        {.name = "NODELUA_CLUSTER_KEY",
+         .kind = NL_KIND_TOKEN,
+         .optional = true,
+         .secret = true,
+         .min = 16,
+         .max = 4096,
+         .default_value = "",
+         .default_text = "(empty: no file transfer)",
+         .summary = "Key shared by the cluster's nodes; file transfer and "
+                    "verified peers need it."},
+    [NL_CFG_CLUSTER_KEY_FILE] = {.name = "NODELUA_CLUSTER_KEY_FILE",
+                                 .kind = NL_KIND_SECRET_FILE,
+                                 .optional = true,
+                                 .default_value = "",
+                                 .default_text = "(empty)",
+                                 .summary =
+                                     "File holding the cluster key, instead of "
+                                     "NODELUA_CLUSTER_KEY."},
+    [NL_CFG_TRANSFER_DIR] =
+        {.name = "TRANSFER_DIR",
+         .kind = NL_KIND_PATH,
+         .default_text = "$NODELUA_STATE_DIR/received",
+         .summary = "Where received files land (created 0700; refused if it "
+                    "is a symlink, another user's, or writable by others)."},
+    [NL_CFG_TRANSFER_MAX_BYTES] = {.name = "TRANSFER_MAX_BYTES",
+                                   .kind = NL_KIND_INTEGER,
+                                   .min = 1,
+                                   .max = 1125899906842624LL,
+                                   .unit = "bytes",
+                                   .default_value = "1099511627776",
+                                   .summary = "Largest file this node "
+                                              "accepts."},
+    [NL_CFG_TRANSFER_STREAMS] = {.name = "TRANSFER_STREAMS",
+                                 .kind = NL_KIND_INTEGER,
+                                 .min = 1,
+                                 .max = 64,
+                                 .default_value = "4",
+                                 .summary = "Parallel data streams of a "
+                                            "transfer sent."},
+    [NL_CFG_TRANSFER_ENCRYPT] =
+        {.name = "TRANSFER_ENCRYPT",
+         .kind = NL_KIND_BOOLEAN,
+         .default_value = "true",
+         .summary = "Encrypt the transfers this node sends (TLS 1.3, the "
+                    "cluster key as PSK), and refuse to receive any in "
+                    "clear; false only on trusted direct links."},
+    [NL_CFG_TRANSFER_PARTIAL_TTL] =
+        {.name = "TRANSFER_PARTIAL_TTL",
+         .kind = NL_KIND_INTEGER,
+         .min = 1,
+         .max = 87600,
+         .unit = "hours",
+         .default_value = "168",
+         .summary = "Hours after which a partial transfer nobody resumed is "
+                    "swept (at start and daily)."},
 };
 
 const nl_config_var *nl_config_var_info(nl_config_id id) {
@@ -149,6 +230,96 @@ int nl_config_find(const char *name) {
       return i;
   }
   return -1;
+}
+
+/* Appends printf output to out at *used, never past outlen. */
+static void append(char *out, size_t outlen, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *out, size_t outlen, size_t *used, const char *fmt,
+                   ...) {
+  if (*used >= outlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(out + *used, outlen - *used, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    *used += (size_t)n;
+}
+
+void nl_config_expected(nl_config_id id, char *out, size_t outlen) {
+  size_t used = 0;
+  if (outlen == 0)
+    return;
+  out[0] = '\0';
+  if ((unsigned)id >= NL_CFG_COUNT)
+    return;
+  const nl_config_var *v = &vars[id];
+  if (v->optional)
+    append(out, outlen, &used, "empty, or ");
+  switch (v->kind) {
+  case NL_KIND_TEXT:
+    append(out, outlen, &used, "%lld to %lld bytes without control characters",
+           v->min, v->max);
+    break;
+  case NL_KIND_TOKEN:
+    append(out, outlen, &used,
+           "%lld to %lld printable characters without spaces", v->min, v->max);
+    break;
+  case NL_KIND_INTEGER:
+    append(out, outlen, &used, "a whole number%s%s from %lld to %lld",
+           v->unit ? " of " : "", v->unit ? v->unit : "", v->min, v->max);
+    break;
+  case NL_KIND_BOOLEAN:
+    append(out, outlen, &used, "true or false (also 1/0, yes/no, on/off)");
+    break;
+  case NL_KIND_CHOICE: {
+    size_t count = 0;
+    for (const nl_config_choice *c = v->choices; c->word; c++)
+      if (c == v->choices || c[-1].value != c->value)
+        count++;
+    size_t shown = 0;
+    append(out, outlen, &used, count > 2 ? "one of " : "");
+    for (const nl_config_choice *c = v->choices; c->word; c++) {
+      if (c != v->choices && c[-1].value == c->value)
+        continue; /* a synonym */
+      const char *sep = shown == 0 ? "" : (count == 2 ? " or " : ", ");
+      append(out, outlen, &used, "%s%s", sep, c->word);
+      shown++;
+    }
+    break;
+  }
+  case NL_KIND_URL:
+    append(out, outlen, &used,
+           "an http:// or https:// URL: scheme://host[:port][/path], without "
+           "credentials, query or fragment");
+    break;
+  case NL_KIND_PATH:
+    append(out, outlen, &used, "an absolute path");
+    break;
+  case NL_KIND_DIR:
+    append(out, outlen, &used, "the path of an existing directory");
+    break;
+  case NL_KIND_FILE:
+    append(out, outlen, &used, "a readable%s%s file", v->note ? " " : "",
+           v->note ? v->note : "");
+    break;
+  case NL_KIND_SECRET_FILE:
+    append(out, outlen, &used,
+           "a readable regular file of mode 0600 (or stricter), owned by the "
+           "agent's user or root");
+    break;
+  case NL_KIND_LISTEN:
+    append(out, outlen, &used,
+           "host:port or [v6]:port with a port from 0 to 65535");
+    break;
+  case NL_KIND_PEERS:
+    append(out, outlen, &used,
+           "a comma-separated list of host:port or [v6]:port");
+    break;
+  }
+  if (v->note != NULL && v->kind != NL_KIND_FILE)
+    append(out, outlen, &used, " (%s)", v->note);
 }
 
 static int why_fail(char *why, size_t whylen, const char *fmt, ...)
@@ -208,7 +379,8 @@ static bool valid_host(const char *host, size_t len) {
 }
 
 static int validate_url(const char *v, char *why, size_t whylen) {
-  const char *expected = vars[NL_CFG_MONITORING_API_URL].expected;
+  char expected[256];
+  nl_config_expected(NL_CFG_MONITORING_API_URL, expected, sizeof expected);
   const char *rest;
   if (strncasecmp(v, "http://", 7) == 0)
     rest = v + 7;
@@ -261,20 +433,6 @@ static int validate_url(const char *v, char *why, size_t whylen) {
   return 0;
 }
 
-static int validate_absolute_path(const char *v, char *why, size_t whylen) {
-  if (v[0] != '/' || has_control(v) || strlen(v) >= PATH_MAX)
-    return why_fail(why, whylen, "expected an absolute path");
-  return 0;
-}
-
-static int parse_ranged(const char *v, long long lo, long long hi,
-                        long long *number, char *why, size_t whylen,
-                        nl_config_id id) {
-  if (parse_integer(v, lo, hi, number) != 0)
-    return why_fail(why, whylen, "expected %s", vars[id].expected);
-  return 0;
-}
-
 /* Whether v[0..len) is host:port or [v6]:port with a port from min_port
  * to 65535. */
 static bool valid_host_port(const char *v, size_t len, long long min_port) {
@@ -301,16 +459,9 @@ static bool valid_host_port(const char *v, size_t len, long long min_port) {
   return parse_integer(port, min_port, 65535, &n) == 0;
 }
 
-/* host:port or [v6]:port, as the endpoint binds it. */
-static int validate_listen(const char *v, char *why, size_t whylen) {
-  if (v[0] != '\0' && !valid_host_port(v, strlen(v), 0))
-    return why_fail(why, whylen, "expected %s",
-                    vars[NL_CFG_METRICS_LISTEN].expected);
-  return 0;
-}
-
 /* host:port,[v6]:port,... with spaces allowed around the commas. */
-static int validate_peers(const char *v, char *why, size_t whylen) {
+static int validate_peers(const char *v, const char *expected, char *why,
+                          size_t whylen) {
   const char *p = v;
   while (*p != '\0') {
     while (*p == ' ' || *p == ',')
@@ -320,140 +471,105 @@ static int validate_peers(const char *v, char *why, size_t whylen) {
     size_t len = strcspn(p, ", ");
     if (!valid_host_port(p, len, 1))
       return why_fail(why, whylen, "'%.*s' is not host:port; expected %s",
-                      (int)(len > 100 ? 100 : len), p,
-                      vars[NL_CFG_PEERS].expected);
+                      (int)(len > 100 ? 100 : len), p, expected);
     p += len;
   }
   return 0;
 }
 
+static bool printable_without_spaces(const char *v) {
+  for (const char *p = v; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c <= 0x20 || c == 0x7f)
+      return false;
+  }
+  return true;
+}
+
+/* A readable regular file; a secret one must also be kept from others. */
+static int validate_file(const char *v, bool secret, const char *expected,
+                         char *why, size_t whylen) {
+  struct stat st;
+  if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
+      access(v, R_OK) != 0)
+    return why_fail(why, whylen, "expected %s", expected);
+  /* A key others can read (or write) is no key: refuse it, and say how
+   * to fix. */
+  if (secret &&
+      nl_trust_check(&st, NL_TRUST_SECRET, "the file", why, whylen) != 0)
+    return -EINVAL;
+  return 0;
+}
+
+/* The one validator: what a value must be is read from its row. */
 int nl_config_validate(nl_config_id id, const char *v, long long *number,
                        char *why, size_t whylen) {
-  long long n = 0;
-  nl_log_level level;
-  nl_log_format format;
-  switch (id) {
-  case NL_CFG_MONITORING_API_URL:
-    return validate_url(v, why, whylen);
-  case NL_CFG_MONITORING_API_KEY: {
-    size_t len = strlen(v);
-    if (len == 0 || len > 4096)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    for (const char *p = v; *p; p++) {
-      unsigned char c = (unsigned char)*p;
-      if (c <= 0x20 || c == 0x7f)
-        return why_fail(why, whylen, "expected %s", vars[id].expected);
-    }
+  if ((unsigned)id >= NL_CFG_COUNT)
+    return why_fail(why, whylen, "unknown variable");
+  const nl_config_var *var = &vars[id];
+  char expected[512];
+  nl_config_expected(id, expected, sizeof expected);
+  *number = 0;
+  if (var->optional && v[0] == '\0')
     return 0;
-  }
-  case NL_CFG_LOG:
-    if (nl_log_level_parse(v, &level) != 0)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    *number = level;
-    return 0;
-  case NL_CFG_LOG_FORMAT:
-    if (nl_log_format_parse(v, &format) != 0)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    *number = format;
-    return 0;
-  case NL_CFG_MDNS:
-  case NL_CFG_TRANSFER_ENCRYPT: {
+  size_t len = strlen(v);
+  bool ok = true;
+  switch (var->kind) {
+  case NL_KIND_TEXT:
+    ok = (long long)len >= var->min && (long long)len <= var->max &&
+         !has_control(v);
+    break;
+  case NL_KIND_TOKEN:
+    ok = (long long)len >= var->min && (long long)len <= var->max &&
+         printable_without_spaces(v);
+    break;
+  case NL_KIND_INTEGER:
+    ok = parse_integer(v, var->min, var->max, number) == 0;
+    break;
+  case NL_KIND_BOOLEAN: {
     static const char *const truthy[] = {"true", "1", "yes", "on"};
     static const char *const falsy[] = {"false", "0", "no", "off"};
-    for (size_t i = 0; i < 4; i++) {
-      if (strcasecmp(v, truthy[i]) == 0) {
-        *number = 1;
-        return 0;
-      }
-      if (strcasecmp(v, falsy[i]) == 0) {
-        *number = 0;
-        return 0;
+    ok = false;
+    for (size_t i = 0; i < 4 && !ok; i++) {
+      if (strcasecmp(v, truthy[i]) == 0 || strcasecmp(v, falsy[i]) == 0) {
+        *number = strcasecmp(v, truthy[i]) == 0;
+        ok = true;
       }
     }
-    return why_fail(why, whylen, "expected %s", vars[id].expected);
-  }
-  case NL_CFG_STATE_DIR:
-  case NL_CFG_TRANSFER_DIR:
-    return validate_absolute_path(v, why, whylen);
-  case NL_CFG_NODE_NAME: {
-    size_t len = strlen(v);
-    if (len == 0 || len > NODE_NAME_MAX || has_control(v))
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    return 0;
-  }
-  case NL_CFG_POLICY_DIR: {
-    struct stat st;
-    if (v[0] == '\0')
-      return 0;
-    if (has_control(v) || stat(v, &st) != 0 || !S_ISDIR(st.st_mode))
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    return 0;
-  }
-  case NL_CFG_CALLBACK_BUDGET:
-    if (parse_integer(v, BUDGET_MIN, BUDGET_MAX, &n) != 0)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    *number = n;
-    return 0;
-  case NL_CFG_REPORT_INTERVAL:
-    return parse_ranged(v, 1, 86400, number, why, whylen, id);
-  case NL_CFG_HTTP_TIMEOUT:
-    return parse_ranged(v, 1, 3600, number, why, whylen, id);
-  case NL_CFG_SPOOL_MAX_BYTES:
-    return parse_ranged(v, 65536, 1099511627776LL, number, why, whylen, id);
-  case NL_CFG_SPOOL_MAX_AGE:
-  case NL_CFG_TRANSFER_PARTIAL_TTL:
-    return parse_ranged(v, 1, 87600, number, why, whylen, id);
-  case NL_CFG_METRICS_LISTEN:
-    return validate_listen(v, why, whylen);
-  case NL_CFG_TRANSFER_PORT:
-    return parse_ranged(v, 0, 65535, number, why, whylen, id);
-  case NL_CFG_TRANSFER_MAX_BYTES:
-    return parse_ranged(v, 1, 1125899906842624LL, number, why, whylen, id);
-  case NL_CFG_TRANSFER_STREAMS:
-    return parse_ranged(v, 1, 64, number, why, whylen, id);
-  case NL_CFG_CLUSTER_KEY: {
-    size_t len = strlen(v);
-    if (len == 0)
-      return 0;
-    if (len < 16 || len > 4096)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    for (const char *p = v; *p; p++) {
-      unsigned char c = (unsigned char)*p;
-      if (c <= 0x20 || c == 0x7f)
-        return why_fail(why, whylen, "expected %s", vars[id].expected);
-    }
-    return 0;
-  }
-  case NL_CFG_CLUSTER_KEY_FILE: {
-    struct stat st;
-    if (v[0] == '\0')
-      return 0;
-    if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
-        access(v, R_OK) != 0)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    /* A key others can read (or write) is no key: refuse it, and say how
-     * to fix. */
-    char what[64];
-    snprintf(what, sizeof what, "the file");
-    if (nl_trust_check(&st, NL_TRUST_SECRET, what, why, whylen) != 0)
-      return -EINVAL;
-    return 0;
-  }
-  case NL_CFG_PEERS:
-    return validate_peers(v, why, whylen);
-  case NL_CFG_API_CA_FILE: {
-    struct stat st;
-    if (v[0] == '\0')
-      return 0;
-    if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
-        access(v, R_OK) != 0)
-      return why_fail(why, whylen, "expected %s", vars[id].expected);
-    return 0;
-  }
-  case NL_CFG_COUNT:
     break;
   }
-  return why_fail(why, whylen, "unknown variable");
+  case NL_KIND_CHOICE:
+    ok = false;
+    for (const nl_config_choice *c = var->choices; c->word && !ok; c++) {
+      if (strcasecmp(v, c->word) == 0) {
+        *number = c->value;
+        ok = true;
+      }
+    }
+    break;
+  case NL_KIND_URL:
+    return validate_url(v, why, whylen);
+  case NL_KIND_PATH:
+    ok = v[0] == '/' && !has_control(v) && len < PATH_MAX;
+    break;
+  case NL_KIND_DIR: {
+    struct stat st;
+    ok = !has_control(v) && stat(v, &st) == 0 && S_ISDIR(st.st_mode);
+    break;
+  }
+  case NL_KIND_FILE:
+  case NL_KIND_SECRET_FILE:
+    return validate_file(v, var->kind == NL_KIND_SECRET_FILE, expected, why,
+                         whylen);
+  case NL_KIND_LISTEN:
+    ok = valid_host_port(v, len, 0);
+    break;
+  case NL_KIND_PEERS:
+    return validate_peers(v, expected, why, whylen);
+  }
+  if (!ok)
+    return why_fail(why, whylen, "expected %s", expected);
+  return 0;
 }
 
 /* Where each value came from, in increasing order of precedence. */
@@ -479,11 +595,15 @@ static void add_warning(nl_config *cfg, const char *fmt, ...)
 static void add_warning(nl_config *cfg, const char *fmt, ...) {
   char buf[512];
   va_list ap;
-  if (cfg->warning_count >= NL_CONFIG_MAX_WARNINGS)
-    return;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  /* Every warning is kept: an env file full of typos shows all of them. */
+  char **grown =
+      realloc(cfg->warnings, (cfg->warning_count + 1) * sizeof *grown);
+  if (grown == NULL)
+    return;
+  cfg->warnings = grown;
   char *copy = strdup(buf);
   if (copy != NULL)
     cfg->warnings[cfg->warning_count++] = copy;
@@ -609,7 +729,7 @@ static int set_defaults(nl_config *cfg, char *const *env) {
   char buf[PATH_MAX];
   for (int i = 0; i < NL_CFG_COUNT; i++) {
     if (vars[i].default_value == NULL)
-      continue; /* computed below */
+      continue; /* computed below, or derived from another setting */
     if (set_value(cfg, i, vars[i].default_value, "the default") != 0)
       return -ENOMEM;
   }
@@ -765,6 +885,8 @@ void nl_config_free(nl_config *cfg) {
   }
   for (size_t i = 0; i < cfg->warning_count; i++)
     free(cfg->warnings[i]);
+  free(cfg->warnings);
+  cfg->warnings = NULL;
   cfg->warning_count = 0;
 }
 

@@ -1,5 +1,6 @@
-/* Configuration: one table of variables (name, default, expected form,
- * secrecy), loaded from the built-in defaults, the service env file, ./.env,
+/* Configuration: one table of settings (name, kind, range, default,
+ * secrecy, help), loaded from the built-in defaults, the service env file,
+ * ./.env,
  * --env-file and the process environment, the later winning, and validated
  * as a whole before anything starts. */
 #ifndef NODELUA_CONFIG_H
@@ -7,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
   NL_CFG_MONITORING_API_URL,
@@ -38,31 +40,54 @@ typedef enum {
   NL_CFG_COUNT
 } nl_config_id;
 
+/* What a setting holds, which decides how it is validated, how the Lua side
+ * sees it, and how --help and README describe it. */
 typedef enum {
-  NL_CFG_STRING,
-  NL_CFG_INTEGER,
-  NL_CFG_BOOLEAN,
-} nl_config_type;
+  NL_KIND_TEXT,        /* min..max bytes, no control characters */
+  NL_KIND_TOKEN,       /* min..max printable characters, no spaces */
+  NL_KIND_INTEGER,     /* a whole number from min to max, in unit */
+  NL_KIND_BOOLEAN,     /* true/false, 1/0, yes/no, on/off */
+  NL_KIND_CHOICE,      /* one of choices; number is the choice's value */
+  NL_KIND_URL,         /* http:// or https:// URL */
+  NL_KIND_PATH,        /* an absolute path */
+  NL_KIND_DIR,         /* an existing directory */
+  NL_KIND_FILE,        /* a readable regular file */
+  NL_KIND_SECRET_FILE, /* a readable regular file nobody else may read */
+  NL_KIND_LISTEN,      /* host:port or [v6]:port, port 0 to 65535 */
+  NL_KIND_PEERS,       /* comma-separated host:port or [v6]:port */
+} nl_config_kind;
 
+/* One accepted word of a CHOICE and the number it stands for; words with
+ * the same number are synonyms (only the first is shown). */
+typedef struct {
+  const char *word;
+  int value;
+} nl_config_choice;
+
+/* One row of the settings table: everything about a setting in one place. */
 typedef struct {
   const char *name;
   const char *alias; /* an older name read too, e.g. RUST_LOG; or NULL */
-  nl_config_type type;
-  bool secret;
+  nl_config_kind kind;
+  bool optional;    /* empty is accepted (and means "none" or "off") */
+  bool secret;      /* never shown, redacted from every log line */
+  long long min;    /* INTEGER: smallest value; TEXT, TOKEN: shortest */
+  long long max;    /* INTEGER: largest value; TEXT, TOKEN: longest */
+  const char *unit; /* INTEGER: "seconds", "hours", "bytes"...; or NULL */
+  const char *note; /* appended to the form, e.g. "0: any free port" */
+  const nl_config_choice *choices; /* CHOICE: ended by {NULL, 0} */
   const char *default_value; /* NULL when computed at load (host name...) */
   const char *default_text;  /* as README and --help show it */
-  const char *expected;      /* the form, as error messages say it */
-  const char *summary;       /* one line for --help and README */
+  const char *summary;       /* what it does, for --help and README */
 } nl_config_var;
 
 #define NL_CONFIG_SOURCE_MAX 320
-#define NL_CONFIG_MAX_WARNINGS 8
 
 typedef struct {
   char *value[NL_CFG_COUNT];
-  long long number[NL_CFG_COUNT]; /* parsed integer, boolean or log level */
+  long long number[NL_CFG_COUNT]; /* parsed integer, boolean or choice */
   char source[NL_CFG_COUNT][NL_CONFIG_SOURCE_MAX];
-  char *warnings[NL_CONFIG_MAX_WARNINGS];
+  char **warnings; /* every warning, in the order they were found */
   size_t warning_count;
 } nl_config;
 
@@ -83,6 +108,15 @@ typedef struct {
 const nl_config_var *nl_config_var_info(nl_config_id id);
 /* Finds a variable by its name or alias. Returns -1 when unknown. */
 int nl_config_find(const char *name);
+
+/* The accepted form of a setting, as errors, --help and README say it:
+ * written from its row (kind, range, unit, note), never by hand. */
+void nl_config_expected(nl_config_id id, char *out, size_t outlen);
+
+/* The settings for `nodelua --help`, and README's table as Markdown
+ * (`nodelua config --markdown`); both from the one table. */
+void nl_config_print_help(FILE *out);
+void nl_config_print_markdown(FILE *out);
 
 /* Loads and validates. Returns 0, or -EINVAL with one line in err naming the
  * variable (or file and line) and the expected form; never a secret's value.

@@ -138,4 +138,33 @@ else
 fi
 rm -f .env
 
+# README's settings table is what the settings table in config.c renders:
+# the two cannot drift. (It sits between the two marker comments.)
+readme=$(dirname "$0")/../../README.md
+table=$(sed -n '/<!-- settings-table: begin/,/<!-- settings-table: end/p' "$readme" | sed '1d;$d')
+generated=$(clean_env "$NODELUA" config --markdown)
+check "config --markdown exits 0" equals "$?" 0
+check "config --markdown has a row per setting" equals \
+  "$(printf '%s\n' "$generated" | grep -c '^| `')" "$(clean_env "$NODELUA" --help | grep -c '^ *form: ')"
+check "README's settings table is config --markdown" equals "$table" "$generated"
+
+# `nodelua config` shows what is in effect, and where it came from, never a
+# secret.
+printf 'REPORT_INTERVAL=9\n' >.env
+shown=$(clean_env MONITORING_API_KEY=$SECRET "$NODELUA" config)
+check "config: exit 0" equals "$?" 0
+check "config: a value and its source" contains "$shown" "REPORT_INTERVAL=9  # ./.env line 1"
+check "config: a secret is redacted" contains "$shown" "MONITORING_API_KEY=[REDACTED]  # the environment"
+check "config: no secret" lacks "$shown" "$SECRET"
+rm -f .env
+err=$(clean_env REPORT_INTERVAL=0 "$NODELUA" config 2>&1)
+check "config: a bad value exits 2" equals "$?" 2
+check "config: a bad value is named" contains "$err" "invalid REPORT_INTERVAL"
+
+# Every warning is shown, not just the first eight.
+typos=()
+for i in 1 2 3 4 5 6 7 8 9 10; do typos+=("NODELUA_TYPO_$i=x"); done
+err=$(clean_env "${typos[@]}" "$NODELUA" config 2>&1 >/dev/null)
+check "ten unknown settings: ten warnings" equals "$(printf '%s\n' "$err" | grep -c 'unknown variable NODELUA_TYPO_')" 10
+
 finish

@@ -316,6 +316,24 @@ static void test_unknown_warns(void) {
   nl_config_free(&cfg);
 }
 
+/* More than eight warnings: none is dropped. */
+static void test_many_warnings(void) {
+  nl_config cfg;
+  char err[1024];
+  char names[12][32];
+  char *env[13];
+  for (int i = 0; i < 12; i++) {
+    snprintf(names[i], sizeof names[i], "NODELUA_TYPO_%d=1", i);
+    env[i] = names[i];
+  }
+  env[12] = NULL;
+  CHECK(load(&cfg, env, NULL, NULL, NULL, err, sizeof err) == 0);
+  CHECK(cfg.warning_count == 12);
+  if (cfg.warning_count == 12)
+    CHECK_CONTAINS(cfg.warnings[11], "NODELUA_TYPO_11");
+  nl_config_free(&cfg);
+}
+
 static void test_table(void) {
   CHECK(nl_config_find("RUST_LOG") == NL_CFG_LOG);
   CHECK(nl_config_find("NODELUA_LOG") == NL_CFG_LOG);
@@ -323,10 +341,39 @@ static void test_table(void) {
   int secrets = 0;
   for (int i = 0; i < NL_CFG_COUNT; i++) {
     const nl_config_var *v = nl_config_var_info((nl_config_id)i);
-    CHECK(v->name != NULL && v->expected != NULL && v->summary != NULL);
+    char form[512];
+    nl_config_expected((nl_config_id)i, form, sizeof form);
+    CHECK(v->name != NULL && form[0] != '\0' && v->summary != NULL);
+    /* A default is either a literal value or a description of how it is
+     * computed; a literal default must pass its own validation. */
+    CHECK(v->default_value != NULL || v->default_text != NULL);
+    long long n;
+    char why[512];
+    if (v->default_value != NULL && v->kind != NL_KIND_DIR &&
+        v->kind != NL_KIND_FILE && v->kind != NL_KIND_SECRET_FILE)
+      CHECK(nl_config_validate((nl_config_id)i, v->default_value, &n, why,
+                               sizeof why) == 0);
     secrets += v->secret;
   }
   CHECK(secrets == 2); /* the API key and the cluster key */
+  /* The form is written from the row: kind, range, unit and note. */
+  char form[512];
+  nl_config_expected(NL_CFG_REPORT_INTERVAL, form, sizeof form);
+  CHECK_STR(form, "a whole number of seconds from 1 to 86400");
+  nl_config_expected(NL_CFG_TRANSFER_PORT, form, sizeof form);
+  CHECK_STR(form, "a whole number from 0 to 65535 (0: any free port)");
+  nl_config_expected(NL_CFG_LOG, form, sizeof form);
+  CHECK_STR(form, "one of error, warn, info, debug, trace");
+  nl_config_expected(NL_CFG_LOG_FORMAT, form, sizeof form);
+  CHECK_STR(form, "text or json");
+  nl_config_expected(NL_CFG_CLUSTER_KEY, form, sizeof form);
+  CHECK_STR(form, "empty, or 16 to 4096 printable characters without spaces");
+  /* A choice's synonym is accepted but not listed. */
+  long long level;
+  char why[256];
+  CHECK(nl_config_validate(NL_CFG_LOG, "Warning", &level, why, sizeof why) ==
+            0 &&
+        level == NL_LOG_WARN);
 }
 
 static void test_transfer_settings(void) {
@@ -391,6 +438,7 @@ int main(void) {
   test_file_errors();
   test_secret_never_shown();
   test_unknown_warns();
+  test_many_warnings();
   test_table();
   const char *names[] = {"service.env", "dot.env", "extra.env", "alias.env",
                          "bad.env"};
