@@ -184,6 +184,33 @@ function Loader:call(name, hook, ...)
   return table.unpack(results, 2, results.n)
 end
 
+--- The number that policy NAME sets as field KEY, if it is one from min to
+-- max (a whole one when integer is true); default when the policy does not
+-- set it. A value of another type or out of range is never clamped
+-- silently: it is logged, once per loaded version of the policy (so again
+-- after a reload), and default is used.
+function Loader:number(name, key, default, min, max, integer)
+  local policy = self:get(name)
+  local v = type(policy) == "table" and policy[key] or nil
+  if v == nil then
+    return default
+  end
+  if type(v) == "number" and v >= min and v <= max and (not integer or math.tointeger(v)) then
+    return integer and math.tointeger(v) or v
+  end
+  local entry = self.loaded[name]
+  if entry then
+    entry.warned = entry.warned or {}
+    if entry.warned[key] then
+      return default
+    end
+    entry.warned[key] = true
+  end
+  log.error("policy %s: %s = %s is not a %s from %s to %s; using %s", name, key, tostring(v),
+    integer and "whole number" or "number", min, max, default)
+  return default
+end
+
 --- Reloads every policy loaded so far, in the order they were first loaded.
 function Loader:reload()
   for _, name in ipairs(self.order) do

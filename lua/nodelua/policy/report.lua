@@ -6,8 +6,10 @@
 -- the OS did not give is left out, never sent as zero.
 --
 -- Override this file to rename, drop or add fields, or to build another
--- format for another receiver: build() returns the body, destination() the
--- URL and headers.
+-- format for another receiver: payload() returns the report as a table,
+-- build() the body, destination() the URL and headers. An override can
+-- extend this one: require("nodelua.policy.report") inside it returns this
+-- module (docs/policy.md; examples/policy/report.lua).
 local config = require("nodelua.config")
 local json = require("nodelua.json")
 
@@ -164,10 +166,12 @@ local function build_storage(storage)
   return { filesystems = filesystems, io = io }
 end
 
---- The body of one report. latest holds the last sample of each group (as
--- nodelua.metrics.sample gives them); ctx.time is the report's Unix time and
--- ctx.full asks for the static facts too.
-function M.build(latest, ctx)
+--- The report as a table, in the API's shape. latest holds the last sample
+-- of each group (as nodelua.metrics.sample gives them); ctx.time is the
+-- report's Unix time and ctx.full asks for the static facts too. An
+-- override that adds or changes a field calls this and encodes the result
+-- (docs/policy.md).
+function M.payload(latest, ctx)
   local sys, load, mem = latest.system or {}, latest.load, latest.memory
   local payload = {
     timestamp = rfc3339(ctx.time),
@@ -196,7 +200,12 @@ function M.build(latest, ctx)
       chip = { model = latest.cpu.brand, cores = { cpu = latest.cpu.logical_cores } },
     }
   end
-  return json.encode(payload)
+  return payload
+end
+
+--- The body of one report: payload() as JSON.
+function M.build(latest, ctx)
+  return json.encode(M.payload(latest, ctx))
 end
 
 --- Where reports go, read for every delivery (so SIGHUP can change it).
