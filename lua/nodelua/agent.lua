@@ -12,6 +12,7 @@ local metrics = require("nodelua.metrics")
 local policy = require("nodelua.policy")
 local repl = require("nodelua.repl")
 local runtime = require("nodelua.runtime")
+local shared_port = require("nodelua.port")
 local sender_mod = require("nodelua.sender")
 local spool_mod = require("nodelua.spool")
 local files = require("nodelua.files")
@@ -31,6 +32,9 @@ It advertises this node over mDNS (_nodelua._tcp on TRANSFER_PORT), answers
 peers' liveness probes there, and keeps the table of its peers.
 SIGHUP reloads the policies; SIGINT and SIGTERM stop it.
 ]]
+
+-- Seconds a shutdown waits for transfers being received to end.
+local RECEIVERS_GRACE_SECONDS = 5
 
 local GROUPS = { "cpu", "load", "memory", "network", "storage", "thermal", "self" }
 
@@ -223,9 +227,7 @@ function M.main(args)
 
   local function report()
     sample("system")
-    local report_policy = policies:get("report")
-    local every = math.tointeger(report_policy and report_policy.full_info_every) or 60
-    every = math.max(1, every)
+    local every = policies:number("report", "full_info_every", 60, 1, 1e6, true)
     local body = policies:call("report", "build", metrics.latest(), {
       time = runtime.time(),
       full = reports % every == 0,
@@ -338,7 +340,13 @@ function M.main(args)
   end)
   runtime.on_shutdown(function()
     repl_server:close()
-    finder:stop()
+    finder:stop() -- closes TRANSFER_PORT: no new transfer starts
+    -- Transfers being received get a few seconds to end; one cut here
+    -- resumes from its journal when sent again.
+    local still = shared_port.wait_receivers(RECEIVERS_GRACE_SECONDS)
+    if still > 0 then
+      log.warn("%d file transfers were still being received at shutdown; each resumes when sent again", still)
+    end
     sender:stop()
     client:close()
     if endpoint then

@@ -6,6 +6,7 @@ local config = require("nodelua.config")
 local discovery = require("nodelua.discovery")
 local runtime = require("nodelua.runtime")
 local files = require("nodelua.files")
+local format = require("nodelua.format")
 local timer = require("nodelua.timer")
 local transfer = require("nodelua.transfer")
 
@@ -63,62 +64,6 @@ local function fail(message)
   return 1
 end
 
---- host:port or [v6]:port, or nil.
-function M.host_port(target)
-  local host, port = target:match("^%[(.+)%]:(%d+)$")
-  if not host then
-    host, port = target:match("^([^:]+):(%d+)$")
-  end
-  port = math.tointeger(tonumber(port))
-  if host and port and port >= 1 and port <= 65535 then
-    return host, port
-  end
-  return nil
-end
-
---- The peers that target names: an id prefix (4 hex digits or more) or a
--- name, exactly.
-function M.matches(peers, target)
-  local found = {}
-  local lower = target:lower()
-  for _, p in ipairs(peers) do
-    if p.name == target or (#lower >= 4 and lower:match("^%x+$") and p.id:sub(1, #lower) == lower) then
-      found[#found + 1] = p
-    end
-  end
-  return found
-end
-
-function M.human_bytes(n)
-  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #units do
-    n = n / 1024
-    i = i + 1
-  end
-  return i == 1 and ("%d B"):format(math.floor(n)) or ("%.1f %s"):format(n, units[i])
-end
-
-local function progress_printer(size, chunk_size, on_tty)
-  local last_line = -1
-  return function(so_far)
-    local done = math.min(size, so_far.chunks_skipped * chunk_size + so_far.bytes_sent)
-    local pct = size > 0 and done * 100 / size or 100
-    local rate = so_far.seconds > 0 and so_far.bytes_sent / so_far.seconds or 0
-    local eta = rate > 0 and (size - done) / rate or 0
-    local text = ("%3d%%  %9s/s  ETA %ds"):format(math.floor(pct), M.human_bytes(rate), math.ceil(eta))
-    if on_tty then
-      local width = 30
-      local fill = math.floor(pct * width / 100)
-      io.stderr:write(("\r[%s%s] %s"):format(("#"):rep(fill), (" "):rep(width - fill), text))
-    elseif math.floor(so_far.seconds) > last_line then
-      last_line = math.floor(so_far.seconds)
-      io.stderr:write(text, "\n")
-    end
-    io.stderr:flush()
-  end
-end
-
 --- Sends path to host:port. expect_id, when given, is the node id the
 -- receiver must prove it has (a send by id or name); nil for host:port.
 local function send(opts, host, port, path, peer_label, expect_id)
@@ -146,25 +91,30 @@ local function send(opts, host, port, path, peer_label, expect_id)
     streams = opts.streams,
     chunk_size = chunk_size,
     encrypt = opts.encrypt,
-  }, progress_printer(size, chunk_size, tty))
+  }, format.progress(size, chunk_size, tty))
   if tty then
     io.stderr:write("\n")
   end
   if not result then
     return fail(err)
   end
-  local rate = result.seconds > 0 and result.bytes_sent / result.seconds or 0
-  local notes = {}
-  if result.chunks_skipped > 0 then
-    notes[#notes + 1] = ("resumed: %d of %d chunks were there already"):format(result.chunks_skipped, result.chunks)
-  end
-  if result.chunks_resent > 0 then
-    notes[#notes + 1] = ("%d chunks sent again after a failed check"):format(result.chunks_resent)
-  end
-  io.stdout:write(("sent %s to %s: %s in %.2f s (%s/s), sha256 %s%s\n"):format(path, peer_label,
-    M.human_bytes(result.size), result.seconds, M.human_bytes(rate), result.sha256,
-    #notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or ""))
+  io.stdout:write(format.sent_line(path, peer_label, result))
+  io.stdout:flush()
   return 0
+end
+
+--- The REPL client's send (src/repl_client.c): the agent chose where to
+-- (it knows the peers) and the client checked that the file is the one
+-- its user typed. args: host, port, peer label, path, and the node id the
+-- receiver must prove (absent for a host:port send). Returns the exit
+-- status: 0 sent, 1 not.
+function M.from_repl(args)
+  local host, port, label, path, expect_id = args[1], math.tointeger(tonumber(args[2])), args[3], args[4], args[5]
+  if not (host and port and label and path) then
+    return fail("the REPL asked for a send without host, port, peer and path")
+  end
+  local opts = { streams = config.get("TRANSFER_STREAMS"), encrypt = config.get("TRANSFER_ENCRYPT"), force = false }
+  return send(opts, host, port, path, label, expect_id)
 end
 
 function M.main(args)
@@ -194,7 +144,7 @@ function M.main(args)
     return 2
   end
   local target, path = positional[1], positional[2]
-  local host, port = M.host_port(target)
+  local host, port = format.host_port(target)
   if host then
     runtime.exit(send(opts, host, port, path, target))
     return 0
@@ -208,7 +158,7 @@ function M.main(args)
   local poll
   poll = timer.every(0.1, function()
     waited = waited + 0.1
-    local found = M.matches(finder:peers(), target)
+    local found = format.matches(finder:peers(), target)
     if #found == 1 or waited >= opts.wait then
       poll:cancel()
       finder:stop()

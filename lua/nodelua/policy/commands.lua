@@ -10,9 +10,8 @@
 -- process, with its progress on the client's terminal).
 -- Override this file in NODELUA_POLICY_DIR to add or change commands; SIGHUP
 -- applies the change.
-local list = require("nodelua.cli.list")
+local format = require("nodelua.format")
 local repl = require("nodelua.repl")
-local send = require("nodelua.cli.send")
 
 local commands = {}
 
@@ -23,14 +22,14 @@ commands.list = {
     if #peers == 0 then
       return "no peers\n"
     end
-    return list.format_table(peers)
+    return format.peer_table(peers)
   end,
 }
 
 commands.peers = {
   summary = "the live peer table as JSON, with every path of each peer",
   run = function(ctx)
-    return list.format_json(ctx.peers())
+    return format.peers_json(ctx.peers())
   end,
 }
 
@@ -58,17 +57,14 @@ commands.send = {
       return nil, "usage: send PEER PATH"
     end
     local target, path = args[1], args[2]
-    local host, port = send.host_port(target)
+    local host, port = format.host_port(target)
     if host then
       return repl.action("send", host, port, target, path)
     end
-    local found = send.matches(ctx.peers(), target)
-    if #found == 0 then
-      return nil, ("no peer '%s' in the table; try list"):format(target)
-    elseif #found > 1 then
-      return nil, ("'%s' names %d peers: give an id"):format(target, #found)
+    local p, why = format.resolve_peer(ctx.peers(), target)
+    if not p then
+      return nil, why
     end
-    local p = found[1]
     -- The id last: the client checks that the node that answers proves it.
     return repl.action("send", p.best.address, p.best.port, ("%s (%s)"):format(p.name, p.id:sub(1, 12)), path, p.id)
   end,
@@ -89,14 +85,14 @@ commands.metrics = {
       lines[#lines + 1] = ("load      %.2f %.2f %.2f"):format(m.load.load1, m.load.load5, m.load.load15)
     end
     if m.memory and m.memory.total then
-      lines[#lines + 1] = ("memory    %s of %s used"):format(send.human_bytes(m.memory.used or 0),
-        send.human_bytes(m.memory.total))
+      lines[#lines + 1] = ("memory    %s of %s used"):format(format.human_bytes(m.memory.used or 0),
+        format.human_bytes(m.memory.total))
     end
     for _, nif in ipairs(m.network or {}) do
       if nif.up and nif.kind ~= "loopback" then
         local r = nif.rates or {}
-        lines[#lines + 1] = ("%-9s %s in, %s out per second"):format(nif.name, send.human_bytes(r.rx_bytes or 0),
-          send.human_bytes(r.tx_bytes or 0))
+        lines[#lines + 1] = ("%-9s %s in, %s out per second"):format(nif.name, format.human_bytes(r.rx_bytes or 0),
+          format.human_bytes(r.tx_bytes or 0))
       end
     end
     return table.concat(lines, "\n") .. "\n"
