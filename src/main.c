@@ -4,6 +4,7 @@
 #include "bind/runtime.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/portable.h"
 #include "nl_build.h"
 #include "nl_gitrev.h"
 #include "repl_client.h"
@@ -13,13 +14,12 @@
 #include <lualib.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
-
-extern char **environ;
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -155,6 +155,7 @@ typedef struct {
   nl_config *config;
   cli *cli;
   const char *module; /* an embedded command module, or NULL for a script */
+  const char *entry;  /* the module's function to call: "main", ... */
   int exit_code;
 } run_context;
 
@@ -166,7 +167,7 @@ static int push_entry(lua_State *L, run_context *ctx) {
     lua_getglobal(L, "require");
     lua_pushstring(L, ctx->module);
     lua_call(L, 1, 1);
-    lua_getfield(L, -1, "main");
+    lua_getfield(L, -1, ctx->entry);
     lua_remove(L, -2);
     lua_createtable(L, ctx->cli->argc, 0);
     for (int i = 0; i < ctx->cli->argc; i++) {
@@ -238,7 +239,7 @@ static int load_config(const cli *c, nl_config *cfg) {
   nl_config_sources src = {.service_env_file = NULL,
                            .dotenv_file = "./.env",
                            .env_file = c->env_file,
-                           .environ = environ};
+                           .environ = nl_environ()};
   if (nl_config_load(cfg, &src, err, sizeof err) != 0) {
     fprintf(stderr, "nodelua: %s\n", err);
     return -1;
@@ -246,9 +247,11 @@ static int load_config(const cli *c, nl_config *cfg) {
   return 0;
 }
 
-/* Runs a script (module NULL) or an embedded command module on the loop,
- * with the validated configuration. */
-static int run_on_loop(cli *c, const char *module) {
+/* Runs a script (module NULL) or the function entry of an embedded command
+ * module on the loop, with the validated configuration; its warnings are
+ * logged unless quiet (a second run in the same command). */
+static int run_entry(cli *c, const char *module, const char *entry,
+                     bool quiet) {
   nl_config *cfg = malloc(sizeof *cfg);
   if (cfg == NULL) {
     fprintf(stderr, "nodelua: out of memory\n");
@@ -264,7 +267,7 @@ static int run_on_loop(cli *c, const char *module) {
   if (c->log_format != NULL)
     nl_log_format_parse(c->log_format, &format);
   nl_log_set_format(format);
-  for (size_t i = 0; i < cfg->warning_count; i++)
+  for (size_t i = 0; !quiet && i < cfg->warning_count; i++)
     nl_log_warn("config", "%s", cfg->warnings[i]);
 
   lua_State *L = luaL_newstate();
@@ -274,7 +277,7 @@ static int run_on_loop(cli *c, const char *module) {
     fprintf(stderr, "nodelua: cannot create a Lua state\n");
     return EXIT_FAILED;
   }
-  run_context ctx = {cfg, c, module, EXIT_FAILED};
+  run_context ctx = {cfg, c, module, entry, EXIT_FAILED};
   lua_pushcfunction(L, run_protected);
   lua_pushlightuserdata(L, &ctx);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
@@ -287,6 +290,20 @@ static int run_on_loop(cli *c, const char *module) {
   }
   lua_close(L);
   return ctx.exit_code;
+}
+
+static int run_on_loop(cli *c, const char *module) {
+  return run_entry(c, module, "main", false);
+}
+
+/* The REPL client's send: the Lua sender of `nodelua send`, in a runtime
+ * of its own, so that the REPL and the command line send the same way. */
+static int repl_send(void *ud, const char *const *args, int nargs) {
+  const cli *parent = ud;
+  cli c = *parent;
+  c.argc = nargs;
+  c.argv = (char **)args;
+  return run_entry(&c, "nodelua.cli.send", "from_repl", true);
 }
 
 static int cmd_run(cli *c) {
@@ -351,7 +368,8 @@ static int cmd_repl(cli *c) {
   nl_config cfg;
   if (load_config(c, &cfg) != 0)
     return EXIT_USAGE;
-  int code = nl_repl_main(&cfg, c->argc, c->argv);
+  nl_repl_client client = {.cfg = &cfg, .send = repl_send, .ud = c};
+  int code = nl_repl_main(&client, c->argc, c->argv);
   nl_config_free(&cfg);
   return code;
 }

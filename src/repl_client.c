@@ -3,12 +3,11 @@
  * completion of commands and peer names and ids, which the agent lists);
  * otherwise it reads commands from standard input. A command's answer is
  * printed, unless it asks the client to act: `send` does, so that the file
- * goes from this process with its progress on this terminal. */
+ * goes from this process with its progress on this terminal, through the
+ * same Lua sender as `nodelua send`. */
 #include "repl_client.h"
 
 #include "core/control.h"
-#include "core/transfer/transfer.h"
-#include "core/trust.h"
 
 #include <ctype.h>
 #include <editline/readline.h>
@@ -65,112 +64,7 @@ static char **complete(const char *text, int start, int end) {
   return rl_completion_matches(text, next_word);
 }
 
-/* ---- send, done here ---- */
-
-typedef struct {
-  bool tty;
-  long last_second;
-} progress_state;
-
-static void human(double bytes, char *out, size_t len) {
-  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf(out, len, "%.0f B", bytes);
-  else
-    snprintf(out, len, "%.1f %s", bytes, units[u]);
-}
-
-static void on_progress(void *ud, const nl_transfer_result *r) {
-  progress_state *p = ud;
-  double done = (double)r->chunks_skipped * 4 * 1024 * 1024 + r->bytes_sent;
-  if (done > (double)r->size)
-    done = (double)r->size;
-  double pct = r->size ? done * 100 / (double)r->size : 100;
-  double rate = r->seconds > 0 ? r->bytes_sent / r->seconds : 0;
-  char rate_text[32];
-  human(rate, rate_text, sizeof rate_text);
-  int eta = rate > 0 ? (int)(((double)r->size - done) / rate + 0.999) : 0;
-  if (p->tty) {
-    char bar[31];
-    int fill = (int)(pct * 30 / 100);
-    for (int i = 0; i < 30; i++)
-      bar[i] = i < fill ? '#' : ' ';
-    bar[30] = '\0';
-    fprintf(stderr, "\r[%s] %3d%%  %9s/s  ETA %ds", bar, (int)pct, rate_text,
-            eta);
-  } else if ((long)r->seconds > p->last_second) {
-    p->last_second = (long)r->seconds;
-    fprintf(stderr, "%3d%%  %9s/s  ETA %ds\n", (int)pct, rate_text, eta);
-  }
-  fflush(stderr);
-}
-
-static void explicit_clear(char *p, size_t n) {
-  volatile char *v = p;
-  while (n-- > 0)
-    *v++ = 0;
-}
-
-/* Reads the cluster key as the agent does: NODELUA_CLUSTER_KEY, or the
- * contents of NODELUA_CLUSTER_KEY_FILE without surrounding white space. */
-static char *cluster_key(const nl_config *cfg, char *err, size_t errlen) {
-  const char *key = nl_config_str(cfg, NL_CFG_CLUSTER_KEY);
-  if (key[0] != '\0')
-    return strdup(key);
-  const char *path = nl_config_str(cfg, NL_CFG_CLUSTER_KEY_FILE);
-  if (path[0] == '\0') {
-    snprintf(err, errlen,
-             "no cluster key: set NODELUA_CLUSTER_KEY, or "
-             "NODELUA_CLUSTER_KEY_FILE (mode 0600)");
-    return NULL;
-  }
-  /* As the agent does: refused unless the agent's (or root's) and nobody
-   * else can read or write it. */
-  size_t n = 0;
-  char *buf =
-      nl_trust_read(path, NL_TRUST_SECRET, 64 * 1024, &n, NULL, err, errlen);
-  if (buf == NULL)
-    return NULL;
-  char *start = buf;
-  while (*start && isspace((unsigned char)*start))
-    start++;
-  size_t len = strlen(start);
-  while (len > 0 && isspace((unsigned char)start[len - 1]))
-    start[--len] = '\0';
-  char *copy = len >= 16 ? strdup(start) : NULL;
-  explicit_clear(buf, n);
-  free(buf);
-  if (len < 16)
-    snprintf(err, errlen, "NODELUA_CLUSTER_KEY_FILE holds no key of 16 bytes");
-  return copy;
-}
-
-/* This node's id from the state directory, or "" (the transfer core then
- * sends a random one, never a fixed one). */
-static void node_id(const nl_config *cfg, char out[65]) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/node-id",
-           nl_config_str(cfg, NL_CFG_STATE_DIR));
-  FILE *f = fopen(path, "r");
-  char buf[128] = "";
-  if (f) {
-    if (fgets(buf, sizeof buf, f) == NULL)
-      buf[0] = '\0';
-    fclose(f);
-  }
-  size_t n = strspn(buf, "0123456789abcdef");
-  if (n == 32) {
-    memcpy(out, buf, 32);
-    out[32] = '\0';
-  } else {
-    out[0] = '\0';
-  }
-}
+/* ---- send: the Lua sender, run by the caller ---- */
 
 /* The path in the user's own line "send PEER PATH" (words split on white
  * space, as the agent splits them), or NULL. */
@@ -198,7 +92,7 @@ static const char *typed_path(const char *line, char *buf, size_t n) {
  * user's line: returns 1 sent, 0 failed. The agent chooses where to (it
  * knows the peers), never what: the file is the path the user typed, and
  * an answer naming another is refused. */
-static int act(const nl_config *cfg, const char *line, char *action) {
+static int act(const nl_repl_client *client, const char *line, char *action) {
   char *fields[7] = {0};
   int n = 0;
   action[strcspn(action, "\n")] = '\0';
@@ -217,51 +111,16 @@ static int act(const nl_config *cfg, const char *line, char *action) {
             fields[4], path);
     return 0;
   }
-  char err[512];
-  char *key = cluster_key(cfg, err, sizeof err);
-  if (key == NULL) {
-    fprintf(stderr, "send: %s\n", err);
-    return 0;
-  }
-  char id[65];
-  node_id(cfg, id);
-  nl_transfer_config tc = {
-      .key = (const uint8_t *)key,
-      .key_len = strlen(key),
-      .node_id = id,
-      .expect_id = n == 6 ? fields[5] : NULL, /* a send by id or name */
-      .streams = (int)nl_config_num(cfg, NL_CFG_TRANSFER_STREAMS),
-      .chunk_size = 4 * 1024 * 1024,
-      .encrypt = nl_config_num(cfg, NL_CFG_TRANSFER_ENCRYPT) != 0,
-      .timeout_seconds = 30,
-  };
-  progress_state p = {.tty = isatty(STDERR_FILENO), .last_second = -1};
-  nl_transfer_result r;
-  int rc = nl_transfer_send(fields[1], atoi(fields[2]), path, NULL, &tc,
-                            on_progress, &p, &r, err, sizeof err);
-  if (p.tty)
-    fputc('\n', stderr);
-  explicit_clear(key, strlen(key));
-  free(key);
-  if (rc != 0) {
-    fprintf(stderr, "send: %s\n", err);
-    return 0;
-  }
-  char size[32], rate[32];
-  human((double)r.size, size, sizeof size);
-  human(r.seconds > 0 ? r.bytes_sent / r.seconds : 0, rate, sizeof rate);
-  printf("sent %s to %s: %s in %.2f s (%s/s), sha256 %s", path, fields[3], size,
-         r.seconds, rate, r.sha256);
-  if (r.chunks_skipped > 0)
-    printf(" (resumed: %u of %u chunks were there already)", r.chunks_skipped,
-           r.chunks);
-  printf("\n");
+  /* host, port, peer label, path, and the id to prove when there is one:
+   * the same sender as `nodelua send` (lua/nodelua/cli/send.lua). */
+  const char *send_args[5] = {fields[1], fields[2], fields[3], path,
+                              n == 6 ? fields[5] : NULL};
   fflush(stdout);
-  return 1;
+  return client->send(client->ud, send_args, n == 6 ? 5 : 4) == 0 ? 1 : 0;
 }
 
 /* Asks and prints (or acts); 1 done, 0 failed, -1 connection lost. */
-static int ask(int fd, const nl_config *cfg, const char *line) {
+static int ask(int fd, const nl_repl_client *client, const char *line) {
   char *reply;
   size_t len;
   char err[256];
@@ -271,7 +130,7 @@ static int ask(int fd, const nl_config *cfg, const char *line) {
     return -1;
   }
   if (rc == 1 && len > 0 && reply[0] == '\1') {
-    rc = act(cfg, line, reply);
+    rc = act(client, line, reply);
     free(reply);
     return rc;
   }
@@ -289,7 +148,8 @@ static void history_path(char *out, size_t len) {
   snprintf(out, len, "%s/.nodelua_history", home ? home : ".");
 }
 
-int nl_repl_main(const nl_config *cfg, int argc, char **argv) {
+int nl_repl_main(const nl_repl_client *client, int argc, char **argv) {
+  const nl_config *cfg = client->cfg;
   char path[1024], err[512];
   snprintf(path, sizeof path, "%s/control.sock",
            nl_config_str(cfg, NL_CFG_STATE_DIR));
@@ -315,7 +175,7 @@ int nl_repl_main(const nl_config *cfg, int argc, char **argv) {
       }
       n += (size_t)w;
     }
-    code = ask(fd, cfg, line) == 1 ? 0 : 1;
+    code = ask(fd, client, line) == 1 ? 0 : 1;
   } else if (isatty(STDIN_FILENO)) {
     char history[1024];
     history_path(history, sizeof history);
@@ -333,7 +193,7 @@ int nl_repl_main(const nl_config *cfg, int argc, char **argv) {
       }
       if (*start != '\0') {
         add_history(start);
-        if (ask(fd, cfg, start) < 0) {
+        if (ask(fd, client, start) < 0) {
           free(line);
           code = 1;
           break;
@@ -352,7 +212,7 @@ int nl_repl_main(const nl_config *cfg, int argc, char **argv) {
         break;
       if (line[strspn(line, " \t")] == '\0')
         continue;
-      int rc = ask(fd, cfg, line);
+      int rc = ask(fd, client, line);
       if (rc < 0) {
         code = 1;
         break;

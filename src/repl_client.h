@@ -4,8 +4,17 @@
 
 #include "core/config.h"
 
+typedef struct {
+  const nl_config *cfg;
+  /* Sends a file as the agent asked: args are host, port, peer label,
+   * path and (when nargs is 5) the node id the receiver must prove. It
+   * prints progress and the result itself; returns 0 when sent. */
+  int (*send)(void *ud, const char *const *args, int nargs);
+  void *ud;
+} nl_repl_client;
+
 /* Runs the command in argv (argc > 0) or reads commands, on a terminal
  * with line editing. Returns the exit status. */
-int nl_repl_main(const nl_config *cfg, int argc, char **argv);
+int nl_repl_main(const nl_repl_client *client, int argc, char **argv);
 
 #endif

@@ -100,11 +100,14 @@ static int l_close(lua_State *L) {
 
 static const luaL_Reg methods[] = {{"close", l_close}, {NULL, NULL}};
 
+static const luaL_Reg control_functions[] = {
+    {"serve", l_serve},
+    {NULL, NULL},
+};
+
 int luaopen_nodelua_control(lua_State *L) {
   nl_runtime_get(L);
   nl_new_class(L, CONTROL_KEY, methods, l_close);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_serve);
-  lua_setfield(L, -2, "serve");
+  luaL_newlib(L, control_functions);
   return 1;
 }

@@ -226,6 +226,12 @@ static int l_array(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg json_functions[] = {
+    {"encode", l_encode},
+    {"array", l_array},
+    {NULL, NULL},
+};
+
 int luaopen_nodelua_json(lua_State *L) {
   luaL_newmetatable(L, ARRAY_MARK);
   lua_pop(L, 1);
@@ -234,10 +240,6 @@ int luaopen_nodelua_json(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_encode);
-  lua_setfield(L, -2, "encode");
-  lua_pushcfunction(L, l_array);
-  lua_setfield(L, -2, "array");
+  luaL_newlib(L, json_functions);
   return 1;
 }

@@ -1,5 +1,7 @@
 #include "runtime_internal.h"
 
+#include "core/portable.h"
+
 #include "core/log.h"
 #include "nl_build.h"
 
@@ -10,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* The registry holds the runtime under RUNTIME_KEY and its metatable under
  * RUNTIME_META: two keys, or the one would overwrite the other. */
@@ -51,7 +51,7 @@ nl_runtime *nl_runtime_open(lua_State *L, nl_config *cfg) {
     nl_config_sources src = {.service_env_file = "",
                              .dotenv_file = NULL,
                              .env_file = NULL,
-                             .environ = environ};
+                             .environ = nl_environ()};
     cfg = malloc(sizeof *cfg);
     if (cfg == NULL)
       luaL_error(L, "out of memory");
@@ -359,7 +359,7 @@ int nl_push_failure(lua_State *L, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
   va_end(ap);
-  lua_pushinteger(L, code);
+  lua_pushinteger(L, code < 0 ? -(lua_Integer)code : code);
   return 3;
 }
 
@@ -441,6 +441,8 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.spool", luaopen_nodelua_spool},
       {"nodelua.json", luaopen_nodelua_json},
       {"nodelua.dnssd", luaopen_nodelua_dnssd},
+      {"nodelua.dns", luaopen_nodelua_dns},
+      {"nodelua.port", luaopen_nodelua_port},
       {"nodelua.control", luaopen_nodelua_control},
       {"nodelua.transfer", luaopen_nodelua_transfer},
       {"nodelua.trust", luaopen_nodelua_trust},

@@ -55,12 +55,17 @@ int luaopen_nodelua_http(lua_State *L);
 int luaopen_nodelua_spool(lua_State *L);
 int luaopen_nodelua_json(lua_State *L);
 int luaopen_nodelua_dnssd(lua_State *L);
+int luaopen_nodelua_dns(lua_State *L);
+int luaopen_nodelua_port(lua_State *L);
 int luaopen_nodelua_control(lua_State *L);
 int luaopen_nodelua_transfer(lua_State *L);
 int luaopen_nodelua_trust(lua_State *L);
 
 /* The second tier of error (a failure of the world, not misuse): pushes nil,
- * the formatted message and code, and returns 3 for the binding to return. */
+ * the formatted message and an errno-like code, and returns 3 for the
+ * binding to return, as io.open does. code is an errno (or a libuv error,
+ * which is a negated errno on Unix): the code pushed is the positive errno,
+ * so that Lua compares it with the same numbers everywhere. */
 int nl_push_failure(lua_State *L, int code, const char *fmt, ...);
 
 /* Makes the metatable key (once): methods as __index, and close as both

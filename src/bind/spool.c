@@ -151,10 +151,13 @@ static const luaL_Reg spool_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg spool_functions[] = {
+    {"open", l_open},
+    {NULL, NULL},
+};
+
 int luaopen_nodelua_spool(lua_State *L) {
   nl_new_class(L, SPOOL_KEY, spool_methods, l_close);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_open);
-  lua_setfield(L, -2, "open");
+  luaL_newlib(L, spool_functions);
   return 1;
 }

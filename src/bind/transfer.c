@@ -1,6 +1,6 @@
 /* nodelua.transfer: sending files from one-shot commands.
  *
- *   local result, err = transfer.send_file({host = , port = , path = ,
+ *   local result, err, code = transfer.send_file({host = , port = , path = ,
  *     name = nil, key = , node_id = nil, expect_id = nil, streams = 4,
  *     chunk_size = 4 MiB, timeout = 30, encrypt = false, replace = false},
  *     function(so_far) end)
@@ -12,7 +12,8 @@
  *
  * It blocks the calling Lua thread (the transfer itself runs on worker
  * threads) and calls the progress function from it every 0.2 s while
- * chunks are being verified: it is for `nodelua send`, never the agent's
+ * chunks are being verified, and once at the end of a transfer that
+ * succeeded: it is for `nodelua send`, never the agent's
  * loop. SIGINT or SIGTERM meanwhile ends the process at once with 130 or
  * 143, as scp or rsync do: the receiver keeps what it verified, and
  * sending the same file again resumes. */
@@ -20,6 +21,7 @@
 
 #include "core/transfer/transfer.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <pthread.h>
 #include <signal.h>
@@ -148,10 +150,12 @@ static int l_send_file(lua_State *L) {
   sigaction(SIGINT, &act, &old_int);
   sigaction(SIGTERM, &act, &old_term);
   pthread_t thread;
-  if (pthread_create(&thread, NULL, run, j) != 0) {
+  int started = pthread_create(&thread, NULL, run, j);
+  if (started != 0) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    return nl_push_failure(L, -1, "cannot start a thread");
+    return nl_push_failure(L, started, "cannot start a thread: %s",
+                           strerror(started));
   }
   unsigned seen = 0;
   for (;;) {
@@ -173,17 +177,27 @@ static int l_send_file(lua_State *L) {
       seen = seq;
       lua_pushvalue(L, 2);
       push_result(L, &so_far);
-      if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-        lua_pop(L, 1); /* a progress display must not stop the transfer */
+      /* Logged if it fails; a progress display must not stop the
+       * transfer. */
+      nl_runtime_pcall(L, 1, 0, NL_CALL_BOUNDED, "progress callback failed");
     }
   }
   pthread_join(thread, NULL);
+  /* The bar ends at where the transfer ended, even one too quick for a
+   * single update on the way. */
+  if (has_progress && j->rc == 0) {
+    lua_pushvalue(L, 2);
+    push_result(L, &j->result);
+    nl_runtime_pcall(L, 1, 0, NL_CALL_BOUNDED, "progress callback failed");
+  }
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);
   pthread_cond_destroy(&j->cond);
   pthread_mutex_destroy(&j->lock);
+  /* The core says why in words; no single errno stands for a refused
+   * offer or a peer that failed its proof, so the code is EIO. */
   if (j->rc != 0)
-    return nl_push_failure(L, -1, "%s", j->err);
+    return nl_push_failure(L, EIO, "%s", j->err);
   push_result(L, &j->result);
   return 1;
 }
@@ -194,12 +208,14 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+static const luaL_Reg transfer_functions[] = {
+    {"send_file", l_send_file},
+    {"isatty", l_isatty},
+    {NULL, NULL},
+};
+
 int luaopen_nodelua_transfer(lua_State *L) {
   nl_runtime_get(L);
-  lua_newtable(L);
-  lua_pushcfunction(L, l_send_file);
-  lua_setfield(L, -2, "send_file");
-  lua_pushcfunction(L, l_isatty);
-  lua_setfield(L, -2, "isatty");
+  luaL_newlib(L, transfer_functions);
   return 1;
 }

@@ -42,13 +42,29 @@ static void on_probe(void *ud, const nl_probe_result *r) {
   s->verified = r->verified;
 }
 
-static nl_probe_server *start_server(void) {
-  nl_probe_server *srv = NULL;
+/* The shared port with the probe responder answering its lines, as the
+ * agent sets it up (src/bind/port.c). */
+typedef struct {
+  nl_port *port;
+  nl_probe_responder *responder;
+} probe_server;
+
+static probe_server *start_server(void) {
+  static probe_server servers[8];
+  static int next;
+  probe_server *srv = &servers[next++ % 8];
   char err[256];
-  CHECK(nl_probe_server_start(&loop, "127.0.0.1", 0, &srv, err, sizeof err) ==
-        0);
-  CHECK(srv != NULL && nl_probe_server_port(srv) > 0);
+  srv->responder = nl_probe_responder_new();
+  CHECK(srv->responder != NULL);
+  CHECK(nl_port_start(&loop, "127.0.0.1", 0, &srv->port, err, sizeof err) == 0);
+  CHECK(srv->port != NULL && nl_port_number(srv->port) > 0);
+  nl_port_on_line(srv->port, nl_probe_responder_answer, srv->responder);
   return srv;
+}
+
+static void stop_server(probe_server *srv) {
+  nl_port_close(srv->port);
+  nl_probe_responder_free(srv->responder);
 }
 
 static probe_seen probe(int port, unsigned timeout_ms) {
@@ -73,8 +89,8 @@ static int dead_port(void) {
 }
 
 static void answers_with_hello(void) {
-  nl_probe_server *srv = start_server();
-  int port = nl_probe_server_port(srv);
+  probe_server *srv = start_server();
+  int port = nl_port_number(srv->port);
   /* Before the hello is set: a clear "starting", not a hang. */
   probe_seen s = {0};
   nl_probe *p;
@@ -86,8 +102,8 @@ static void answers_with_hello(void) {
   CHECK_STR(s.reply, "NODELUA ERR starting");
 
   static const char hello[] = "{\"id\":\"00ff\",\"name\":\"n\"}";
-  CHECK(nl_probe_server_set_hello(srv, hello, sizeof hello - 1, hello,
-                                  sizeof hello - 1) == 0);
+  CHECK(nl_probe_responder_set_hello(srv->responder, hello, sizeof hello - 1,
+                                     hello, sizeof hello - 1) == 0);
   memset(&s, 0, sizeof s);
   CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, NULL, 0, NULL, on_probe,
                        &s, &p) == 0);
@@ -101,10 +117,10 @@ static void answers_with_hello(void) {
   /* A hello too large for a probe's reply is refused, the old one kept. */
   char *big = malloc(NL_PROBE_REPLY_MAX);
   memset(big, 'x', NL_PROBE_REPLY_MAX);
-  CHECK(nl_probe_server_set_hello(srv, big, NL_PROBE_REPLY_MAX, "{}", 2) ==
-        UV_E2BIG);
+  CHECK(nl_probe_responder_set_hello(srv->responder, big, NL_PROBE_REPLY_MAX,
+                                     "{}", 2) == UV_E2BIG);
   free(big);
-  nl_probe_server_close(srv);
+  stop_server(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
 }
 
@@ -172,9 +188,9 @@ static void raw_client_thread(void *arg) {
 static void keep_turning(uv_timer_t *t) { (void)t; }
 
 static void refuses_other_requests(void) {
-  nl_probe_server *srv = start_server();
-  CHECK(nl_probe_server_set_hello(srv, "{}", 2, "{}", 2) == 0);
-  raw_client c = {.port = nl_probe_server_port(srv)};
+  probe_server *srv = start_server();
+  CHECK(nl_probe_responder_set_hello(srv->responder, "{}", 2, "{}", 2) == 0);
+  raw_client c = {.port = nl_port_number(srv->port)};
   uv_thread_t thread;
   uv_thread_create(&thread, raw_client_thread, &c);
   /* The loop serves until the client has its answer. */
@@ -186,7 +202,7 @@ static void refuses_other_requests(void) {
   uv_thread_join(&thread);
   CHECK_STR(c.got, "NODELUA ERR unknown request\n");
   uv_close((uv_handle_t *)&tick, NULL);
-  nl_probe_server_close(srv);
+  stop_server(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
 }
 
@@ -255,11 +271,11 @@ static void on_asker(void *ud, const char *address, const char *id, int port) {
 /* A probe that introduces its sender is answered, then reported with the
  * address it came from; a plain probe is not reported. */
 static void introductions(void) {
-  nl_probe_server *srv = start_server();
-  CHECK(nl_probe_server_set_hello(srv, "{}", 2, "{}", 2) == 0);
+  probe_server *srv = start_server();
+  CHECK(nl_probe_responder_set_hello(srv->responder, "{}", 2, "{}", 2) == 0);
   asker_seen a = {0};
-  nl_probe_server_on_asker(srv, on_asker, &a);
-  int port = nl_probe_server_port(srv);
+  nl_probe_responder_on_asker(srv->responder, on_asker, &a);
+  int port = nl_port_number(srv->port);
   probe_seen s = {0};
   nl_probe *p;
   CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "c0ffee", 4242, NULL,
@@ -280,7 +296,7 @@ static void introductions(void) {
   /* An introduction that is not one is refused before anything is sent. */
   CHECK(nl_probe_start(&loop, "127.0.0.1", port, 2000, "not hex", 1, NULL,
                        on_probe, &s, &p) == UV_EINVAL);
-  nl_probe_server_close(srv);
+  stop_server(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
 }
 
@@ -301,7 +317,7 @@ static void hello_mac_hex(const uint8_t *key, const char *nonce,
   memcpy(a, "nodelua-v2 hello", 16);
   memcpy(a + 16, nonce, 32);
   uint8_t mac[32];
-  nl_auth_mac(key, a, sizeof a, hello, strlen(hello), mac);
+  nl_mac(key, a, sizeof a, hello, strlen(hello), mac);
   for (int i = 0; i < 32; i++)
     snprintf(out + 2 * i, 3, "%02x", mac[i]);
 }
@@ -365,16 +381,17 @@ static void authenticated_hellos(void) {
   memset(other, 8, sizeof other);
   CHECK(nl_probe_key(cluster, sizeof cluster, key) == 0);
   CHECK(nl_probe_key(other, sizeof other, other_key) == 0);
-  nl_probe_server *srv = start_server();
+  probe_server *srv = start_server();
   static const char full[] =
       "{\"id\":\"00ff\",\"name\":\"n\",\"addrs\":[{\"address\":\"10.0.0.1\"}]}";
   static const char public_hello[] = "{\"id\":\"00ff\",\"name\":\"n\"}";
-  CHECK(nl_probe_server_set_hello(srv, full, sizeof full - 1, public_hello,
-                                  sizeof public_hello - 1) == 0);
-  nl_probe_server_set_key(srv, key);
+  CHECK(nl_probe_responder_set_hello(srv->responder, full, sizeof full - 1,
+                                     public_hello,
+                                     sizeof public_hello - 1) == 0);
+  nl_probe_responder_set_key(srv->responder, key);
   asker_seen a = {0};
-  nl_probe_server_on_asker(srv, on_asker, &a);
-  int port = nl_probe_server_port(srv);
+  nl_probe_responder_on_asker(srv->responder, on_asker, &a);
+  int port = nl_port_number(srv->port);
 
   probe_seen s = probe_with(port, key, "c0ffee");
   CHECK(s.status == 0 && s.verified);
@@ -412,7 +429,7 @@ static void authenticated_hellos(void) {
   CHECK_STR(s.reply, full);
   /* A prober without the key never calls a hello verified. */
   CHECK(!probe_fake(genuine, NULL).verified);
-  nl_probe_server_close(srv);
+  stop_server(srv);
   uv_run(&loop, UV_RUN_DEFAULT);
 }
 

@@ -1,9 +1,7 @@
 #include "probe.h"
 
 #include "core/hash.h"
-#include "core/transfer/auth.h"
-#include "core/transfer/frame.h"
-#include "core/transfer/tls.h"
+#include "core/mac.h"
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
@@ -16,94 +14,30 @@
 
 /* ---- the responder ---- */
 
-#define REQUEST_MAX NL_PROBE_LINE_MAX
-#define CONN_TIMEOUT_MS 3000
-/* A responder's memory is bounded: past this, new connections are closed
- * at once. Probes are short; this many at a time is far beyond a cluster's
- * worth of peers probing every second or two. */
-#define CONN_MAX 256
-
-typedef struct conn conn;
-
-struct nl_probe_server {
-  uv_tcp_t listener;
+struct nl_probe_responder {
   nl_probe_asker_cb on_asker;
   void *asker_ud;
-  nl_probe_framed_cb on_framed;
-  void *framed_ud;
-  char refusal[256]; /* for framed connections without a handler */
-  char *hello;       /* the full hello, with its newline */
+  char *hello; /* the full hello, with its newline */
   size_t hello_len;
   char *public_hello; /* id, name, version: for probers without the key */
   size_t public_len;
   uint8_t key[NL_PROBE_KEY_SIZE];
   bool has_key;
-  conn *conns;
-  int conn_count;
+};
+
+/* An introduction, reported once the answer is written. */
+typedef struct {
+  nl_probe_asker_cb cb;
+  void *ud;
+  char id[NL_PROBE_ID_MAX + 1];
   int port;
-};
+} introduction;
 
-struct conn {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  uv_write_t write_req;
-  nl_probe_server *srv; /* NULL once unlinked */
-  char request[REQUEST_MAX];
-  size_t request_len;
-  char *reply;
-  int open_handles;
-  bool closing;
-  conn *next, *prev;
-  /* An introduction, reported once the answer is written. */
-  nl_probe_request req;
-  int asker_port;
-};
-
-static void conn_free_cb(uv_handle_t *handle) {
-  conn *c = handle->data;
-  if (--c->open_handles == 0) {
-    free(c->reply);
-    free(c);
-  }
-}
-
-static void conn_close(conn *c) {
-  if (c->closing)
-    return;
-  c->closing = true;
-  if (c->srv != NULL) {
-    if (c->prev)
-      c->prev->next = c->next;
-    else
-      c->srv->conns = c->next;
-    if (c->next)
-      c->next->prev = c->prev;
-    c->srv->conn_count--;
-    c->srv = NULL;
-  }
-  uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
-  uv_close((uv_handle_t *)&c->timer, conn_free_cb);
-}
-
-static void on_conn_timeout(uv_timer_t *timer) { conn_close(timer->data); }
-
-static void on_reply_written(uv_write_t *req, int status) {
-  conn *c = req->data;
-  if (status == 0 && c->asker_port != 0 && c->srv != NULL &&
-      c->srv->on_asker != NULL) {
-    struct sockaddr_storage peer;
-    int peer_len = sizeof peer;
-    char address[64] = "";
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &peer_len) == 0) {
-      if (peer.ss_family == AF_INET6)
-        uv_ip6_name((struct sockaddr_in6 *)&peer, address, sizeof address);
-      else
-        uv_ip4_name((struct sockaddr_in *)&peer, address, sizeof address);
-    }
-    if (address[0] != '\0')
-      c->srv->on_asker(c->srv->asker_ud, address, c->req.id, c->asker_port);
-  }
-  conn_close(c);
+static void on_answer_sent(void *ud, int sent, const char *address) {
+  introduction *intro = ud;
+  if (sent)
+    intro->cb(intro->ud, address, intro->id, intro->port);
+  free(intro);
 }
 
 static bool is_hex(char ch) {
@@ -186,15 +120,15 @@ int nl_probe_parse_request(const char *line, size_t len,
 
 int nl_probe_key(const uint8_t *cluster_key, size_t len,
                  uint8_t out[NL_PROBE_KEY_SIZE]) {
-  return nl_auth_derive_key(cluster_key, len, "nodelua-v2 probe key", out);
+  return nl_mac_derive_key(cluster_key, len, "nodelua-v2 probe key", out);
 }
 
 /* The MAC of a request's signed part, as hex. */
 static int request_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *line,
                        size_t signed_len, char out[NL_PROBE_MAC_HEX + 1]) {
   static const char label[] = "nodelua-v2 probe";
-  uint8_t mac[NL_AUTH_SIZE];
-  if (nl_auth_mac(key, label, sizeof label - 1, line, signed_len, mac) != 0)
+  uint8_t mac[NL_MAC_SIZE];
+  if (nl_mac(key, label, sizeof label - 1, line, signed_len, mac) != 0)
     return -1;
   nl_hex(mac, sizeof mac, out);
   return 0;
@@ -207,8 +141,8 @@ static int hello_mac(const uint8_t key[NL_PROBE_KEY_SIZE], const char *nonce,
   char a[sizeof "nodelua-v2 hello" - 1 + NL_PROBE_NONCE_HEX];
   memcpy(a, "nodelua-v2 hello", sizeof "nodelua-v2 hello" - 1);
   memcpy(a + sizeof "nodelua-v2 hello" - 1, nonce, NL_PROBE_NONCE_HEX);
-  uint8_t mac[NL_AUTH_SIZE];
-  if (nl_auth_mac(key, a, sizeof a, hello, len, mac) != 0)
+  uint8_t mac[NL_MAC_SIZE];
+  if (nl_mac(key, a, sizeof a, hello, len, mac) != 0)
     return -1;
   nl_hex(mac, sizeof mac, out);
   return 0;
@@ -219,238 +153,72 @@ static bool hex_equal(const char *a, const char *b) {
   return CRYPTO_memcmp(a, b, NL_PROBE_MAC_HEX) == 0;
 }
 
-static void reply(conn *c, const char *text, size_t len) {
-  uv_read_stop((uv_stream_t *)&c->tcp);
-  c->reply = malloc(len);
-  if (c->reply == NULL) {
-    conn_close(c);
-    return;
-  }
-  memcpy(c->reply, text, len);
-  uv_buf_t buf = uv_buf_init(c->reply, (unsigned)len);
-  c->write_req.data = c;
-  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1,
-               on_reply_written) != 0)
-    conn_close(c);
+static void reply_text(nl_port_conn *conn, const char *text) {
+  nl_port_reply(conn, text, strlen(text), NULL, NULL);
 }
 
 /* Answers a probe: the full hello and its MAC to a prober that proved the
  * key, the public hello to anyone else. An introduction is taken from a
  * prober that proved the key, or from anyone when there is no key. */
-static void answer(conn *c, const char *line) {
-  nl_probe_server *srv = c->srv;
+void nl_probe_responder_answer(void *ud, nl_port_conn *conn, const char *line,
+                               size_t len) {
+  nl_probe_responder *r = ud;
+  nl_probe_request req;
+  int kind = nl_probe_parse_request(line, len, &req);
+  if (kind == -2) {
+    reply_text(conn, "NODELUA ERR protocol version 2 is spoken here; upgrade "
+                     "the prober\n");
+    return;
+  }
+  if (kind < 0) {
+    reply_text(conn, "NODELUA ERR unknown request\n");
+    return;
+  }
+  if (r->hello == NULL) {
+    reply_text(conn, "NODELUA ERR starting\n"); /* not ready */
+    return;
+  }
   char expected[NL_PROBE_MAC_HEX + 1];
-  bool proved = srv->has_key && c->req.mac[0] != '\0' &&
-                request_mac(srv->key, line, c->req.signed_len, expected) == 0 &&
-                hex_equal(expected, c->req.mac);
-  if (c->req.port != 0 && (proved || !srv->has_key))
-    c->asker_port = c->req.port;
+  bool proved = r->has_key && req.mac[0] != '\0' &&
+                request_mac(r->key, line, req.signed_len, expected) == 0 &&
+                hex_equal(expected, req.mac);
+  introduction *intro = NULL;
+  if (req.port != 0 && (proved || !r->has_key) && r->on_asker != NULL &&
+      (intro = malloc(sizeof *intro)) != NULL) {
+    intro->cb = r->on_asker;
+    intro->ud = r->asker_ud;
+    memcpy(intro->id, req.id, sizeof intro->id);
+    intro->port = req.port;
+  }
+  nl_port_sent_cb sent = intro != NULL ? on_answer_sent : NULL;
   if (!proved) {
-    reply(c, srv->public_hello, srv->public_len);
+    nl_port_reply(conn, r->public_hello, r->public_len, sent, intro);
     return;
   }
   char mac[NL_PROBE_MAC_HEX + 1];
-  char *text = malloc(srv->hello_len + 5 + NL_PROBE_MAC_HEX + 1);
-  if (text == NULL || hello_mac(srv->key, c->req.nonce, srv->hello,
-                                srv->hello_len - 1, mac) != 0) {
+  char *text = malloc(r->hello_len + 5 + NL_PROBE_MAC_HEX + 1);
+  if (text == NULL ||
+      hello_mac(r->key, req.nonce, r->hello, r->hello_len - 1, mac) != 0) {
     free(text);
-    conn_close(c);
+    free(intro);
+    reply_text(conn, "NODELUA ERR out of memory\n");
     return;
   }
-  memcpy(text, srv->hello, srv->hello_len);
-  int n = snprintf(text + srv->hello_len, 5 + NL_PROBE_MAC_HEX + 1, "MAC %s\n",
-                   mac);
-  reply(c, text, srv->hello_len + (size_t)n);
+  memcpy(text, r->hello, r->hello_len);
+  int n =
+      snprintf(text + r->hello_len, 5 + NL_PROBE_MAC_HEX + 1, "MAC %s\n", mac);
+  nl_port_reply(conn, text, r->hello_len + (size_t)n, sent, intro);
   free(text);
 }
 
-/* A framed connection: to its handler, or refused with an ERROR frame. */
-static void hand_over(conn *c) {
-  nl_probe_server *srv = c->srv;
-  uv_os_fd_t fd;
-  int copy = -1;
-  if (srv->on_framed != NULL && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-    copy = dup(fd);
-  if (copy < 0) {
-    uint8_t f[NL_FRAME_HEADER_SIZE + 4 + sizeof srv->refusal];
-    nl_writer w;
-    nl_writer_begin(&w, f, sizeof f, NL_FRAME_ERROR);
-    nl_write_u16(&w, 1);
-    nl_write_string(&w, srv->refusal, strlen(srv->refusal));
-    long n = nl_writer_finish(&w);
-    if (n > 0)
-      reply(c, (const char *)f, (size_t)n);
-    else
-      conn_close(c);
-    return;
-  }
-  /* The duplicate shares the socket's flags: blocking from now on, for the
-   * handler's thread; libuv's descriptor is closed with the handle. */
-  fcntl(copy, F_SETFD, FD_CLOEXEC);
-  int flags = fcntl(copy, F_GETFL);
-  if (flags >= 0)
-    fcntl(copy, F_SETFL, flags & ~O_NONBLOCK);
-  uint8_t read[REQUEST_MAX];
-  size_t len = c->request_len;
-  memcpy(read, c->request, len);
-  uv_read_stop((uv_stream_t *)&c->tcp);
-  conn_close(c);
-  srv->on_framed(srv->framed_ud, copy, read, len);
+nl_probe_responder *nl_probe_responder_new(void) {
+  return calloc(1, sizeof(nl_probe_responder));
 }
 
-static void conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  conn *c = handle->data;
-  buf->base = c->request + c->request_len;
-  buf->len = REQUEST_MAX - c->request_len;
-}
-
-static void on_conn_read(uv_stream_t *stream, ssize_t nread,
-                         const uv_buf_t *buf) {
-  (void)buf;
-  conn *c = stream->data;
-  if (nread < 0) {
-    conn_close(c);
-    return;
-  }
-  c->request_len += (size_t)nread;
-  /* Framed ("NL") and encrypted (a TLS handshake record) connections go to
-   * the file receiver, which reads on from these bytes. */
-  bool framed =
-      c->request_len >= 2 && c->request[0] == 'N' && c->request[1] == 'L';
-  bool tls = (uint8_t)c->request[0] == NL_TLS_RECORD_HANDSHAKE;
-  if ((framed || tls) && c->srv != NULL) {
-    hand_over(c);
-    return;
-  }
-  const char *newline = memchr(c->request, '\n', c->request_len);
-  if (newline == NULL) {
-    if (c->request_len == REQUEST_MAX) {
-      static const char too_long[] = "NODELUA ERR request line too long\n";
-      reply(c, too_long, sizeof too_long - 1);
-    }
-    return;
-  }
-  size_t line_len = (size_t)(newline - c->request);
-  int kind = nl_probe_parse_request(c->request, line_len, &c->req);
-  c->asker_port = 0;
-  if (kind == -2) {
-    static const char version[] =
-        "NODELUA ERR protocol version 2 is spoken here; upgrade the prober\n";
-    reply(c, version, sizeof version - 1);
-  } else if (kind < 0) {
-    static const char unknown[] = "NODELUA ERR unknown request\n";
-    reply(c, unknown, sizeof unknown - 1);
-  } else if (c->srv == NULL || c->srv->hello == NULL) {
-    static const char starting[] = "NODELUA ERR starting\n"; /* not ready */
-    reply(c, starting, sizeof starting - 1);
-  } else {
-    answer(c, c->request);
-  }
-}
-
-static void on_connection(uv_stream_t *listener, int status) {
-  nl_probe_server *srv = listener->data;
-  if (status < 0)
-    return;
-  conn *c = calloc(1, sizeof *c);
-  if (c == NULL)
-    return;
-  uv_tcp_init(listener->loop, &c->tcp);
-  uv_timer_init(listener->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
-  c->srv = srv;
-  c->next = srv->conns;
-  if (srv->conns)
-    srv->conns->prev = c;
-  srv->conns = c;
-  srv->conn_count++;
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-      srv->conn_count > CONN_MAX) {
-    conn_close(c);
-    return;
-  }
-  uv_timer_start(&c->timer, on_conn_timeout, CONN_TIMEOUT_MS, 0);
-  uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, on_conn_read);
-}
-
-static void server_free_cb(uv_handle_t *handle) {
-  nl_probe_server *srv = handle->data;
-  free(srv->hello);
-  free(srv->public_hello);
-  OPENSSL_cleanse(srv->key, sizeof srv->key);
-  free(srv);
-}
-
-static int bind_listen(nl_probe_server *srv, const struct sockaddr *addr) {
-  int rc = uv_tcp_bind(&srv->listener, addr, 0);
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
-  return rc;
-}
-
-int nl_probe_server_start(uv_loop_t *loop, const char *host, int port,
-                          nl_probe_server **out, char *err, size_t errlen) {
-  *out = NULL;
-  nl_probe_server *srv = calloc(1, sizeof *srv);
-  if (srv == NULL) {
-    snprintf(err, errlen, "out of memory");
-    return UV_ENOMEM;
-  }
-  uv_tcp_init(loop, &srv->listener);
-  srv->listener.data = srv;
-  snprintf(srv->refusal, sizeof srv->refusal,
-           "file transfer is off on this node");
-  struct sockaddr_storage ss;
-  int rc;
-  if (host == NULL || host[0] == '\0') {
-    /* "::" takes IPv4 too where the OS allows dual stack (Linux, macOS);
-     * a host without IPv6 gets 0.0.0.0. */
-    uv_ip6_addr("::", port, (struct sockaddr_in6 *)&ss);
-    rc = bind_listen(srv, (struct sockaddr *)&ss);
-    if (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) {
-      uv_close((uv_handle_t *)&srv->listener, NULL);
-      uv_tcp_init(loop, &srv->listener);
-      uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&ss);
-      rc = bind_listen(srv, (struct sockaddr *)&ss);
-    }
-  } else if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
-             uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0) {
-    rc = bind_listen(srv, (struct sockaddr *)&ss);
-  } else {
-    rc = UV_EINVAL;
-  }
-  if (rc != 0) {
-    snprintf(err, errlen, "listening on port %d: %s", port, uv_strerror(rc));
-    uv_close((uv_handle_t *)&srv->listener, server_free_cb);
-    return rc;
-  }
-  struct sockaddr_storage bound;
-  int bound_len = sizeof bound;
-  if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound,
-                         &bound_len) == 0)
-    srv->port = ntohs(bound.ss_family == AF_INET6
-                          ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                          : ((struct sockaddr_in *)&bound)->sin_port);
-  *out = srv;
-  return 0;
-}
-
-int nl_probe_server_port(const nl_probe_server *srv) { return srv->port; }
-
-void nl_probe_server_on_framed(nl_probe_server *srv, nl_probe_framed_cb cb,
-                               void *ud, const char *refusal) {
-  srv->on_framed = cb;
-  srv->framed_ud = ud;
-  snprintf(srv->refusal, sizeof srv->refusal, "%s",
-           refusal ? refusal : "file transfer is off on this node");
-}
-
-void nl_probe_server_on_asker(nl_probe_server *srv, nl_probe_asker_cb cb,
-                              void *ud) {
-  srv->on_asker = cb;
-  srv->asker_ud = ud;
+void nl_probe_responder_on_asker(nl_probe_responder *r, nl_probe_asker_cb cb,
+                                 void *ud) {
+  r->on_asker = cb;
+  r->asker_ud = ud;
 }
 
 /* A copy of a line with its newline, or NULL. */
@@ -463,9 +231,9 @@ static char *line_copy(const char *text, size_t len) {
   return copy;
 }
 
-int nl_probe_server_set_hello(nl_probe_server *srv, const char *full,
-                              size_t full_len, const char *public_hello,
-                              size_t public_len) {
+int nl_probe_responder_set_hello(nl_probe_responder *r, const char *full,
+                                 size_t full_len, const char *public_hello,
+                                 size_t public_len) {
   /* Room for the MAC line after the full hello. */
   if (full_len >= NL_PROBE_REPLY_MAX - 100 ||
       public_len >= NL_PROBE_REPLY_MAX - 100)
@@ -476,30 +244,31 @@ int nl_probe_server_set_hello(nl_probe_server *srv, const char *full,
     free(b);
     return UV_ENOMEM;
   }
-  free(srv->hello);
-  free(srv->public_hello);
-  srv->hello = a;
-  srv->hello_len = full_len + 1;
-  srv->public_hello = b;
-  srv->public_len = public_len + 1;
+  free(r->hello);
+  free(r->public_hello);
+  r->hello = a;
+  r->hello_len = full_len + 1;
+  r->public_hello = b;
+  r->public_len = public_len + 1;
   return 0;
 }
 
-void nl_probe_server_set_key(nl_probe_server *srv,
-                             const uint8_t key[NL_PROBE_KEY_SIZE]) {
-  srv->has_key = key != NULL;
+void nl_probe_responder_set_key(nl_probe_responder *r,
+                                const uint8_t key[NL_PROBE_KEY_SIZE]) {
+  r->has_key = key != NULL;
   if (key != NULL)
-    memcpy(srv->key, key, NL_PROBE_KEY_SIZE);
+    memcpy(r->key, key, NL_PROBE_KEY_SIZE);
   else
-    OPENSSL_cleanse(srv->key, sizeof srv->key);
+    OPENSSL_cleanse(r->key, sizeof r->key);
 }
 
-void nl_probe_server_close(nl_probe_server *srv) {
-  if (srv == NULL)
+void nl_probe_responder_free(nl_probe_responder *r) {
+  if (r == NULL)
     return;
-  while (srv->conns != NULL)
-    conn_close(srv->conns);
-  uv_close((uv_handle_t *)&srv->listener, server_free_cb);
+  free(r->hello);
+  free(r->public_hello);
+  OPENSSL_cleanse(r->key, sizeof r->key);
+  free(r);
 }
 
 /* ---- the prober ---- */
@@ -651,7 +420,7 @@ int nl_probe_start(uv_loop_t *loop, const char *address, int port,
    * answers this probe. */
   uint8_t raw[NL_PROBE_NONCE_HEX / 2];
   char nonce[NL_PROBE_NONCE_HEX + 1];
-  if (nl_auth_random(raw, sizeof raw) != 0)
+  if (nl_random(raw, sizeof raw) != 0)
     return UV_EIO;
   nl_hex(raw, sizeof raw, nonce);
   char request[NL_PROBE_LINE_MAX];

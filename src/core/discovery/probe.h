@@ -1,4 +1,5 @@
-/* The liveness probe: an application-level question on the transfer port,
+/* The liveness probe: an application-level question on the transfer port
+ * (the shared port of core/port.h hands the responder its request lines),
  * which tells a live peer from one that vanished without a goodbye (crash,
  * cable pulled) long before the mDNS cache would.
  *
@@ -25,6 +26,8 @@
 #ifndef NODELUA_DISCOVERY_PROBE_H
 #define NODELUA_DISCOVERY_PROBE_H
 
+#include "core/port.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -35,7 +38,7 @@
 #define NL_PROBE_ID_MAX 64
 #define NL_PROBE_NONCE_HEX 32
 #define NL_PROBE_MAC_HEX 64
-#define NL_PROBE_LINE_MAX 256
+#define NL_PROBE_LINE_MAX NL_PORT_LINE_MAX
 #define NL_PROBE_KEY_SIZE 32
 
 typedef struct {
@@ -55,41 +58,36 @@ int nl_probe_parse_request(const char *line, size_t len, nl_probe_request *out);
 int nl_probe_key(const uint8_t *cluster_key, size_t len,
                  uint8_t out[NL_PROBE_KEY_SIZE]);
 
-typedef struct nl_probe_server nl_probe_server;
+typedef struct nl_probe_responder nl_probe_responder;
 
-/* Listens on host:port (host "" for every address, IPv6 and IPv4). Returns
- * 0, or a libuv error with a message in err. */
-int nl_probe_server_start(uv_loop_t *loop, const char *host, int port,
-                          nl_probe_server **out, char *err, size_t errlen);
-int nl_probe_server_port(const nl_probe_server *srv);
+/* The answering side, with nothing to answer until a hello is set. It
+ * answers the request lines that the shared port (core/port.h) hands it:
+ * give nl_probe_responder_answer to nl_port_on_line. NULL when out of
+ * memory. */
+nl_probe_responder *nl_probe_responder_new(void);
+/* The line handler for nl_port_on_line (ud: the responder). */
+void nl_probe_responder_answer(void *responder, nl_port_conn *conn,
+                               const char *line, size_t len);
 /* What the next probes are answered with (copied; one line each, at most
  * NL_PROBE_REPLY_MAX - 100 bytes): the full hello, for probers that proved
  * the key, and the public one, for the rest. Returns 0 or UV_E2BIG /
  * UV_ENOMEM. */
-int nl_probe_server_set_hello(nl_probe_server *srv, const char *full,
-                              size_t full_len, const char *public_hello,
-                              size_t public_len);
+int nl_probe_responder_set_hello(nl_probe_responder *r, const char *full,
+                                 size_t full_len, const char *public_hello,
+                                 size_t public_len);
 /* The probe key (NULL: none). Without one every prober gets the public
  * hello and introductions are taken from anyone. */
-void nl_probe_server_set_key(nl_probe_server *srv,
-                             const uint8_t key[NL_PROBE_KEY_SIZE]);
+void nl_probe_responder_set_key(nl_probe_responder *r,
+                                const uint8_t key[NL_PROBE_KEY_SIZE]);
 /* Called (on the loop, after the answer is sent) for each probe that
  * introduced its sender: the address it came from, its id and port. */
 typedef void (*nl_probe_asker_cb)(void *ud, const char *address, const char *id,
                                   int port);
-void nl_probe_server_on_asker(nl_probe_server *srv, nl_probe_asker_cb cb,
-                              void *ud);
-/* Framed connections of the peer protocol (their first bytes are "NL")
- * share the port. With a handler, each is handed over: cb gets a blocking
- * duplicate of the socket (its to close) and the bytes already read, and
- * the listener lets go of it. Without one, each is answered with one ERROR
- * frame carrying refusal, and closed. */
-typedef void (*nl_probe_framed_cb)(void *ud, int fd, const uint8_t *read,
-                                   size_t len);
-void nl_probe_server_on_framed(nl_probe_server *srv, nl_probe_framed_cb cb,
-                               void *ud, const char *refusal);
-/* Stops listening and drops open connections. Safe on NULL. */
-void nl_probe_server_close(nl_probe_server *srv);
+void nl_probe_responder_on_asker(nl_probe_responder *r, nl_probe_asker_cb cb,
+                                 void *ud);
+/* Frees the responder; the port must no longer hand it lines (close the
+ * port first, or set another line handler). Safe on NULL. */
+void nl_probe_responder_free(nl_probe_responder *r);
 
 typedef struct nl_probe nl_probe;
 

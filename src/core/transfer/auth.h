@@ -1,7 +1,7 @@
 /* The challenge-response of the peer protocol (docs/protocol.md): each side
  * proves it holds the cluster key K over both sides' fresh nonces, and both
- * derive the connection key that MACs the frames that follow. HMAC-SHA256
- * through OpenSSL; comparisons in constant time. */
+ * derive the connection key that MACs the frames that follow. The MACs
+ * themselves (HMAC-SHA256) are core/mac.h's. */
 #ifndef NODELUA_TRANSFER_AUTH_H
 #define NODELUA_TRANSFER_AUTH_H
 
@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NL_AUTH_SIZE 32
-#define NL_AUTH_KEY_MIN 16 /* bytes of cluster key, at the least */
+#include "core/mac.h"
+
+#define NL_AUTH_SIZE NL_MAC_SIZE
+#define NL_AUTH_KEY_MIN NL_MAC_KEY_MIN
 
 typedef enum {
   NL_AUTH_SERVER_PROOF, /* "nodelua-v2 server" */
@@ -28,9 +30,6 @@ typedef struct {
   const char *sender_id, *receiver_id; /* at most 64 bytes each */
 } nl_auth_binding;
 
-/* Fills buf with n bytes from OpenSSL's CSPRNG. Returns 0 or -1. */
-int nl_auth_random(uint8_t *buf, size_t n);
-
 /* HMAC-SHA256(K, label || client nonce || server nonce || role ||
  * u16 length || sender id || u16 length || receiver id). Returns 0 or -1
  * (a key shorter than NL_AUTH_KEY_MIN, an id over 64 bytes, or OpenSSL
@@ -42,17 +41,6 @@ int nl_auth_derive(const uint8_t *key, size_t key_len, nl_auth_label label,
  * HMAC-SHA256(K, "nodelua-v1 tls psk"). Returns 0 or -1. */
 int nl_auth_tls_psk(const uint8_t *key, size_t key_len,
                     uint8_t out[NL_AUTH_SIZE]);
-
-/* A 32-byte key for one use, derived from the cluster key:
- * HMAC-SHA256(K, label). Returns 0 or -1 (a key under NL_AUTH_KEY_MIN). */
-int nl_auth_derive_key(const uint8_t *key, size_t key_len, const char *label,
-                       uint8_t out[NL_AUTH_SIZE]);
-
-/* HMAC-SHA256(connection key, a || b): the MAC of a frame (a the
- * direction, sequence number and header, b the payload before its MAC) or
- * of a JOIN. Returns 0 or -1. */
-int nl_auth_mac(const uint8_t key[NL_AUTH_SIZE], const void *a, size_t a_len,
-                const void *b, size_t b_len, uint8_t out[NL_AUTH_SIZE]);
 
 /* Which way a frame goes: each direction counts its own frames. */
 #define NL_AUTH_TO_RECEIVER 'S' /* sent by the sender */
@@ -67,10 +55,5 @@ int nl_auth_frame_mac(const uint8_t key[NL_AUTH_SIZE], uint8_t direction,
                       uint64_t seq, const uint8_t header[8],
                       const uint8_t *payload, size_t len,
                       uint8_t out[NL_AUTH_SIZE]);
-
-/* Whether two proofs or MACs are equal, in time that does not depend on
- * where they differ. */
-bool nl_auth_equal(const uint8_t a[NL_AUTH_SIZE],
-                   const uint8_t b[NL_AUTH_SIZE]);
 
 #endif
