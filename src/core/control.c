@@ -4,6 +4,7 @@
 #include "control.h"
 
 #include "log.h"
+#include "portable.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,10 +14,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* macOS: SO_NOSIGPIPE is set on the socket */
-#endif
 
 typedef struct ctl_conn ctl_conn;
 
@@ -190,7 +187,7 @@ int nl_control_connect(const char *path, char *err, size_t errlen) {
     return -1;
   }
   memcpy(sa.sun_path, path, strlen(path) + 1);
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  int fd = nl_socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0) {
     snprintf(err, errlen, "socket: %s", strerror(errno));
     return -1;
@@ -202,10 +199,6 @@ int nl_control_connect(const char *path, char *err, size_t errlen) {
     errno = e;
     return -1;
   }
-#ifdef SO_NOSIGPIPE
-  int one = 1; /* macOS: no MSG_NOSIGNAL; the socket says it instead */
-  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-#endif
   return fd;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,10 @@
 #define NL_LOG_MAX_SECRETS 16
 #define NL_LOG_LINE_MAX 16384
 
-static nl_log_level current_level = NL_LOG_INFO;
-static nl_log_format current_format = NL_LOG_TEXT;
+/* Read by every thread that logs (transfer threads, the endpoint's), set
+ * from the loop: atomics, relaxed, since nothing else is ordered by them. */
+static _Atomic int current_level = NL_LOG_INFO;
+static _Atomic int current_format = NL_LOG_TEXT;
 static FILE *log_file; /* NULL means stderr */
 static char *secrets[NL_LOG_MAX_SECRETS];
 static size_t secret_count;
@@ -59,10 +62,23 @@ int nl_log_format_parse(const char *name, nl_log_format *out) {
   return -EINVAL;
 }
 
-void nl_log_set_level(nl_log_level level) { current_level = level; }
-nl_log_level nl_log_get_level(void) { return current_level; }
-void nl_log_set_format(nl_log_format format) { current_format = format; }
-int nl_log_enabled(nl_log_level level) { return level <= current_level; }
+void nl_log_set_level(nl_log_level level) {
+  atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
+}
+nl_log_level nl_log_get_level(void) {
+  return (nl_log_level)atomic_load_explicit(&current_level,
+                                            memory_order_relaxed);
+}
+void nl_log_set_format(nl_log_format format) {
+  atomic_store_explicit(&current_format, (int)format, memory_order_relaxed);
+}
+static nl_log_format log_format(void) {
+  return (nl_log_format)atomic_load_explicit(&current_format,
+                                             memory_order_relaxed);
+}
+int nl_log_enabled(nl_log_level level) {
+  return (int)level <= (int)nl_log_get_level();
+}
 
 int nl_log_set_file(const char *path) {
   FILE *next = NULL;
@@ -239,7 +255,7 @@ size_t nl_log_format_line(char *buf, size_t buflen, nl_log_level level,
   format_timestamp(ts, sizeof ts);
   if (component == NULL)
     component = "nodelua";
-  if (current_format == NL_LOG_JSON) {
+  if (log_format() == NL_LOG_JSON) {
     put_str(&b, "{\"ts\":\"");
     put_str(&b, ts);
     put_str(&b, "\",\"level\":\"");

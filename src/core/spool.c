@@ -1,5 +1,7 @@
 #include "spool.h"
 
+#include "portable.h"
+
 #include "trust.h"
 
 #include <dirent.h>
@@ -196,14 +198,14 @@ static int reserve_block(nl_spool *s, uint64_t upto) {
   if (fd < 0)
     return -errno;
   int rc = write_all(fd, text, (size_t)len);
-  if (rc == 0 && fsync(fd) != 0)
+  if (rc == 0 && nl_fsync_full(fd) != 0)
     rc = -errno;
   if (close(fd) != 0 && rc == 0)
     rc = -errno;
   if (rc == 0 &&
       renameat(s->dir_fd, ".tmp-" SEQUENCE_FILE, s->dir_fd, SEQUENCE_FILE) != 0)
     rc = -errno;
-  if (rc == 0 && fsync(s->dir_fd) != 0)
+  if (rc == 0 && nl_fsync_full(s->dir_fd) != 0)
     rc = -errno;
   if (rc == 0)
     s->reserved_seq = upto;
@@ -253,14 +255,14 @@ int nl_spool_push(nl_spool *s, const char *data, size_t len, int64_t now_ms) {
   if (fd < 0)
     return -errno;
   int rc = write_all(fd, data, len);
-  if (rc == 0 && fsync(fd) != 0)
+  if (rc == 0 && nl_fsync_full(fd) != 0)
     rc = -errno;
   if (close(fd) != 0 && rc == 0)
     rc = -errno;
   if (rc == 0 && renameat(s->dir_fd, tmp, s->dir_fd, name) != 0)
     rc = -errno;
   /* The rename is durable only once the directory is. */
-  if (rc == 0 && fsync(s->dir_fd) != 0)
+  if (rc == 0 && nl_fsync_full(s->dir_fd) != 0)
     rc = -errno;
   if (rc != 0) {
     unlinkat(s->dir_fd, tmp, 0);
@@ -414,7 +416,7 @@ int nl_spool_dead_letter(nl_spool *s, uint64_t seq, long status,
     rc = write_all(fd, data, len);
   if (rc == 0)
     rc = write_all(fd, "}\n", 2);
-  if (rc == 0 && fsync(fd) != 0)
+  if (rc == 0 && nl_fsync_full(fd) != 0)
     rc = -errno;
   close(fd);
   free(data);

@@ -3,6 +3,8 @@
 #ifndef NODELUA_TEST_NET_H
 #define NODELUA_TEST_NET_H
 
+#include "core/portable.h" /* MSG_NOSIGNAL, or SO_NOSIGPIPE on macOS */
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -27,7 +29,7 @@ static inline int test_listen(int *port) {
 /* A connection to 127.0.0.1:port whose reads time out after seconds;
  * -1 if it cannot connect. */
 static inline int test_connect(int port, int seconds) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = nl_socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET,
                            .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -1,7 +1,9 @@
 /* macOS 11+: sysctl, Mach host statistics, the routing socket's 64-bit
- * interface counters, getfsstat/statvfs, IOKit block-storage statistics and
- * SystemConfiguration for link kinds. Built only on macOS (see
- * CMakeLists.txt); not verified on a Mac by us yet (README says so).
+ * interface counters, getfsstat/statvfs. The part that needs Apple's
+ * frameworks (link kinds from SystemConfiguration and IOKit, disk
+ * statistics from IOKit) is metrics_darwin_frameworks.c. Built only on
+ * macOS (see CMakeLists.txt), compiled on Linux by scripts/check-macos.sh;
+ * not run on a Mac by us yet (README says so).
  *
  * Differences from Linux, on purpose:
  * - CPU modes are user, nice, system and idle: the only ones Mach counts.
@@ -11,14 +13,8 @@
  *   is not busy time when requests overlap.
  * - getifaddrs (addresses) and IOKit (disk statistics) allocate inside the
  *   system libraries; the zero-allocation guarantee is verified on Linux. */
-#include "metrics_internal.h"
+#include "metrics_darwin.h"
 
-#include <CoreFoundation/CoreFoundation.h>
-#include <IOKit/IOBSD.h>
-#include <IOKit/IOKitLib.h>
-#include <IOKit/storage/IOBlockStorageDriver.h>
-#include <IOKit/storage/IOMedia.h>
-#include <SystemConfiguration/SystemConfiguration.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -30,7 +26,16 @@
 #include <math.h>
 #include <net/if.h>
 #include <net/if_dl.h>
+/* IFT_ETHER and IFT_BRIDGE. Apple's SDK has this header; the copy of the
+ * macOS headers that scripts/check-macos.sh compiles against (zig's) lacks
+ * it, and then the numbers are IANA's ifType values (IANAifType-MIB), which
+ * is what the header defines. */
+#if __has_include(<net/if_types.h>)
 #include <net/if_types.h>
+#else
+#define IFT_ETHER 0x6
+#define IFT_BRIDGE 0xd1
+#endif
 #include <net/route.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -41,15 +46,19 @@
 #include <sys/socket.h>
 #include <sys/sysctl.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #define KIND_CACHE_MAX 64
+#define MISS_CACHE_MAX 16
+#define MISS_RETRY_SECONDS 300.0
 
+/* An interface name that SystemConfiguration did not list, and when. */
 typedef struct {
   char name[32];
-  nl_link_kind kind;
-} kind_entry;
+  double at;
+} kind_miss;
 
 struct nl_metrics_os {
   host_t host;
@@ -59,9 +68,17 @@ struct nl_metrics_os {
   size_t route_cap;
   struct statfs *mounts; /* the getfsstat list, reused */
   int mount_cap;
-  kind_entry kinds[KIND_CACHE_MAX];
+  nl_darwin_kind kinds[KIND_CACHE_MAX];
   size_t kind_count;
+  kind_miss misses[MISS_CACHE_MAX];
+  size_t miss_count;
 };
+
+static double monotonic_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static int sysctl_string(const char *name, char *out, size_t cap) {
   size_t len = cap;
@@ -88,115 +105,42 @@ static int sysctl_u64(const char *name, uint64_t *out) {
   return 0;
 }
 
-/* ---- link kinds, from SystemConfiguration and IOKit ---- */
+/* ---- link kinds ---- */
 
-/* Whether the BSD interface sits on a Thunderbolt controller: its IOKit
- * ancestry names a Thunderbolt class. This looks at drivers, not at the
- * user-visible (and localised) port names. */
-static bool is_thunderbolt(const char *bsd_name) {
-  io_service_t service = IOServiceGetMatchingService(
-      MACH_PORT_NULL, IOBSDNameMatching(MACH_PORT_NULL, 0, bsd_name));
-  if (service == IO_OBJECT_NULL)
-    return false;
-  bool found = false;
-  io_registry_entry_t entry = service;
-  IOObjectRetain(entry);
-  for (int depth = 0; depth < 12 && entry != IO_OBJECT_NULL && !found;
-       depth++) {
-    io_name_t class_name;
-    if (IOObjectGetClass(entry, class_name) == KERN_SUCCESS &&
-        strstr(class_name, "Thunderbolt") != NULL)
-      found = true;
-    io_registry_entry_t parent = IO_OBJECT_NULL;
-    if (IORegistryEntryGetParentEntry(entry, kIOServicePlane, &parent) !=
-        KERN_SUCCESS)
-      parent = IO_OBJECT_NULL;
-    IOObjectRelease(entry);
-    entry = parent;
-  }
-  if (entry != IO_OBJECT_NULL)
-    IOObjectRelease(entry);
-  IOObjectRelease(service);
-  return found;
-}
-
-static bool cf_to_cstr(CFStringRef s, char *out, size_t cap) {
-  return s != NULL &&
-         CFStringGetCString(s, out, (CFIndex)cap, kCFStringEncodingUTF8);
-}
-
-/* Rebuilds the name -> kind table: Wi-Fi and Ethernet from the interface
- * type, Thunderbolt from the driver, and a bridge is Thunderbolt when its
- * members are (the "Thunderbolt Bridge" service is found by its members,
- * never by its name). */
+/* Rebuilds the name -> kind table (metrics_darwin_frameworks.c). */
 static void refresh_kinds(nl_metrics_os *os) {
-  os->kind_count = 0;
-  CFArrayRef all = SCNetworkInterfaceCopyAll();
-  if (all != NULL) {
-    for (CFIndex i = 0;
-         i < CFArrayGetCount(all) && os->kind_count < KIND_CACHE_MAX; i++) {
-      SCNetworkInterfaceRef nif =
-          (SCNetworkInterfaceRef)CFArrayGetValueAtIndex(all, i);
-      kind_entry e;
-      if (!cf_to_cstr(SCNetworkInterfaceGetBSDName(nif), e.name, sizeof e.name))
-        continue;
-      CFStringRef type = SCNetworkInterfaceGetInterfaceType(nif);
-      if (type != NULL && CFEqual(type, kSCNetworkInterfaceTypeIEEE80211))
-        e.kind = NL_LINK_WIFI;
-      else if (is_thunderbolt(e.name))
-        e.kind = NL_LINK_THUNDERBOLT;
-      else if (type != NULL && CFEqual(type, kSCNetworkInterfaceTypeEthernet))
-        e.kind = NL_LINK_ETHERNET;
-      else
-        e.kind = NL_LINK_OTHER;
-      os->kinds[os->kind_count++] = e;
-    }
-    CFRelease(all);
+  os->kind_count = nl_darwin_link_kinds(os->kinds, KIND_CACHE_MAX);
+}
+
+/* Whether name missed the table at its last refresh, less than
+ * MISS_RETRY_SECONDS ago: then it is not worth another refresh, which asks
+ * SystemConfiguration and walks IOKit (milliseconds, every sample). */
+static bool recently_missed(nl_metrics_os *os, const char *name) {
+  double now = monotonic_seconds();
+  for (size_t i = 0; i < os->miss_count; i++) {
+    if (strcmp(os->misses[i].name, name) == 0)
+      return now - os->misses[i].at < MISS_RETRY_SECONDS;
   }
-  /* Bridge membership: the SCBridgeInterface functions are private, so it
-   * is read from the network preferences through the public SCPreferences
-   * API: VirtualNetworkInterfaces -> Bridge -> bridgeN -> Interfaces. */
-  SCPreferencesRef prefs = SCPreferencesCreate(NULL, CFSTR("nodelua"), NULL);
-  if (prefs == NULL)
-    return;
-  CFDictionaryRef virtuals = (CFDictionaryRef)SCPreferencesGetValue(
-      prefs, CFSTR("VirtualNetworkInterfaces"));
-  CFDictionaryRef bridges =
-      virtuals != NULL && CFGetTypeID(virtuals) == CFDictionaryGetTypeID()
-          ? (CFDictionaryRef)CFDictionaryGetValue(virtuals, CFSTR("Bridge"))
-          : NULL;
-  if (bridges != NULL && CFGetTypeID(bridges) == CFDictionaryGetTypeID()) {
-    CFIndex n = CFDictionaryGetCount(bridges);
-    if (n > 16)
-      n = 16; /* CFDictionaryGetKeysAndValues fills every entry */
-    const void *keys[16], *values[16];
-    if (CFDictionaryGetCount(bridges) > 16)
-      n = 0;
+  return false;
+}
+
+static void remember_miss(nl_metrics_os *os, const char *name) {
+  double now = monotonic_seconds();
+  size_t slot = os->miss_count;
+  for (size_t i = 0; i < os->miss_count; i++) {
+    if (strcmp(os->misses[i].name, name) == 0) {
+      slot = i;
+      break;
+    }
+  }
+  if (slot == os->miss_count) {
+    if (os->miss_count == MISS_CACHE_MAX)
+      slot = 0; /* full: the oldest entries are the first ones */
     else
-      CFDictionaryGetKeysAndValues(bridges, keys, values);
-    for (CFIndex i = 0; i < n && os->kind_count < KIND_CACHE_MAX; i++) {
-      kind_entry e = {.kind = NL_LINK_BRIDGE};
-      if (CFGetTypeID(keys[i]) != CFStringGetTypeID() ||
-          !cf_to_cstr((CFStringRef)keys[i], e.name, sizeof e.name) ||
-          CFGetTypeID(values[i]) != CFDictionaryGetTypeID())
-        continue;
-      CFArrayRef members = (CFArrayRef)CFDictionaryGetValue(
-          (CFDictionaryRef)values[i], CFSTR("Interfaces"));
-      for (CFIndex j = 0;
-           members != NULL && CFGetTypeID(members) == CFArrayGetTypeID() &&
-           j < CFArrayGetCount(members);
-           j++) {
-        char member[32];
-        CFTypeRef m = CFArrayGetValueAtIndex(members, j);
-        if (CFGetTypeID(m) == CFStringGetTypeID() &&
-            cf_to_cstr((CFStringRef)m, member, sizeof member) &&
-            is_thunderbolt(member))
-          e.kind = NL_LINK_THUNDERBOLT;
-      }
-      os->kinds[os->kind_count++] = e;
-    }
+      os->miss_count++;
   }
-  CFRelease(prefs);
+  nl_metrics_copy(os->misses[slot].name, sizeof os->misses[slot].name, name);
+  os->misses[slot].at = now;
 }
 
 static nl_link_kind kind_of(nl_metrics_os *os, const char *name,
@@ -209,12 +153,16 @@ static nl_link_kind kind_of(nl_metrics_os *os, const char *name,
         return os->kinds[i].kind;
     }
     /* An interface that SystemConfiguration did not list: if it is new
-     * since the last look, look once more; a second miss means virtual. */
-    if (pass == 0 && ifi_type == IFT_ETHER && strncmp(name, "en", 2) == 0)
+     * since the last look, look once more; a second miss means virtual,
+     * and is remembered, so that it costs no refresh for a while. */
+    if (pass == 0 && ifi_type == IFT_ETHER && strncmp(name, "en", 2) == 0 &&
+        !recently_missed(os, name))
       refresh_kinds(os);
     else
       break;
   }
+  if (ifi_type == IFT_ETHER && strncmp(name, "en", 2) == 0)
+    remember_miss(os, name);
   if (ifi_type == IFT_BRIDGE)
     return NL_LINK_BRIDGE;
   return NL_LINK_VIRTUAL; /* utun, awdl, llw, gif, stf, anpi, ... */
@@ -492,6 +440,17 @@ static int sample_network(nl_metrics *m) {
   return 0;
 }
 
+/* The APFS volumes macOS mounts for itself under /System/Volumes (VM,
+ * Preboot, Update, xarts, iSCPreboot, Hardware): they share the disk's
+ * container with the others and would only repeat its figures, as
+ * node_exporter's users exclude them. The Data volume stays: it holds
+ * everything the users and the agent write. */
+static bool system_volume(const char *mount) {
+  static const char prefix[] = "/System/Volumes/";
+  return strncmp(mount, prefix, sizeof prefix - 1) == 0 &&
+         strcmp(mount, "/System/Volumes/Data") != 0;
+}
+
 static int sample_filesystems(nl_metrics *m) {
   nl_metrics_os *os = m->os;
   nl_storage_sample *st = &m->snap.storage;
@@ -513,7 +472,8 @@ static int sample_filesystems(nl_metrics *m) {
   size_t count = 0;
   for (int i = 0; i < n; i++) {
     const struct statfs *f = &os->mounts[i];
-    if (nl_metrics_fstype_excluded(m, f->f_fstypename))
+    if (nl_metrics_fstype_excluded(m, f->f_fstypename) ||
+        system_volume(f->f_mntonname))
       continue;
     if (nl_metrics_reserve((void **)&st->fs, &st->fs_cap, count + 1,
                            sizeof *st->fs) != 0)
@@ -529,80 +489,9 @@ static int sample_filesystems(nl_metrics *m) {
   return 0;
 }
 
-static uint64_t dict_u64(CFDictionaryRef d, const char *key) {
-  CFStringRef k = CFStringCreateWithCString(NULL, key, kCFStringEncodingUTF8);
-  CFNumberRef n = k ? (CFNumberRef)CFDictionaryGetValue(d, k) : NULL;
-  uint64_t v = NL_ABSENT;
-  if (n != NULL && CFGetTypeID(n) == CFNumberGetTypeID())
-    CFNumberGetValue(n, kCFNumberSInt64Type, &v);
-  if (k)
-    CFRelease(k);
-  return v;
-}
-
-/* Disk I/O of every whole disk: its IOMedia's BSD name and the statistics
- * of the IOBlockStorageDriver above it. */
-static int sample_disks(nl_metrics *m) {
-  nl_storage_sample *st = &m->snap.storage;
-  st->disk_count = 0;
-  CFMutableDictionaryRef match = IOServiceMatching(kIOMediaClass);
-  if (match == NULL)
-    return 0;
-  CFDictionarySetValue(match, CFSTR(kIOMediaWholeKey), kCFBooleanTrue);
-  io_iterator_t iter;
-  if (IOServiceGetMatchingServices(MACH_PORT_NULL, match, &iter) !=
-      KERN_SUCCESS)
-    return 0;
-  size_t count = 0;
-  int rc = 0;
-  io_registry_entry_t media;
-  while ((media = IOIteratorNext(iter)) != IO_OBJECT_NULL) {
-    io_registry_entry_t driver = IO_OBJECT_NULL;
-    CFStringRef bsd = IORegistryEntryCreateCFProperty(
-        media, CFSTR(kIOBSDNameKey), kCFAllocatorDefault, 0);
-    if (bsd != NULL &&
-        IORegistryEntryGetParentEntry(media, kIOServicePlane, &driver) ==
-            KERN_SUCCESS &&
-        IOObjectConformsTo(driver, "IOBlockStorageDriver")) {
-      CFDictionaryRef stats = IORegistryEntryCreateCFProperty(
-          driver, CFSTR(kIOBlockStorageDriverStatisticsKey),
-          kCFAllocatorDefault, 0);
-      if (stats != NULL) {
-        if (nl_metrics_reserve((void **)&st->disks, &st->disk_cap, count + 1,
-                               sizeof *st->disks) != 0) {
-          rc = -ENOMEM;
-        } else {
-          nl_disk *d = &st->disks[count++];
-          cf_to_cstr(bsd, d->name, sizeof d->name);
-          d->counters[NL_DISK_READ_BYTES] =
-              dict_u64(stats, kIOBlockStorageDriverStatisticsBytesReadKey);
-          d->counters[NL_DISK_WRITE_BYTES] =
-              dict_u64(stats, kIOBlockStorageDriverStatisticsBytesWrittenKey);
-          d->counters[NL_DISK_READS] =
-              dict_u64(stats, kIOBlockStorageDriverStatisticsReadsKey);
-          d->counters[NL_DISK_WRITES] =
-              dict_u64(stats, kIOBlockStorageDriverStatisticsWritesKey);
-          d->counters[NL_DISK_BUSY_MS] = NL_ABSENT;
-        }
-        CFRelease(stats);
-      }
-    }
-    if (driver != IO_OBJECT_NULL)
-      IOObjectRelease(driver);
-    if (bsd != NULL)
-      CFRelease(bsd);
-    IOObjectRelease(media);
-    if (rc != 0)
-      break;
-  }
-  IOObjectRelease(iter);
-  st->disk_count = count;
-  return rc;
-}
-
 static int sample_storage(nl_metrics *m) {
   int rc = sample_filesystems(m);
-  return rc != 0 ? rc : sample_disks(m);
+  return rc != 0 ? rc : nl_darwin_sample_disks(m);
 }
 
 static int sample_system(nl_metrics *m) {
