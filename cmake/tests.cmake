@@ -64,6 +64,24 @@ else()
   set_tests_properties(clang_format PROPERTIES LABELS lint SKIP_RETURN_CODE 77)
 endif()
 
+# The include rules of docs/architecture.md.
+add_test(NAME layers COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-layers.sh)
+set_tests_properties(layers PROPERTIES LABELS lint)
+
+# The macOS compile check (scripts/check-macos.sh): every C file of the
+# macOS build compiled for aarch64-macos and x86_64-macos with zig cc; the
+# part that needs Apple's frameworks says SKIPPED.
+if(NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ AND NOT NODELUA_TSAN AND NOT APPLE)
+  add_test(NAME macos_compile
+    COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-macos.sh ${GEN_DIR}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME macos_frameworks
+    COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-macos.sh --frameworks ${GEN_DIR}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(macos_compile macos_frameworks PROPERTIES LABELS lint
+    SKIP_RETURN_CODE 77)
+endif()
+
 # Integration tests: the real binary, real processes and signals.
 foreach(name run_timers config_errors signals deploy)
   add_test(NAME integration_${name}

@@ -2,7 +2,9 @@
 # The test command: installs the dependencies, then builds and runs the whole
 # suite through ctest four times over:
 #   1. the normal build (warnings as errors): unit tests, busted specs,
-#      luacheck, clang-format, integration tests, a valgrind leak check;
+#      luacheck, clang-format, the include rules (check-layers.sh), the
+#      macOS compile check (check-macos.sh), integration tests, a valgrind
+#      leak check;
 #   2. the fuzz targets (clang, libFuzzer), each for a bounded time;
 #   3. the whole suite again under ASan+UBSan;
 #   4. the unit tests of the threaded cores under ThreadSanitizer.

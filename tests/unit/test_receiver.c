@@ -37,7 +37,7 @@ static void *accept_loop(void *arg) {
 /* A connection from source (an address of the loopback range) that says
  * nothing. */
 static int idle_from(const char *source, int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = nl_socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in from = {.sin_family = AF_INET};
   inet_pton(AF_INET, source, &from.sin_addr);
   CHECK(bind(fd, (struct sockaddr *)&from, sizeof from) == 0);
@@ -150,6 +150,15 @@ int main(void) {
     close(more[i]);
   rc = send_file(port, "after.bin", err, sizeof err);
   CHECK(rc == 0);
+
+  /* A clean shutdown waits for the serving threads, bounded: one held by
+   * a silent client is still running after a short wait, and has ended
+   * once its client is gone. */
+  int silent = idle_from("127.0.0.5", port);
+  wait_preauth(r, 1);
+  CHECK(nl_receivers_wait_idle(50) == 1);
+  close(silent);
+  CHECK(nl_receivers_wait_idle(10000) == 0);
 
   shutdown(listener, SHUT_RDWR);
   close(listener);

@@ -39,8 +39,7 @@ int nl_frame_parse_header(const uint8_t h[NL_FRAME_HEADER_SIZE],
   if (h[0] != 'N' || h[1] != 'L' || h[2] != NL_FRAME_VERSION ||
       !known_type(h[3]))
     return -1;
-  uint32_t n =
-      (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
+  uint32_t n = nl_get_be32(h + 4);
   if (n > nl_frame_max_payload(h[3]))
     return -1;
   *type = (nl_frame_type)h[3];
@@ -151,10 +150,7 @@ long nl_writer_finish(nl_writer *w) {
   size_t payload = w->len - NL_FRAME_HEADER_SIZE;
   if (payload > nl_frame_max_payload(w->buf[3]))
     return -1;
-  w->buf[4] = (uint8_t)(payload >> 24);
-  w->buf[5] = (uint8_t)(payload >> 16);
-  w->buf[6] = (uint8_t)(payload >> 8);
-  w->buf[7] = (uint8_t)payload;
+  nl_put_be32(w->buf + 4, (uint32_t)payload);
   return (long)w->len;
 }
 

@@ -10,6 +10,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Big-endian integers, as every number of the protocol (and of the
+ * journal) is written. */
+static inline void nl_put_be32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+static inline uint32_t nl_get_be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+static inline void nl_put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
 #define NL_FRAME_HEADER_SIZE 8
 #define NL_FRAME_VERSION 2
 /* The staging folder inside the receive folder: never a file's name. */

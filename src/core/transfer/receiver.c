@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A source address and its connections not yet authenticated. */
@@ -31,6 +32,7 @@ struct nl_receiver {
    * first. */
   int active; /* authenticated */
   int preauth;
+  int threads; /* serving threads started and not yet ended */
   source sources[NL_RECEIVER_PREAUTH_MAX];
   nl_receiver *next;
 };
@@ -141,13 +143,15 @@ static bool admit(void *arg) {
 static void *serve(void *arg) {
   job *j = arg;
   nl_transfer_serve_gated(j->fd, j->read, j->len, &j->r->cfg, admit, j);
-  pthread_mutex_lock(&j->r->lock);
+  nl_receiver *r = j->r;
+  pthread_mutex_lock(&r->lock);
   if (j->authenticated)
-    j->r->active--;
+    r->active--;
   else if (!j->left_preauth)
-    preauth_done(j->r, j->from); /* it never proved the key */
-  pthread_mutex_unlock(&j->r->lock);
+    preauth_done(r, j->from); /* it never proved the key */
   free(j);
+  r->threads--; /* last: nothing of the job is touched after this */
+  pthread_mutex_unlock(&r->lock);
   return NULL;
 }
 
@@ -179,6 +183,8 @@ void nl_receiver_accept(void *receiver, int fd, const uint8_t *read,
   nl_transfer_peer_address(fd, from, sizeof from);
   pthread_mutex_lock(&r->lock);
   const char *refused = j == NULL ? "out of memory" : take_preauth(r, from);
+  if (refused == NULL)
+    r->threads++; /* before the thread exists, so it is never missed */
   pthread_mutex_unlock(&r->lock);
   if (refused != NULL) {
     unsigned held_back = 0;
@@ -207,11 +213,29 @@ void nl_receiver_accept(void *receiver, int fd, const uint8_t *read,
   if (pthread_create(&t, &attr, serve, j) != 0) {
     pthread_mutex_lock(&r->lock);
     preauth_done(r, from);
+    r->threads--;
     pthread_mutex_unlock(&r->lock);
     close(fd);
     free(j);
   }
   pthread_attr_destroy(&attr);
+}
+
+int nl_receivers_wait_idle(int timeout_ms) {
+  struct timespec step = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+  for (int waited = 0;; waited += 20) {
+    int running = 0;
+    pthread_mutex_lock(&receivers_lock);
+    for (nl_receiver *r = receivers; r != NULL; r = r->next) {
+      pthread_mutex_lock(&r->lock);
+      running += r->threads;
+      pthread_mutex_unlock(&r->lock);
+    }
+    pthread_mutex_unlock(&receivers_lock);
+    if (running == 0 || waited >= timeout_ms)
+      return running;
+    nanosleep(&step, NULL);
+  }
 }
 
 int nl_receiver_active(const nl_receiver *r) {

@@ -1,5 +1,5 @@
 /* The receiving side inside the agent: framed connections handed over by
- * the listener on TRANSFER_PORT (see nl_probe_server_on_framed) are each
+ * the listener on TRANSFER_PORT (see nl_port_on_framed) are each
  * served on a detached thread of their own. Until a connection has proved
  * the cluster key (5 s at the most) it is in a small pool of its own,
  * NL_RECEIVER_PREAUTH_MAX in all and NL_RECEIVER_PREAUTH_PER_SOURCE per
@@ -28,9 +28,15 @@ nl_receiver *nl_receiver_new(const nl_transfer_config *cfg, const char *dir,
                              uint64_t partial_ttl_seconds, char *err,
                              size_t errlen);
 
-/* An nl_probe_framed_cb: takes over fd and serves it on a thread. */
+/* An nl_port_framed_cb: takes over fd and serves it on a thread. */
 void nl_receiver_accept(void *receiver, int fd, const uint8_t *read,
                         size_t len);
+
+/* Waits until no receiver has a serving thread left, or timeout_ms has
+ * passed: for a clean shutdown, once the port no longer hands over
+ * connections. Returns the threads still running (0: all ended). A
+ * transfer cut here resumes from its journal when sent again. */
+int nl_receivers_wait_idle(int timeout_ms);
 
 /* Authenticated connections being served right now. */
 int nl_receiver_active(const nl_receiver *r);

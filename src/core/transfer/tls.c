@@ -176,8 +176,7 @@ static bool answered_in_clear(nl_tls *t, char *err, size_t errlen) {
   }
   if (t->seen_len < NL_FRAME_HEADER_SIZE || h[3] != NL_FRAME_ERROR)
     return false;
-  size_t len =
-      (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 | h[7];
+  size_t len = nl_get_be32(h + 4);
   nl_frame_error e;
   char why[64];
   if (len > t->seen_len - NL_FRAME_HEADER_SIZE ||

@@ -7,6 +7,7 @@
 #include "core/hash.h"
 #include "deadline.h"
 #include "core/log.h"
+#include "core/portable.h"
 #include "core/ratelimit.h"
 #include "tls.h"
 
@@ -37,12 +38,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0 /* macOS: SO_NOSIGPIPE is set on the socket instead */
-#endif
-#ifndef SOCK_CLOEXEC
-#define SOCK_CLOEXEC 0 /* macOS */
-#endif
 #ifdef __APPLE__
 /* macOS has no fdatasync in its headers; fsync is the same promise here. */
 #define fdatasync(fd) fsync(fd)
@@ -79,10 +74,7 @@ static void set_timeouts(int fd, int seconds) {
   struct timeval tv = {.tv_sec = seconds > 0 ? seconds : 30};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-#ifdef SO_NOSIGPIPE
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
-#endif
+  nl_socket_nosigpipe(fd); /* macOS: it has no MSG_NOSIGNAL */
 }
 
 static int send_all(int fd, const void *p, size_t n, int flags) {
@@ -216,10 +208,7 @@ static long finish_with_mac(nl_writer *w, conn *c) {
   if (w->failed || w->cap - w->len < NL_AUTH_SIZE || c->mac_key == NULL)
     return -1;
   size_t payload = w->len - NL_FRAME_HEADER_SIZE + NL_AUTH_SIZE;
-  w->buf[4] = (uint8_t)(payload >> 24);
-  w->buf[5] = (uint8_t)(payload >> 16);
-  w->buf[6] = (uint8_t)(payload >> 8);
-  w->buf[7] = (uint8_t)payload;
+  nl_put_be32(w->buf + 4, (uint32_t)payload);
   uint8_t mac[NL_AUTH_SIZE];
   if (nl_auth_frame_mac(c->mac_key, c->out_dir, c->out_seq, w->buf,
                         w->buf + NL_FRAME_HEADER_SIZE,
@@ -240,7 +229,7 @@ static bool mac_ok(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
   return c->mac_key != NULL && len >= NL_AUTH_SIZE &&
          nl_auth_frame_mac(c->mac_key, c->in_dir, seq, hdr, p,
                            len - NL_AUTH_SIZE, mac) == 0 &&
-         nl_auth_equal(mac, p + len - NL_AUTH_SIZE);
+         nl_mac_equal(mac, p + len - NL_AUTH_SIZE);
 }
 
 static int send_error(conn *c, int code, const char *fmt, ...)
@@ -277,7 +266,7 @@ static int join_mac(const uint8_t control_key[NL_AUTH_SIZE],
   uint8_t b[64];
   memcpy(b, cn, 32);
   memcpy(b + 32, sn, 32);
-  return nl_auth_mac(control_key, a, sizeof a, b, sizeof b, out);
+  return nl_mac(control_key, a, sizeof a, b, sizeof b, out);
 }
 
 /* ---- failures before authentication, logged at most once a minute per
@@ -389,7 +378,7 @@ static int client_handshake(conn *c, const nl_transfer_config *cfg,
                             uint8_t role, handshake *hs, buffer *b, char *err,
                             size_t errlen) {
   uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE];
-  if (nl_auth_random(hs->cn, 32) != 0) {
+  if (nl_random(hs->cn, 32) != 0) {
     snprintf(err, errlen, "no random bytes");
     return -1;
   }
@@ -424,7 +413,7 @@ static int client_handshake(conn *c, const nl_transfer_config *cfg,
   uint8_t expected[NL_AUTH_SIZE], proof[NL_AUTH_SIZE];
   if (derive(cfg, NL_AUTH_SERVER_PROOF, hs, role, cfg->node_id, ch.id,
              expected) != 0 ||
-      !nl_auth_equal(expected, ch.proof)) {
+      !nl_mac_equal(expected, ch.proof)) {
     snprintf(err, errlen,
              "the receiver does not hold this cluster's key "
              "(NODELUA_CLUSTER_KEY differs): nothing was sent");
@@ -469,7 +458,7 @@ static int server_handshake(conn *c, const nl_transfer_config *cfg,
   uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE], proof[NL_AUTH_SIZE];
   memcpy(hs->cn, hello->nonce, 32);
   snprintf(hs->peer_id, sizeof hs->peer_id, "%s", hello->id);
-  if (nl_auth_random(hs->sn, 32) != 0 ||
+  if (nl_random(hs->sn, 32) != 0 ||
       derive(cfg, NL_AUTH_SERVER_PROOF, hs, hello->role, hello->id,
              cfg->node_id, proof) != 0)
     return -1;
@@ -488,7 +477,7 @@ static int server_handshake(conn *c, const nl_transfer_config *cfg,
   uint8_t expected[NL_AUTH_SIZE];
   if (derive(cfg, NL_AUTH_CLIENT_PROOF, hs, hello->role, hello->id,
              cfg->node_id, expected) != 0 ||
-      !nl_auth_equal(expected, b->p)) {
+      !nl_mac_equal(expected, b->p)) {
     send_error(c, ERR_REFUSED, "refused: not this cluster's key");
     handshake_failed(c->fd,
                      "refused a sender (node %s) that does not hold the "
@@ -572,12 +561,7 @@ static void journal_flush(session *s) {
   uint32_t count = s->unjournaled_count;
   uint8_t *records = count ? malloc((size_t)count * 4) : NULL;
   for (uint32_t i = 0; records != NULL && i < count; i++) {
-    uint32_t c = s->unjournaled[i];
-    uint8_t *r = records + (size_t)i * 4;
-    r[0] = (uint8_t)(c >> 24);
-    r[1] = (uint8_t)(c >> 16);
-    r[2] = (uint8_t)(c >> 8);
-    r[3] = (uint8_t)c;
+    nl_put_be32(records + (size_t)i * 4, s->unjournaled[i]);
   }
   if (records != NULL)
     s->unjournaled_count = 0;
@@ -769,8 +753,7 @@ static int session_open_files(session *s, char *err, size_t errlen) {
   nl_sha256 *h = nl_sha256_new();
   uint8_t key[32];
   uint8_t size_be[8];
-  for (int i = 0; i < 8; i++)
-    size_be[i] = (uint8_t)(s->size >> (56 - 8 * i));
+  nl_put_be64(size_be, s->size);
   if (h == NULL || nl_sha256_update(h, s->name, strlen(s->name) + 1) != 0 ||
       nl_sha256_update(h, size_be, 8) != 0 ||
       nl_sha256_update(h, s->file_digest, 32) != 0 ||
@@ -955,7 +938,8 @@ static void session_finish(session *s) {
     pthread_mutex_unlock(&s->lock);
     return;
   }
-  if (ftruncate(s->data_fd, (off_t)s->size) != 0 || fsync(s->data_fd) != 0) {
+  if (ftruncate(s->data_fd, (off_t)s->size) != 0 ||
+      nl_fsync_full(s->data_fd) != 0) {
     send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
                strerror(errno));
     s->failed = true;
@@ -977,7 +961,7 @@ static void session_finish(session *s) {
     return;
   }
   /* The new name is durable once its directory is. */
-  fsync(s->rd->dir_fd);
+  nl_fsync_full(s->rd->dir_fd);
   unlinkat(s->rd->partial_fd, s->journal_name, 0);
   s->finished = true;
   char hex[NL_SHA256_HEX_SIZE];
@@ -1231,7 +1215,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   s->unjournaled = calloc(count, sizeof *s->unjournaled);
   clock_gettime(CLOCK_MONOTONIC, &s->active_at);
   if (s->digests == NULL || s->verified == NULL || s->unjournaled == NULL ||
-      s->whole == NULL || nl_auth_random(s->id, sizeof s->id) != 0) {
+      s->whole == NULL || nl_random(s->id, sizeof s->id) != 0) {
     session_release(s);
     return;
   }
@@ -1313,7 +1297,7 @@ static void serve_data(conn *c, handshake *hs, buffer *b) {
   uint16_t index = (uint16_t)(b->p[16] << 8 | b->p[17]);
   uint8_t expected[NL_AUTH_SIZE];
   if (join_mac(s->key, b->p, index, hs->cn, hs->sn, expected) != 0 ||
-      !nl_auth_equal(expected, b->p + 18)) {
+      !nl_mac_equal(expected, b->p + 18)) {
     send_error(c, ERR_REFUSED, "JOIN refused");
     session_release(s);
     return;
@@ -1480,7 +1464,7 @@ static int connect_to(const char *host, int port, int timeout, char *err,
   }
   int fd = -1, e = 0;
   for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+    fd = nl_socket(ai->ai_family, ai->ai_socktype, 0);
     if (fd < 0)
       continue;
     set_timeouts(fd, timeout);
@@ -1779,7 +1763,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
   char random_id[33];
   if (cfg->node_id == NULL || cfg->node_id[0] == '\0') {
     uint8_t raw[16];
-    if (nl_auth_random(raw, sizeof raw) != 0) {
+    if (nl_random(raw, sizeof raw) != 0) {
       snprintf(err, errlen, "no random bytes for a node id");
       return -1;
     }
@@ -1941,8 +1925,7 @@ int nl_transfer_send(const char *host, int port, const char *path,
       break;
     }
     if (type == NL_FRAME_CHUNK && len == 4 + 1 + 32) {
-      uint32_t c = (uint32_t)b.p[0] << 24 | (uint32_t)b.p[1] << 16 |
-                   (uint32_t)b.p[2] << 8 | b.p[3];
+      uint32_t c = nl_get_be32(b.p);
       if (c >= s.chunk_count)
         continue;
       pthread_mutex_lock(&s.lock);
