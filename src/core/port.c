@@ -90,7 +90,9 @@ static void report_sent(nl_port_conn *c, int sent) {
 
 static void on_reply_written(uv_write_t *req, int status) {
   nl_port_conn *c = req->data;
-  report_sent(c, status == 0);
+  /* A connection already closed (the port is closing, or its deadline
+   * passed) reports nothing sent: its port's handlers may be gone. */
+  report_sent(c, status == 0 && c->port != NULL);
   conn_close(c);
 }
 

@@ -36,8 +36,8 @@ typedef void (*nl_port_line_cb)(void *ud, nl_port_conn *conn, const char *line,
 void nl_port_on_line(nl_port *port, nl_port_line_cb cb, void *ud);
 
 /* Called once after a reply: sent is 1 when it was written in full, with
- * the address the connection came from; 0 when it was not (then address is
- * ""). */
+ * the address the connection came from; 0 when it was not, or the port was
+ * closed meanwhile (then address is ""). */
 typedef void (*nl_port_sent_cb)(void *ud, int sent, const char *address);
 /* Writes text (copied) and closes the connection; cb (may be NULL) is told
  * how it went. */
