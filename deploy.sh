@@ -8,7 +8,10 @@
 # (from the flags, or the environment without a terminal, or by asking on a
 # terminal), and starts `nodelua agent` in the background with a pid file
 # and a log file in ./.nodelua/. Without a monitoring API running, reports
-# wait in the spool until there is one; /metrics answers at once.
+# wait in the spool until there is one; /metrics answers at once. An agent
+# that exits is started again after a second, as systemd and launchd do:
+# the launcher in the binary counts the starts of a new version on trial
+# and rolls back one that keeps failing (see README, "Self-update").
 #
 # Environment: NODELUA_DEPLOY_DIR (default: this folder) holds .env and
 # .nodelua/; NODELUA_BIN skips the build and runs that binary.
@@ -18,6 +21,8 @@ repo=$(cd "$(dirname "$0")" && pwd)
 dir=${NODELUA_DEPLOY_DIR:-$repo}
 run="$dir/.nodelua"
 pidfile="$run/agent.pid"
+superfile="$run/supervisor.pid"
+stopfile="$run/stopping"
 logfile="$run/agent.log"
 envfile="$dir/.env"
 
@@ -99,17 +104,37 @@ start() {
   mkdir -p "$run"
   [ -f "$envfile" ] || make_env
   say "starting $bin agent (log: $logfile)"
-  # cwd is where .env is, so the agent reads it; stdin closed, no terminal.
-  # deploy.sh's own variables are not the agent's.
-  (cd "$dir" && exec env -u NODELUA_BIN -u NODELUA_DEPLOY_DIR nohup "$bin" agent \
-    </dev/null >>"$logfile" 2>&1) &
-  echo $! >"$pidfile"
+  rm -f "$stopfile" "$pidfile"
+  # The supervisor: runs the agent, and again whenever it exits, until
+  # stop. cwd is where .env is, so the agent reads it; stdin closed, no
+  # terminal; deploy.sh's own variables are not the agent's.
+  (
+    trap 'rm -f "$superfile"' EXIT
+    trap 'exit 0' TERM # stop stops the agent itself, and waits for it
+    while [ ! -e "$stopfile" ]; do
+      (cd "$dir" && exec env -u NODELUA_BIN -u NODELUA_DEPLOY_DIR "$bin" agent \
+        </dev/null >>"$logfile" 2>&1) &
+      echo $! >"$pidfile"
+      rc=0
+      wait $! || rc=$?
+      [ -e "$stopfile" ] && break
+      printf 'deploy: the agent exited (status %s); starting it again in 1 s\n' "$rc" >>"$logfile"
+      sleep 1
+    done
+  ) </dev/null >/dev/null 2>&1 &
+  echo $! >"$superfile"
+  for _ in $(seq 50); do
+    [ -s "$pidfile" ] && break
+    sleep 0.1
+  done
   local listen
   listen=$(env_value METRICS_LISTEN "${METRICS_LISTEN:-127.0.0.1:9101}")
   for _ in $(seq 50); do
     if ! running_pid >/dev/null; then
+      touch "$stopfile"
+      [ -f "$superfile" ] && kill -TERM "$(cat "$superfile")" 2>/dev/null
       tail -n 5 "$logfile" >&2
-      rm -f "$pidfile"
+      rm -f "$pidfile" "$superfile"
       die "the agent did not start; the lines above say why"
     fi
     if [ -z "$listen" ] || curl -sf "http://$listen/healthz" >/dev/null 2>&1; then
@@ -123,6 +148,12 @@ start() {
 
 stop() {
   local pid
+  mkdir -p "$run"
+  touch "$stopfile" # the supervisor starts nothing more
+  if [ -f "$superfile" ]; then
+    kill -TERM "$(cat "$superfile")" 2>/dev/null || true
+    rm -f "$superfile"
+  fi
   if ! pid=$(running_pid); then
     rm -f "$pidfile"
     say "not running"

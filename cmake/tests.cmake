@@ -1,7 +1,7 @@
 # Every test is its own process under ctest.
 
 # C unit tests.
-foreach(name envfile config log metrics procfs spool txt probe hash frame transfer recvdir endpoint receiver trust control)
+foreach(name envfile config log metrics procfs spool txt probe hash frame transfer recvdir endpoint receiver trust control minisig)
   add_executable(test_${name} tests/unit/test_${name}.c)
   target_link_libraries(test_${name} PRIVATE nodelua_core)
   if(NODELUA_SANITIZE OR NODELUA_FUZZ)
@@ -11,6 +11,8 @@ foreach(name envfile config log metrics procfs spool txt probe hash frame transf
   add_test(NAME unit_${name} COMMAND test_${name})
   set_tests_properties(unit_${name} PROPERTIES LABELS unit SKIP_RETURN_CODE 77)
 endforeach()
+target_compile_definitions(test_minisig PRIVATE
+  FIXTURES="${CMAKE_SOURCE_DIR}/tests/fixtures/update")
 
 # busted specs under the stock interpreter, requiring the loadable module.
 find_program(LUA54_INTERPRETER NAMES lua5.4 lua54 lua)
@@ -126,7 +128,7 @@ endif()
 
 # Fuzz targets: a bounded run of each, from its seed corpus.
 if(NODELUA_FUZZ)
-  foreach(name envfile procfs txt probe frame)
+  foreach(name envfile procfs txt probe frame minisig)
     add_executable(fuzz_${name} tests/fuzz/fuzz_${name}.c)
     target_link_libraries(fuzz_${name} PRIVATE nodelua_core)
     target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)
@@ -202,3 +204,25 @@ add_test(NAME integration_repl_trust
   COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/repl_trust.py
           $<TARGET_FILE:nodelua>)
 set_tests_properties(integration_repl_trust PROPERTIES LABELS integration TIMEOUT 120)
+
+# Self-update: a fake GitHub API, real minisign keys, and a release of this
+# same build as version 99.0.0 (one more link: src/version.c.in).
+set(NODELUA_NEXT_VERSION 99.0.0)
+set(NODELUA_VERSION_SAVED ${NODELUA_VERSION})
+set(NODELUA_VERSION ${NODELUA_NEXT_VERSION})
+configure_file(src/version.c.in ${GEN_DIR}/nl_version_next.c @ONLY)
+set(NODELUA_VERSION ${NODELUA_VERSION_SAVED})
+add_library(nodelua_version_next STATIC ${GEN_DIR}/nl_version_next.c)
+target_include_directories(nodelua_version_next PUBLIC src)
+nodelua_executable(nodelua_next nodelua_version_next)
+find_program(MINISIGN NAMES minisign)
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  if(NOT MINISIGN)
+    message(FATAL_ERROR "minisign is needed for the self-update tests: run scripts/install-deps.sh")
+  endif()
+  add_test(NAME integration_update
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/update.py
+            $<TARGET_FILE:nodelua> $<TARGET_FILE:nodelua_next>)
+  set_tests_properties(integration_update PROPERTIES LABELS integration TIMEOUT 900
+    ENVIRONMENT "MINISIGN=${MINISIGN};NODELUA_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endif()

@@ -69,7 +69,7 @@ mapfile -t sources < <(
 
 flags=(-std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Werror
   -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
-  -Isrc -Itests/unit -I"$generated" -idirafter "$inc")
+  -DFIXTURES=\"tests/fixtures/update\" -Isrc -Itests/unit -I"$generated" -idirafter "$inc")
 
 failed=0
 for target in aarch64-macos x86_64-macos; do

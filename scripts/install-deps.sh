@@ -18,6 +18,7 @@ install_debian() {
     libmicrohttpd-dev
     libavahi-compat-libdnssd-dev avahi-daemon avahi-utils dbus libnss-mdns python3-zeroconf util-linux
     netcat-openbsd rsync libedit-dev python3-pexpect iptables libnetfilter-queue-dev file
+    minisign
   )
   local missing=()
   for p in "${packages[@]}"; do
@@ -119,7 +120,7 @@ unpack_zig() {
 install_macos() {
   command -v brew >/dev/null || { log "Homebrew is needed on macOS: https://brew.sh"; exit 1; }
   local formulae=(cmake pkg-config lua libuv curl openssl@3 libmicrohttpd luarocks clang-format
-    prometheus node_exporter)
+    prometheus node_exporter minisign)
   local missing=()
   for f in "${formulae[@]}"; do
     brew list --formula "$f" >/dev/null 2>&1 || missing+=("$f")

@@ -51,6 +51,31 @@ describe("examples/policy", function()
     assert.equal(1, d.probe_interval) -- the shipped timings
   end)
 
+  it("update.lua: a window, a staged rollout and a pinned-away version", function()
+    local u = assert(loader():get("update"))
+    local release = { tag = "stable-2.4.0", channel = "stable", version = "2.4.0" }
+    local at = function(hour)
+      return os.time({ year = 2026, month = 12, day = 3, hour = hour, min = 30, isdst = false }) -
+        (os.time() - os.time(os.date("!*t")))
+    end
+    local ok, why = u.may_install(release, { channel = "stable", node_id = "x", now = at(12), policy = u })
+    assert.is_false(ok)
+    assert.matches("outside the window", why)
+    -- In the window, the rollout decides: some nodes now, the rest later.
+    local now, seen = 0, {}
+    for i = 1, 200 do
+      local may = u.may_install(release, { channel = "stable", node_id = "node" .. i, now = at(3), policy = u })
+      seen[may] = true
+      now = now + (may and 1 or 0)
+    end
+    assert.is_true(seen[true] and seen[false])
+    assert.is_true(now > 20 and now < 80, tostring(now))
+    assert.is_false((u.accept({ tag = "stable-2.3.1", channel = "stable", version = "2.3.1" }, { channel = "stable" })))
+    assert.is_true((u.accept(release, { channel = "stable" })))
+    assert.is_false((u.accept({ tag = "beta-2.5.0-rc.1", channel = "beta", version = "2.5.0-rc.1" },
+      { channel = "stable" })))
+  end)
+
   it("commands.lua: the shipped commands and df", function()
     local l = loader()
     local ctx = {
@@ -64,7 +89,7 @@ describe("examples/policy", function()
     local text = assert(repl.answer(l, ctx, "df"))
     assert.matches("/", text)
     local help = assert(repl.answer(l, ctx, "help"))
-    for _, name in ipairs({ "df", "list", "peers", "send", "status", "metrics" }) do
+    for _, name in ipairs({ "df", "list", "peers", "send", "status", "metrics", "update" }) do
       assert.matches("\n?" .. name .. " ", help)
     end
     assert.equal("no peers\n", repl.answer(l, ctx, "list"))
@@ -83,7 +108,7 @@ describe("policies use no internals", function()
       end
       p:close()
     end
-    assert.is_true(#files >= 8)
+    assert.is_true(#files >= 11)
     for _, path in ipairs(files) do
       local text = support.read(path)
       for _, pattern in ipairs(internal) do

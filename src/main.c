@@ -4,8 +4,11 @@
 #include "bind/runtime.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/control.h"
 #include "core/portable.h"
+#include "core/update/launch.h"
 #include "nl_build.h"
+#include "version.h"
 #include "nl_gitrev.h"
 #include "repl_client.h"
 
@@ -22,6 +25,8 @@
 #include <uv.h>
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+#define NL_CONTROL_WORDS_MAX 16 /* words of an update command */
 
 typedef struct {
   const char *env_file;
@@ -49,6 +54,8 @@ static void print_main_help(FILE *out) {
           "host:port)\n"
           "  repl [COMMAND]          Ask the running agent: list, peers, "
           "status, help\n"
+          "  update SUBCOMMAND       Self-update: status, check, apply "
+          "[VERSION], rollback\n"
           "  config [--markdown]     Print the settings in effect and "
           "where each came from\n"
           "  version                 Print version, git revision, build "
@@ -135,7 +142,7 @@ static int cmd_version(void) {
         cjson = lua_tostring(L, -1);
     }
   }
-  printf("nodelua %s (git %s)\n", NL_VERSION, NL_GIT_REVISION);
+  printf("nodelua %s (git %s)\n", nl_version(), NL_GIT_REVISION);
   /* Only what the build chose; a feature with no code yet (RDMA) says
    * nothing here until it has some. */
   printf("build: %s, asan=%s, ubsan=%s, fuzz=%s\n", NL_BUILD_TYPE,
@@ -239,7 +246,8 @@ static int load_config(const cli *c, nl_config *cfg) {
   nl_config_sources src = {.service_env_file = NULL,
                            .dotenv_file = "./.env",
                            .env_file = c->env_file,
-                           .environ = nl_environ()};
+                           .environ = nl_environ(),
+                           .update_repository = nl_update_repository()};
   if (nl_config_load(cfg, &src, err, sizeof err) != 0) {
     fprintf(stderr, "nodelua: %s\n", err);
     return -1;
@@ -374,7 +382,51 @@ static int cmd_repl(cli *c) {
   return code;
 }
 
+/* `nodelua agent`: the launcher first (core/update/launch.h), which may
+ * exec the installed version instead; then the agent. */
+static int cmd_agent(cli *c, char **argv) {
+  nl_config cfg;
+  if (load_config(c, &cfg) != 0)
+    return EXIT_USAGE;
+  nl_update_launch(nl_config_str(&cfg, NL_CFG_UPDATE_DIR),
+                   (int)nl_config_num(&cfg, NL_CFG_UPDATE_HEALTH_TIMEOUT),
+                   argv);
+  nl_config_free(&cfg);
+  return run_on_loop(c, "nodelua.agent");
+}
+
+/* `nodelua update ...`: the running agent does it when one answers on the
+ * control socket (it is the one to restart into a new version); otherwise
+ * this process does (lua/nodelua/cli/update.lua). */
+static int cmd_update(cli *c) {
+  if (c->argc > 0 && is_help(c->argv[0]))
+    return run_on_loop(c, "nodelua.cli.update");
+  nl_config cfg;
+  if (load_config(c, &cfg) != 0)
+    return EXIT_USAGE;
+  char path[1024], err[256];
+  snprintf(path, sizeof path, "%s/control.sock",
+           nl_config_str(&cfg, NL_CFG_STATE_DIR));
+  int fd = nl_control_connect(path, err, sizeof err);
+  if (fd < 0) {
+    nl_config_free(&cfg);
+    return run_on_loop(c, "nodelua.cli.update");
+  }
+  close(fd);
+  char *words[NL_CONTROL_WORDS_MAX + 1];
+  int n = 0;
+  words[n++] = "update";
+  for (int i = 0; i < c->argc && n < NL_CONTROL_WORDS_MAX; i++)
+    words[n++] = c->argv[i];
+  words[n] = NULL;
+  nl_repl_client client = {.cfg = &cfg, .send = repl_send, .ud = c};
+  int code = nl_repl_main(&client, n, words);
+  nl_config_free(&cfg);
+  return code;
+}
+
 int main(int argc, char **argv) {
+  nl_update_remember_argv(argv);
   cli c = {0};
   int i = 1;
   for (; i < argc; i++) {
@@ -430,13 +482,15 @@ int main(int argc, char **argv) {
   if (strcmp(command, "metrics") == 0)
     return run_on_loop(&c, "nodelua.cli.metrics");
   if (strcmp(command, "agent") == 0)
-    return run_on_loop(&c, "nodelua.agent");
+    return cmd_agent(&c, argv);
   if (strcmp(command, "list") == 0)
     return run_on_loop(&c, "nodelua.cli.list");
   if (strcmp(command, "repl") == 0)
     return cmd_repl(&c);
   if (strcmp(command, "config") == 0)
     return cmd_config(&c);
+  if (strcmp(command, "update") == 0)
+    return cmd_update(&c);
   if (strcmp(command, "send") == 0)
     return run_on_loop(&c, "nodelua.cli.send");
   return usage_error("unknown command '%s'", command);

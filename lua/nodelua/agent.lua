@@ -18,6 +18,7 @@ local spool_mod = require("nodelua.spool")
 local files = require("nodelua.files")
 local timer = require("nodelua.timer")
 local trust = require("nodelua.trust")
+local update_mod = require("nodelua.update")
 
 local M = {}
 
@@ -54,7 +55,7 @@ local function check_intervals(t)
   return t
 end
 
-local function agent_families(spool_stats, sender_stats, peers)
+local function agent_families(spool_stats, sender_stats, peers, update_status)
   local lines = {}
   local function family(name, kind, help, value)
     lines[#lines + 1] = ("# HELP %s %s\n# TYPE %s %s\n%s %s\n"):format(name, help, name, kind, name,
@@ -71,6 +72,17 @@ local function agent_families(spool_stats, sender_stats, peers)
   family("nodelua_reports_dead_lettered_total", "counter", "Reports the monitoring API refused for good.",
     sender_stats.dead_lettered)
   family("nodelua_peers", "gauge", "Peers that answer their liveness probes.", peers)
+  -- As node_exporter's node_exporter_build_info: 1, the facts in labels.
+  lines[#lines + 1] = ("# HELP nodelua_build_info The running nodelua: version and git revision.\n" ..
+    "# TYPE nodelua_build_info gauge\nnodelua_build_info{version=\"%s\",revision=\"%s\"} 1\n")
+    :format(runtime.version(), runtime.revision())
+  local check = update_status.last_check
+  family("nodelua_update_last_check_timestamp_seconds", "gauge",
+    "When the last check for a release ended (0: none yet).", check and check.time or 0)
+  family("nodelua_update_last_check_success", "gauge",
+    "Whether the last check for a release got an answer (1) or failed (0).", check and (check.ok and 1 or 0) or 0)
+  family("nodelua_update_on_trial", "gauge", "Whether the running version is on trial (1) or committed (0).",
+    update_status.trial and 1 or 0)
   return table.concat(lines)
 end
 
@@ -116,6 +128,7 @@ function M.main(args)
   -- on the same state directory (and so the same spool) is refused here,
   -- before it touches anything.
   local status -- the agent's state, defined once all of it exists
+  local updater -- self-update, made once the HTTP client exists
   local repl_server
   repl_server, err = repl.serve(state_dir .. "/control.sock", policy.default(), {
     peers = discovery.peers,
@@ -124,6 +137,9 @@ function M.main(args)
     end,
     metrics = function()
       return metrics.latest()
+    end,
+    update = function()
+      return updater
     end,
   })
   if not repl_server then
@@ -204,14 +220,25 @@ function M.main(args)
     end,
   })
 
+  -- Self-update has a client of its own: GitHub is trusted through the
+  -- OS's CA store, whatever MONITORING_API_CA_FILE pins for the API.
+  local update_client = http.client({ connect_timeout = 10, timeout = 600,
+    user_agent = "nodelua/" .. runtime.version() })
+  opened[#opened + 1] = function()
+    update_client:close()
+  end
+  updater = update_mod.new({ policies = policies, client = update_client, node_id = finder.id, agent = true })
+
   local last_payload
   local reports = 0
+  local spool_errors = 0
 
   -- /metrics is rendered when it is scraped, and only if a sample came in
   -- since the last rendering: nobody scraping costs nothing.
   if endpoint then
     endpoint:on_demand("/metrics", "text/plain; version=0.0.4; charset=utf-8", function()
-      return metrics.prometheus() .. agent_families(spool:stats(), sender:stats(), #discovery.peers())
+      return metrics.prometheus() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
+        updater:status())
     end)
   end
   local function publish_metrics()
@@ -239,6 +266,7 @@ function M.main(args)
     reports = reports + 1
     local ok, why = spool:push(body)
     if not ok then
+      spool_errors = spool_errors + 1
       log.error("cannot spool a report: %s", why)
       return
     end
@@ -257,6 +285,7 @@ function M.main(args)
       spool = spool:stats(),
       delivery = sender:stats(),
       reports = reports,
+      spool_errors = spool_errors,
       have_payload = last_payload ~= nil,
       peers = #discovery.peers(),
       mdns = finder.mdns_state,
@@ -338,7 +367,15 @@ function M.main(args)
   runtime.on_reload(function()
     finder:reload()
   end)
-  runtime.on_shutdown(function()
+  -- What stopping (a signal, or a restart into another version) closes.
+  local stopped = false
+  local function stop_all()
+    if stopped then
+      return
+    end
+    stopped = true
+    updater:stop()
+    update_client:close()
     repl_server:close()
     finder:stop() -- closes TRANSFER_PORT: no new transfer starts
     -- Transfers being received get a few seconds to end; one cut here
@@ -356,7 +393,35 @@ function M.main(args)
     spool:close()
     log.info("stopped; %d reports wait in the spool for the next start (%d dropped for its bounds since start)",
       st.depth, st.dropped)
-  end)
+  end
+  runtime.on_shutdown(stop_all)
+  updater.before_exec = stop_all
+
+  -- A version on trial proves itself with the health policy's checks;
+  -- then the periodic check for releases (AUTO_UPDATE).
+  local healthz_answer
+  local function healthz()
+    local host = listen:match("^%[(.*)%]:%d+$") or listen:match("^(.*):%d+$")
+    if host == "0.0.0.0" or host == "" then
+      host = "127.0.0.1"
+    elseif host == "::" then
+      host = "::1"
+    end
+    local url = ("http://%s:%d/healthz"):format(host:find(":") and ("[" .. host .. "]") or host, endpoint:port())
+    update_client:get(url, {}, { max_bytes = 65536, timeout = 5 }, function(r)
+      healthz_answer = r
+    end)
+    return healthz_answer
+  end
+  updater:run_trial({
+    status = function()
+      return status()
+    end,
+    healthz = endpoint and healthz or nil,
+    policies = policies,
+    started = started,
+  })
+  updater:start_periodic()
   log.info("agent %s started: reporting to %s as %s", runtime.version(), config.get("MONITORING_API_URL"),
     config.get("NODE_NAME"))
   return 0

@@ -178,6 +178,7 @@ function Sender:on_answer(seq, response)
   if retryable(status) then
     local why
     if status == 0 then
+      self.unreachable = (self.unreachable or 0) + 1
       why = response.error or "no answer"
     elseif status >= 300 and status < 400 then
       why = ("HTTP %d: redirects are not followed; point MONITORING_API_URL at the final address"):format(status)
@@ -225,6 +226,7 @@ function Sender:stats()
     failed_attempts = self.failed_attempts,
     dead_lettered = self.dead_lettered,
     consecutive_failures = self.failures,
+    unreachable = self.unreachable or 0, -- attempts with no answer at all
     last_error = self.last_error,
     last_success = self.last_success,
     retry_in = self.retry_at and math.max(0, self.retry_at - runtime.now()) or nil,

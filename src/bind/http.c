@@ -4,6 +4,9 @@
  *   c:post(url, {["X-API-Key"] = key}, body, function(response) ... end)
  *     response: {status = 200, body = "...", retry_after = "5"} or
  *               {status = 0, error = "Connection refused"}
+ *   c:get(url, headers, {file = path, max_bytes = n, redirects = 5,
+ *         timeout = seconds, low_speed = {bytes, seconds}}, fn)
+ *     response also has headers (names lower-cased) and received (bytes)
  *   c:close()
  *
  *   local ep = http.serve("127.0.0.1:9101")      -- nil, message on failure
@@ -17,9 +20,13 @@
 #include "core/http/client.h"
 #include "core/http/server.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CLIENT_KEY "nodelua.http.client"
 #define ENDPOINT_KEY "nodelua.http.endpoint"
@@ -34,12 +41,44 @@ typedef struct {
 typedef struct {
   client *owner;
   int fn_ref;
+  int fd; /* a GET into a file: closed when it is done; else -1 */
 } pending;
+
+/* The header lines of an answer as a table, names lower-cased (the last
+ * of a repeated name wins). */
+static void push_headers(lua_State *L, const char *text) {
+  lua_newtable(L);
+  while (*text) {
+    size_t n = strcspn(text, "\r\n");
+    const char *colon = memchr(text, ':', n);
+    if (colon != NULL && colon > text) {
+      char name[128];
+      size_t nl = (size_t)(colon - text);
+      if (nl < sizeof name) {
+        for (size_t i = 0; i < nl; i++)
+          name[i] = (char)tolower((unsigned char)text[i]);
+        name[nl] = '\0';
+        const char *v = colon + 1;
+        size_t vl = n - nl - 1;
+        while (vl > 0 && (*v == ' ' || *v == '\t'))
+          v++, vl--;
+        while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+          vl--;
+        lua_pushlstring(L, v, vl);
+        lua_setfield(L, -2, name);
+      }
+    }
+    text += n;
+    text += strspn(text, "\r\n");
+  }
+}
 
 static void on_done(void *ud, const nl_http_response *r) {
   pending *p = ud;
   nl_runtime *rt = p->owner->rt;
   lua_State *L = rt->L;
+  if (p->fd >= 0)
+    close(p->fd);
   if (p->owner->closed || rt->closing_state) {
     /* Closed by its owner or by lua_close: no Lua runs for it now. */
     if (!rt->closing_state)
@@ -64,6 +103,12 @@ static void on_done(void *ud, const nl_http_response *r) {
     lua_pushstring(L, r->retry_after);
     lua_setfield(L, -2, "retry_after");
   }
+  if (r->headers[0] != '\0') {
+    push_headers(L, r->headers);
+    lua_setfield(L, -2, "headers");
+  }
+  lua_pushinteger(L, (lua_Integer)r->received);
+  lua_setfield(L, -2, "received");
   nl_runtime_pcall(L, 1, 0, NL_CALL_BOUNDED, "http callback failed");
 }
 
@@ -115,6 +160,41 @@ static bool header_safe(const char *s) {
   return true;
 }
 
+/* The table at index as "Name: value" strings in headers (NULL-ended);
+ * the strings stay on the stack, below what the caller pushes next. */
+static void check_headers(lua_State *L, int index, const char *headers[]) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, index) != 0) {
+    const char *name = lua_tostring(L, -2);
+    const char *value = lua_tostring(L, -1);
+    if (name == NULL || value == NULL || !header_safe(name) ||
+        !header_safe(value) || strchr(name, ':') != NULL)
+      luaL_error(L, "http: header names and values are strings without CR, "
+                    "LF (and ':' in names)");
+    if (n == HEADERS_MAX)
+      luaL_error(L, "http: more than %d headers", HEADERS_MAX);
+    headers[n++] = lua_pushfstring(L, "%s: %s", name, value);
+    lua_insert(L, -3);
+    lua_pop(L, 1);
+  }
+  headers[n] = NULL;
+}
+
+static pending *new_pending(lua_State *L, client *c, int fn_index, int fd) {
+  pending *p = malloc(sizeof *p);
+  if (p == NULL) {
+    if (fd >= 0)
+      close(fd);
+    luaL_error(L, "http: out of memory");
+  }
+  p->owner = c;
+  p->fd = fd;
+  lua_pushvalue(L, fn_index);
+  p->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return p;
+}
+
 static int l_post(lua_State *L) {
   client *c = check_client(L);
   const char *url = luaL_checkstring(L, 2);
@@ -123,32 +203,66 @@ static int l_post(lua_State *L) {
   const char *body = luaL_checklstring(L, 4, &len);
   luaL_checktype(L, 5, LUA_TFUNCTION);
   const char *headers[HEADERS_MAX + 1];
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, 3) != 0) {
-    const char *name = lua_tostring(L, -2);
-    const char *value = lua_tostring(L, -1);
-    if (name == NULL || value == NULL || !header_safe(name) ||
-        !header_safe(value) || strchr(name, ':') != NULL)
-      return luaL_error(L, "http post: header names and values are strings "
-                           "without CR, LF (and ':' in names)");
-    if (n == HEADERS_MAX)
-      return luaL_error(L, "http post: more than %d headers", HEADERS_MAX);
-    /* "Name: value" strings live on the stack until the post is made. */
-    headers[n++] = lua_pushfstring(L, "%s: %s", name, value);
-    lua_insert(L, -3);
-    lua_pop(L, 1);
-  }
-  headers[n] = NULL;
-  pending *p = malloc(sizeof *p);
-  if (p == NULL)
-    return luaL_error(L, "http post: out of memory");
-  p->owner = c;
-  lua_pushvalue(L, 5);
-  p->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  check_headers(L, 3, headers);
+  pending *p = new_pending(L, c, 5, -1);
   int rc = nl_http_post(c->http, url, headers, body, len, on_done, p);
   if (rc != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, p->fn_ref);
+    free(p);
+    return nl_push_failure(L, rc, "%s", strerror(-rc));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* c:get(url, headers, {file = , max_bytes = , redirects = , timeout = ,
+ * low_speed = {bytes, seconds}}, fn): the body goes to a new file (created
+ * 0600, never through a symlink, truncated) or comes in response.body. */
+static int l_get(lua_State *L) {
+  client *c = check_client(L);
+  const char *url = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  nl_http_get_options o = {.fd = -1};
+  lua_getfield(L, 4, "max_bytes");
+  lua_Integer max = luaL_optinteger(L, -1, 0);
+  lua_getfield(L, 4, "redirects");
+  lua_Integer redirects = luaL_optinteger(L, -1, 0);
+  lua_getfield(L, 4, "timeout");
+  lua_Number timeout = luaL_optnumber(L, -1, 0);
+  lua_getfield(L, 4, "file");
+  const char *file = luaL_optstring(L, -1, NULL);
+  lua_getfield(L, 4, "low_speed");
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    o.low_speed_bytes = (long)luaL_checkinteger(L, -2);
+    o.low_speed_seconds = (long)luaL_checkinteger(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 5);
+  luaL_argcheck(L, max >= 0 && redirects >= 0 && redirects <= 20, 4,
+                "max_bytes >= 0, redirects from 0 to 20");
+  luaL_argcheck(L, timeout >= 0 && timeout <= 86400, 4,
+                "timeout: seconds from 0 to 86400");
+  o.max_bytes = (unsigned long long)max;
+  o.max_redirects = (long)redirects;
+  o.total_timeout_ms = (long)(timeout * 1000);
+  const char *headers[HEADERS_MAX + 1];
+  check_headers(L, 3, headers);
+  if (file != NULL) {
+    o.fd =
+        open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (o.fd < 0)
+      return nl_push_failure(L, errno, "%s: %s", file, strerror(errno));
+  }
+  pending *p = new_pending(L, c, 5, o.fd);
+  int rc = nl_http_get(c->http, url, headers, &o, on_done, p);
+  if (rc != 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, p->fn_ref);
+    if (p->fd >= 0)
+      close(p->fd);
     free(p);
     return nl_push_failure(L, rc, "%s", strerror(-rc));
   }
@@ -324,10 +438,8 @@ static int l_endpoint_close(lua_State *L) {
 }
 
 static const luaL_Reg client_methods[] = {
-    {"post", l_post},
-    {"in_flight", l_in_flight},
-    {"close", l_client_close},
-    {NULL, NULL},
+    {"post", l_post},          {"get", l_get}, {"in_flight", l_in_flight},
+    {"close", l_client_close}, {NULL, NULL},
 };
 
 static const luaL_Reg endpoint_methods[] = {

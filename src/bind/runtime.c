@@ -4,6 +4,8 @@
 
 #include "core/log.h"
 #include "nl_build.h"
+#include "nl_gitrev.h"
+#include "version.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -51,7 +53,8 @@ nl_runtime *nl_runtime_open(lua_State *L, nl_config *cfg) {
     nl_config_sources src = {.service_env_file = "",
                              .dotenv_file = NULL,
                              .env_file = NULL,
-                             .environ = nl_environ()};
+                             .environ = nl_environ(),
+                             .update_repository = nl_update_repository()};
     cfg = malloc(sizeof *cfg);
     if (cfg == NULL)
       luaL_error(L, "out of memory");
@@ -386,8 +389,13 @@ static int l_pid(lua_State *L) {
   return 1;
 }
 
+static int l_revision(lua_State *L) {
+  lua_pushstring(L, NL_GIT_REVISION);
+  return 1;
+}
+
 static int l_version(lua_State *L) {
-  lua_pushstring(L, NL_VERSION);
+  lua_pushstring(L, nl_version());
   return 1;
 }
 
@@ -421,6 +429,7 @@ static const luaL_Reg runtime_functions[] = {
     {"now", l_now},
     {"time", l_time},
     {"version", l_version},
+    {"revision", l_revision},
     {NULL, NULL},
 };
 
@@ -446,6 +455,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.control", luaopen_nodelua_control},
       {"nodelua.transfer", luaopen_nodelua_transfer},
       {"nodelua.trust", luaopen_nodelua_trust},
+      {"nodelua.update.native", luaopen_nodelua_update_native},
       {NULL, NULL},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -60,6 +60,7 @@ int luaopen_nodelua_port(lua_State *L);
 int luaopen_nodelua_control(lua_State *L);
 int luaopen_nodelua_transfer(lua_State *L);
 int luaopen_nodelua_trust(lua_State *L);
+int luaopen_nodelua_update_native(lua_State *L);
 
 /* The second tier of error (a failure of the world, not misuse): pushes nil,
  * the formatted message and an errno-like code, and returns 3 for the

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "trust.h"
+#include "update/minisig.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,6 +28,8 @@ static const nl_config_choice log_levels[] = {{"error", NL_LOG_ERROR},
                                               {"debug", NL_LOG_DEBUG},
                                               {"trace", NL_LOG_TRACE},
                                               {NULL, 0}};
+static const nl_config_choice channels[] = {
+    {"stable", 0}, {"beta", 1}, {"nightly", 2}, {NULL, 0}};
 static const nl_config_choice log_formats[] = {
     {"text", NL_LOG_TEXT}, {"json", NL_LOG_JSON}, {NULL, 0}};
 
@@ -218,6 +221,93 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          .default_value = "168",
          .summary = "Hours after which a partial transfer nobody resumed is "
                     "swept (at start and daily)."},
+    [NL_CFG_AUTO_UPDATE] =
+        {.name = "AUTO_UPDATE",
+         .kind = NL_KIND_BOOLEAN,
+         .default_value = "true",
+         .summary = "Whether the agent checks for signed releases and "
+                    "installs them (needs UPDATE_PUBLIC_KEY); the `nodelua "
+                    "update` commands work either way."},
+    [NL_CFG_UPDATE_CHANNEL] =
+        {.name = "UPDATE_CHANNEL",
+         .kind = NL_KIND_CHOICE,
+         .choices = channels,
+         .default_value = "stable",
+         .summary = "Release channel this node follows (the update policy "
+                    "says which channels each accepts)."},
+    [NL_CFG_UPDATE_CHECK_INTERVAL] =
+        {.name = "UPDATE_CHECK_INTERVAL",
+         .kind = NL_KIND_INTEGER,
+         .min = 1,
+         .max = 10080,
+         .unit = "minutes",
+         .default_value = "60",
+         .summary = "Minutes between checks for a release, each with up to "
+                    "a tenth more at random, so that a fleet does not ask at "
+                    "once."},
+    [NL_CFG_UPDATE_REPOSITORY] =
+        {.name = "UPDATE_REPOSITORY",
+         .kind = NL_KIND_REPOSITORY,
+         .default_text = "the project's own (NODELUA_UPDATE_REPOSITORY at "
+                         "build time)",
+         .summary = "GitHub repository whose releases are installed."},
+    [NL_CFG_UPDATE_DIR] =
+        {.name = "UPDATE_DIR",
+         .kind = NL_KIND_PATH,
+         .default_text = "$NODELUA_STATE_DIR/updates",
+         .summary = "Where versions are kept side by side, with the trial "
+                    "state (the agent's own: refused if others can write "
+                    "it)."},
+    [NL_CFG_UPDATE_API_URL] =
+        {.name = "UPDATE_API_URL",
+         .kind = NL_KIND_URL,
+         .https_unless_loopback = true,
+         .default_value = "https://api.github.com",
+         .summary = "Base URL of the GitHub API (or one like it)."},
+    [NL_CFG_UPDATE_PUBLIC_KEY] =
+        {.name = "UPDATE_PUBLIC_KEY",
+         .kind = NL_KIND_MINISIGN_KEY,
+         .optional = true,
+         .default_value = "",
+         .default_text = "(empty: no self-update)",
+         .summary = "The minisign public key releases must be signed with "
+                    "(the second line of `minisign -G`'s .pub file)."},
+    [NL_CFG_UPDATE_PUBLIC_KEY_FILE] =
+        {.name = "UPDATE_PUBLIC_KEY_FILE",
+         .kind = NL_KIND_TRUSTED_FILE,
+         .optional = true,
+         .default_value = "",
+         .default_text = "(empty)",
+         .summary = "A minisign .pub file, instead of UPDATE_PUBLIC_KEY."},
+    [NL_CFG_UPDATE_GITHUB_TOKEN] =
+        {.name = "UPDATE_GITHUB_TOKEN",
+         .kind = NL_KIND_TOKEN,
+         .optional = true,
+         .secret = true,
+         .min = 1,
+         .max = 4096,
+         .default_value = "",
+         .default_text = "(empty: unauthenticated)",
+         .summary = "Token sent to the API (a higher rate limit, private "
+                    "repositories); never to the asset host."},
+    [NL_CFG_UPDATE_HEALTH_TIMEOUT] =
+        {.name = "UPDATE_HEALTH_TIMEOUT",
+         .kind = NL_KIND_INTEGER,
+         .min = 10,
+         .max = 3600,
+         .unit = "seconds",
+         .default_value = "120",
+         .summary = "Seconds a new version has to pass its health checks "
+                    "before it is rolled back."},
+    [NL_CFG_UPDATE_MAX_BYTES] = {.name = "UPDATE_MAX_BYTES",
+                                 .kind = NL_KIND_INTEGER,
+                                 .min = 1048576,
+                                 .max = 1073741824,
+                                 .unit = "bytes",
+                                 .default_value = "67108864",
+                                 .summary = "Largest release binary "
+                                            "downloaded; a longer body is "
+                                            "cut."},
 };
 
 const nl_config_var *nl_config_var_info(nl_config_id id) {
@@ -294,8 +384,12 @@ void nl_config_expected(nl_config_id id, char *out, size_t outlen) {
   }
   case NL_KIND_URL:
     append(out, outlen, &used,
-           "an http:// or https:// URL: scheme://host[:port][/path], without "
-           "credentials, query or fragment");
+           v->https_unless_loopback
+               ? "an https:// URL (http:// only to a loopback host): "
+                 "scheme://host[:port][/path], without credentials, query or "
+                 "fragment"
+               : "an http:// or https:// URL: scheme://host[:port][/path], "
+                 "without credentials, query or fragment");
     break;
   case NL_KIND_PATH:
     append(out, outlen, &used, "an absolute path");
@@ -319,6 +413,17 @@ void nl_config_expected(nl_config_id id, char *out, size_t outlen) {
   case NL_KIND_PEERS:
     append(out, outlen, &used,
            "a comma-separated list of host:port or [v6]:port");
+    break;
+  case NL_KIND_REPOSITORY:
+    append(out, outlen, &used, "owner/name: letters, digits, '-', '_' and '.'");
+    break;
+  case NL_KIND_MINISIGN_KEY:
+    append(out, outlen, &used, "a minisign public key (base64, 56 characters)");
+    break;
+  case NL_KIND_TRUSTED_FILE:
+    append(out, outlen, &used,
+           "a readable regular file owned by the agent's user or root and "
+           "not writable by group or others");
     break;
   }
   if (v->note != NULL && v->kind != NL_KIND_FILE)
@@ -381,9 +486,30 @@ static bool valid_host(const char *host, size_t len) {
   return true;
 }
 
-static int validate_url(const char *v, char *why, size_t whylen) {
+/* Whether host (without brackets or port) is a loopback name or address. */
+static bool loopback_host(const char *host, size_t len) {
+  if (len >= 2 && host[0] == '[')
+    host++, len -= 2;
+  if ((len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+      (len == 3 && strncmp(host, "::1", 3) == 0))
+    return true;
+  /* 127.0.0.0/8, as a dotted address: never a name that starts so. */
+  if (len < 7 || strncmp(host, "127.", 4) != 0)
+    return false;
+  int dots = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (host[i] == '.')
+      dots++;
+    else if (!isdigit((unsigned char)host[i]))
+      return false;
+  }
+  return dots == 3;
+}
+
+static int validate_url(nl_config_id id, const char *v, char *why,
+                        size_t whylen) {
   char expected[256];
-  nl_config_expected(NL_CFG_MONITORING_API_URL, expected, sizeof expected);
+  nl_config_expected(id, expected, sizeof expected);
   const char *rest;
   if (strncasecmp(v, "http://", 7) == 0)
     rest = v + 7;
@@ -420,6 +546,12 @@ static int validate_url(const char *v, char *why, size_t whylen) {
   }
   if (!valid_host(rest, host_len))
     return why_fail(why, whylen, "expected %s", expected);
+  if (vars[id].https_unless_loopback && strncasecmp(v, "http://", 7) == 0 &&
+      !loopback_host(rest, host_len))
+    return why_fail(why, whylen,
+                    "plain http is allowed only to a loopback host; expected "
+                    "%s",
+                    expected);
   if (port != NULL) {
     char digits[8];
     size_t plen = (size_t)(rest + authority_len - port);
@@ -551,7 +683,7 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     }
     break;
   case NL_KIND_URL:
-    return validate_url(v, why, whylen);
+    return validate_url(id, v, why, whylen);
   case NL_KIND_PATH:
     ok = v[0] == '/' && !has_control(v) && len < PATH_MAX;
     break;
@@ -569,6 +701,32 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
     break;
   case NL_KIND_PEERS:
     return validate_peers(v, expected, why, whylen);
+  case NL_KIND_REPOSITORY: {
+    const char *slash = strchr(v, '/');
+    ok = slash != NULL && slash != v && slash[1] != '\0' &&
+         strchr(slash + 1, '/') == NULL && len <= 200 && v[0] != '.';
+    for (const char *p = v; ok && *p; p++)
+      ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.' ||
+           *p == '/';
+    ok = ok && strstr(v, "..") == NULL;
+    break;
+  }
+  case NL_KIND_MINISIGN_KEY: {
+    nl_minisign_key key;
+    char reason[256];
+    if (nl_minisign_parse_key(v, len, &key, reason, sizeof reason) != 0)
+      return why_fail(why, whylen, "%s; expected %s", reason, expected);
+    break;
+  }
+  case NL_KIND_TRUSTED_FILE: {
+    struct stat st;
+    if (has_control(v) || stat(v, &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(v, R_OK) != 0)
+      return why_fail(why, whylen, "expected %s", expected);
+    if (nl_trust_check(&st, 0, "the file", why, whylen) != 0)
+      return -EINVAL;
+    break;
+  }
   }
   if (!ok)
     return why_fail(why, whylen, "expected %s", expected);

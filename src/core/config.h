@@ -37,24 +37,38 @@ typedef enum {
   NL_CFG_TRANSFER_STREAMS,
   NL_CFG_TRANSFER_ENCRYPT,
   NL_CFG_TRANSFER_PARTIAL_TTL,
+  NL_CFG_AUTO_UPDATE,
+  NL_CFG_UPDATE_CHANNEL,
+  NL_CFG_UPDATE_CHECK_INTERVAL,
+  NL_CFG_UPDATE_REPOSITORY,
+  NL_CFG_UPDATE_DIR,
+  NL_CFG_UPDATE_API_URL,
+  NL_CFG_UPDATE_PUBLIC_KEY,
+  NL_CFG_UPDATE_PUBLIC_KEY_FILE,
+  NL_CFG_UPDATE_GITHUB_TOKEN,
+  NL_CFG_UPDATE_HEALTH_TIMEOUT,
+  NL_CFG_UPDATE_MAX_BYTES,
   NL_CFG_COUNT
 } nl_config_id;
 
 /* What a setting holds, which decides how it is validated, how the Lua side
  * sees it, and how --help and README describe it. */
 typedef enum {
-  NL_KIND_TEXT,        /* min..max bytes, no control characters */
-  NL_KIND_TOKEN,       /* min..max printable characters, no spaces */
-  NL_KIND_INTEGER,     /* a whole number from min to max, in unit */
-  NL_KIND_BOOLEAN,     /* true/false, 1/0, yes/no, on/off */
-  NL_KIND_CHOICE,      /* one of choices; number is the choice's value */
-  NL_KIND_URL,         /* http:// or https:// URL */
-  NL_KIND_PATH,        /* an absolute path */
-  NL_KIND_DIR,         /* an existing directory */
-  NL_KIND_FILE,        /* a readable regular file */
-  NL_KIND_SECRET_FILE, /* a readable regular file nobody else may read */
-  NL_KIND_LISTEN,      /* host:port or [v6]:port, port 0 to 65535 */
-  NL_KIND_PEERS,       /* comma-separated host:port or [v6]:port */
+  NL_KIND_TEXT,         /* min..max bytes, no control characters */
+  NL_KIND_TOKEN,        /* min..max printable characters, no spaces */
+  NL_KIND_INTEGER,      /* a whole number from min to max, in unit */
+  NL_KIND_BOOLEAN,      /* true/false, 1/0, yes/no, on/off */
+  NL_KIND_CHOICE,       /* one of choices; number is the choice's value */
+  NL_KIND_URL,          /* http:// or https:// URL */
+  NL_KIND_PATH,         /* an absolute path */
+  NL_KIND_DIR,          /* an existing directory */
+  NL_KIND_FILE,         /* a readable regular file */
+  NL_KIND_SECRET_FILE,  /* a readable regular file nobody else may read */
+  NL_KIND_LISTEN,       /* host:port or [v6]:port, port 0 to 65535 */
+  NL_KIND_PEERS,        /* comma-separated host:port or [v6]:port */
+  NL_KIND_REPOSITORY,   /* a GitHub owner/name */
+  NL_KIND_MINISIGN_KEY, /* a minisign public key (its base64 line) */
+  NL_KIND_TRUSTED_FILE, /* a readable file nobody else could have written */
 } nl_config_kind;
 
 /* One accepted word of a CHOICE and the number it stands for; words with
@@ -69,8 +83,9 @@ typedef struct {
   const char *name;
   const char *alias; /* an older name read too, e.g. RUST_LOG; or NULL */
   nl_config_kind kind;
-  bool optional;    /* empty is accepted (and means "none" or "off") */
-  bool secret;      /* never shown, redacted from every log line */
+  bool optional; /* empty is accepted (and means "none" or "off") */
+  bool secret;   /* never shown, redacted from every log line */
+  bool https_unless_loopback; /* URL: plain http only to a loopback host */
   long long min;    /* INTEGER: smallest value; TEXT, TOKEN: shortest */
   long long max;    /* INTEGER: largest value; TEXT, TOKEN: longest */
   const char *unit; /* INTEGER: "seconds", "hours", "bytes"...; or NULL */
@@ -101,6 +116,8 @@ typedef struct {
   const char *env_file;
   /* The process environment (NULL-terminated "NAME=value" strings). */
   char *const *environ;
+  /* UPDATE_REPOSITORY's default (the build's); NULL: "nodelua/nodelua". */
+  const char *update_repository;
 } nl_config_sources;
 
 #define NL_CONFIG_SERVICE_ENV_FILE "/etc/nodelua/nodelua.env"

@@ -66,18 +66,6 @@ static int set_value(nl_config *cfg, int id, const char *value,
   return 0;
 }
 
-/* The predecessor's self-update settings: they come back with the
- * feature; until then, setting one is said to do nothing. */
-static bool is_update_setting(const char *key) {
-  static const char *const names[] = {"AUTO_UPDATE", "UPDATE_CHANNEL",
-                                      "UPDATE_CHECK_INTERVAL",
-                                      "UPDATE_REPOSITORY", "UPDATE_DIR"};
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-    if (strcmp(key, names[i]) == 0)
-      return true;
-  return false;
-}
-
 static int take_pair(loader *ld, const char *key, const char *value, int line) {
   int id = nl_config_find(key);
   char source[NL_CONFIG_SOURCE_MAX];
@@ -86,15 +74,9 @@ static int take_pair(loader *ld, const char *key, const char *value, int line) {
   else
     snprintf(source, sizeof source, "the environment");
   if (id < 0) {
-    /* Our own prefix with an unknown name is most likely a typo; the
-     * predecessor's update settings are known, and do nothing yet. */
-    if (is_update_setting(key))
-      add_warning(ld->cfg,
-                  "%s in %s is ignored: this version does not update "
-                  "itself yet",
-                  key, source);
-    else if (strncmp(key, "NODELUA_", 8) == 0 &&
-             strcmp(key, "NODELUA_SERVICE_ENV_FILE") != 0)
+    /* Our own prefixes with an unknown name are most likely a typo. */
+    if ((strncmp(key, "NODELUA_", 8) == 0 || strncmp(key, "UPDATE_", 7) == 0) &&
+        strcmp(key, "NODELUA_SERVICE_ENV_FILE") != 0)
       add_warning(ld->cfg, "unknown variable %s in %s is ignored", key, source);
     return 0;
   }
@@ -292,7 +274,13 @@ int nl_config_load(nl_config *cfg, const nl_config_sources *src, char *err,
    * where another user could make the folder (or a symlink in its place)
    * before the agent does. (On macOS, as a user, the state directory is
    * ~/Library/Application Support/nodelua.) */
-  if (default_under_state(cfg, NL_CFG_TRANSFER_DIR, "received") != 0) {
+  if (default_under_state(cfg, NL_CFG_TRANSFER_DIR, "received") != 0 ||
+      default_under_state(cfg, NL_CFG_UPDATE_DIR, "updates") != 0 ||
+      (cfg->value[NL_CFG_UPDATE_REPOSITORY] == NULL &&
+       set_value(cfg, NL_CFG_UPDATE_REPOSITORY,
+                 src->update_repository ? src->update_repository
+                                        : "nodelua/nodelua",
+                 "the default") != 0)) {
     snprintf(err, errlen, "out of memory");
     rc = -ENOMEM;
     goto fail;

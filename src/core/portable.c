@@ -1,10 +1,16 @@
 #include "portable.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #ifdef __APPLE__
 #include <crt_externs.h>
+#include <mach-o/dyld.h>
 #else
 extern char **environ;
 #endif
@@ -47,5 +53,26 @@ char **nl_environ(void) {
   return *_NSGetEnviron();
 #else
   return environ;
+#endif
+}
+
+int nl_self_path(char *out, size_t outlen) {
+#ifdef __APPLE__
+  char raw[PATH_MAX];
+  uint32_t size = sizeof raw;
+  char resolved[PATH_MAX];
+  if (_NSGetExecutablePath(raw, &size) != 0 || realpath(raw, resolved) == NULL)
+    return -1;
+  size_t n = strlen(resolved);
+  if (n >= outlen)
+    return -1;
+  memcpy(out, resolved, n + 1);
+  return 0;
+#else
+  ssize_t n = readlink("/proc/self/exe", out, outlen - 1);
+  if (n <= 0 || (size_t)n >= outlen - 1)
+    return -1;
+  out[n] = '\0';
+  return 0;
 #endif
 }

@@ -5,6 +5,7 @@
 #ifndef NODELUA_PORTABLE_H
 #define NODELUA_PORTABLE_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 /* send(2)'s flag that keeps a write to a closed peer from raising SIGPIPE.
@@ -26,6 +27,10 @@ int nl_socket(int domain, int type, int protocol);
 /* SO_NOSIGPIPE where the system has it (macOS): a write to a peer that
  * closed fails with EPIPE instead of killing the process. */
 void nl_socket_nosigpipe(int fd);
+
+/* The absolute path of this process's executable (Linux: /proc/self/exe;
+ * macOS: _NSGetExecutablePath, resolved). 0, or -1. */
+int nl_self_path(char *out, size_t outlen);
 
 /* The process environment: environ, or _NSGetEnviron() on macOS, where a
  * shared library (the loadable module) cannot reach environ. */

@@ -86,7 +86,6 @@ check "no command: exit 2" equals "$?" 2
 help=$(clean_env MONITORING_API_KEY=$SECRET "$NODELUA" --help)
 check "--help exits 0" equals "$?" 0
 check "--help lists the variables" contains "$help" "REPORT_INTERVAL"
-check "--help lists no setting of a feature not there yet" lacks "$help" "UPDATE_CHANNEL"
 check "--help has no secret" lacks "$help" "$SECRET"
 check "--help has not even the default key" lacks "$help" "dev-api-key"
 printf 'local log = require("nodelua.log")\nlog.warn("key is %%s", require("nodelua.config").get("MONITORING_API_KEY"))\nerror("failing with " .. os.getenv("MONITORING_API_KEY"))\n' >leak.lua

@@ -28,8 +28,20 @@ check "reports wait in the spool" test "$(ls "$dir/.nodelua/state/spool" | grep 
 check "the log file has the agent's lines" contains "$(deploy logs)" "agent 0.1.0 started"
 check "the log has no key" lacks "$(cat "$dir/.nodelua/agent.log")" "$key"
 check "and no warning about deploy.sh's variables" lacks "$(cat "$dir/.nodelua/agent.log")" "unknown variable"
+# An agent that dies is started again, as a service manager would: the
+# launcher counts the starts of a version on trial.
+kill -KILL "$pid"
+restarted() { [ -s "$dir/.nodelua/agent.pid" ] && [ "$(cat "$dir/.nodelua/agent.pid")" != "$pid" ] &&
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; }
+for _ in $(seq 50); do restarted && break; sleep 0.2; done
+check "a killed agent is started again" restarted
+check "the log says so" contains "$(cat "$dir/.nodelua/agent.log")" "the agent exited (status 137); starting it again"
+pid=$(cat "$dir/.nodelua/agent.pid")
+STARTED_PIDS+=("$pid")
 check "stop" contains "$(deploy stop)" "stopped"
 check "the agent is gone" test ! -e "/proc/$pid"
+sleep 1.5
+check "and stays gone (the supervisor stopped too)" test ! -s "$dir/.nodelua/agent.pid"
 deploy status >/dev/null
 check "status after stop exits 3" equals "$?" 3
 

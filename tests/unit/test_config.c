@@ -304,19 +304,70 @@ static void test_unknown_warns(void) {
   if (cfg.warning_count == 1)
     CHECK_CONTAINS(cfg.warnings[0], "NODELUA_POLCY_DIR");
   nl_config_free(&cfg);
-  /* The predecessor's update settings are not unknown: they do nothing
-   * yet, and the warning says so. */
-  char *update[] = {"AUTO_UPDATE=true", "UPDATE_CHANNEL=beta", NULL};
+  /* The update settings are known; a typo in their prefix is not. */
+  char *update[] = {"AUTO_UPDATE=true", "UPDATE_CHANNEL=beta",
+                    "UPDATE_CHANEL=beta", NULL};
   CHECK(load(&cfg, update, NULL, NULL, NULL, err, sizeof err) == 0);
-  CHECK(cfg.warning_count == 2);
-  if (cfg.warning_count == 2)
-    CHECK_CONTAINS(cfg.warnings[0],
-                   "AUTO_UPDATE in the environment is ignored: this version "
-                   "does not update itself yet");
+  CHECK(cfg.warning_count == 1);
+  if (cfg.warning_count == 1)
+    CHECK_CONTAINS(cfg.warnings[0], "UPDATE_CHANEL");
+  CHECK(nl_config_num(&cfg, NL_CFG_UPDATE_CHANNEL) == 1);
   nl_config_free(&cfg);
 }
 
 /* More than eight warnings: none is dropped. */
+/* The update settings: defaults, and what is refused. */
+static void test_update_settings(void) {
+  nl_config cfg;
+  char err[1024];
+  char *env[] = {"NODELUA_STATE_DIR=/srv/nl", NULL};
+  nl_config_sources src = {.service_env_file = "",
+                           .environ = env,
+                           .update_repository = "acme/agent"};
+  CHECK(nl_config_load(&cfg, &src, err, sizeof err) == 0);
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_DIR), "/srv/nl/updates");
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_REPOSITORY), "acme/agent");
+  CHECK_STR(nl_config_str(&cfg, NL_CFG_UPDATE_API_URL),
+            "https://api.github.com");
+  CHECK(nl_config_num(&cfg, NL_CFG_AUTO_UPDATE) == 1);
+  CHECK(nl_config_num(&cfg, NL_CFG_UPDATE_HEALTH_TIMEOUT) == 120);
+  CHECK(nl_config_num(&cfg, NL_CFG_UPDATE_MAX_BYTES) == 64 * 1024 * 1024);
+  nl_config_free(&cfg);
+  char why[512];
+  long long n;
+  /* Plain http only to a loopback host: a LAN attacker could answer it. */
+  CHECK(nl_config_validate(NL_CFG_UPDATE_API_URL, "http://127.0.0.1:8080", &n,
+                           why, sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_API_URL, "http://[::1]:8080/api", &n,
+                           why, sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_API_URL, "http://localhost", &n, why,
+                           sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_API_URL, "http://10.0.0.5", &n, why,
+                           sizeof why) != 0);
+  CHECK_CONTAINS(why, "loopback");
+  CHECK(nl_config_validate(NL_CFG_UPDATE_API_URL, "http://127.evil.example", &n,
+                           why, sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_REPOSITORY, "owner/name", &n, why,
+                           sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_REPOSITORY, "owner", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_REPOSITORY, "o/n/x", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_REPOSITORY, "../x", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(
+            NL_CFG_UPDATE_PUBLIC_KEY,
+            "RWQRolVE8fiW0jHwwwavtY6w62/JfbOBh0lVsk2/ajaqzi18mH9usr4R", &n, why,
+            sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_PUBLIC_KEY, "not a key", &n, why,
+                           sizeof why) != 0);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_CHANNEL, "nightly", &n, why,
+                           sizeof why) == 0 &&
+        n == 2);
+  CHECK(nl_config_validate(NL_CFG_UPDATE_CHANNEL, "edge", &n, why,
+                           sizeof why) != 0);
+}
+
 static void test_many_warnings(void) {
   nl_config cfg;
   char err[1024];
@@ -355,7 +406,7 @@ static void test_table(void) {
                                sizeof why) == 0);
     secrets += v->secret;
   }
-  CHECK(secrets == 2); /* the API key and the cluster key */
+  CHECK(secrets == 3); /* the API key, the cluster key, the GitHub token */
   /* The form is written from the row: kind, range, unit and note. */
   char form[512];
   nl_config_expected(NL_CFG_REPORT_INTERVAL, form, sizeof form);
@@ -439,6 +490,7 @@ int main(void) {
   test_secret_never_shown();
   test_unknown_warns();
   test_many_warnings();
+  test_update_settings();
   test_table();
   const char *names[] = {"service.env", "dot.env", "extra.env", "alias.env",
                          "bad.env"};

@@ -5,13 +5,17 @@
 --   ctx.peers()   the live peer table (see nodelua.discovery)
 --   ctx.status()  a table: version, uptime_seconds, spool, delivery, mdns
 --   ctx.metrics() the latest samples (see docs/metrics.md)
+--   ctx.update()  the agent's updater (nodelua.update), for `update`
 -- A command may also return require("nodelua.repl").action(...): the REPL
 -- client then acts itself (send does: the file goes from the client's
 -- process, with its progress on the client's terminal).
 -- Override this file in NODELUA_POLICY_DIR to add or change commands; SIGHUP
 -- applies the change.
 local format = require("nodelua.format")
+local json = require("nodelua.json")
+local log = require("nodelua.log")
 local repl = require("nodelua.repl")
+local timer = require("nodelua.timer")
 
 local commands = {}
 
@@ -96,6 +100,66 @@ commands.metrics = {
       end
     end
     return table.concat(lines, "\n") .. "\n"
+  end,
+}
+
+local function has_flag(args, flag)
+  for i, a in ipairs(args) do
+    if a == flag then
+      table.remove(args, i)
+      return true
+    end
+  end
+  return false
+end
+
+commands.update = {
+  summary = "update status|check|apply [VERSION]|rollback: this node's self-update",
+  run = function(ctx, args)
+    local updater = ctx.update and ctx.update()
+    if not updater then
+      return nil, "self-update is not running in this agent"
+    end
+    local update_mod = require("nodelua.update")
+    local as_json = has_flag(args, "--json")
+    local sub = args[1] or "status"
+    if sub == "status" then
+      local st = updater:status()
+      return as_json and (json.encode(st) .. "\n") or update_mod.format_status(st)
+    elseif sub == "check" then
+      -- The answer is the agent's last check; a new one starts now (the
+      -- control socket answers at once, a check takes a round trip).
+      local last = updater.last_result
+      updater:check(function(result)
+        updater.last_result = result
+      end)
+      if not last then
+        return "checking now; ask again in a few seconds\n"
+      end
+      return as_json and (json.encode(update_mod.check_table(last)) .. "\n") or update_mod.format_check(last)
+    elseif sub == "apply" then
+      local version = args[2]
+      updater:apply(version, false, function(c, why)
+        if c then
+          return updater:restart()
+        end
+        log.error("update apply: %s", why)
+        updater.last_apply_error = why
+      end)
+      return ("applying %s: the agent verifies it, installs it and restarts into it; `nodelua update status` "
+        .. "shows the outcome\n"):format(version or "the newest accepted release")
+    elseif sub == "rollback" then
+      local version, why = updater:rollback("rolled back by hand")
+      if not version then
+        return nil, why
+      end
+      timer.after(0.2, function()
+        updater:restart()
+      end)
+      return ("rolled back %s; the agent restarts into %s\n"):format(version,
+        updater:status().current or "the entry point's own version")
+    end
+    return nil, "usage: update status|check|apply [VERSION]|rollback [--json]"
   end,
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 typedef struct request {
   CURL *easy;
@@ -13,6 +14,13 @@ typedef struct request {
   char *body;
   char *answer;
   size_t answer_len;
+  size_t answer_max;  /* kept of the body in memory */
+  int fd;             /* a GET into a file: the body goes there; else -1 */
+  uint64_t received;  /* bytes of the final answer's body */
+  uint64_t max_bytes; /* a GET: more is an error; 0: no limit */
+  bool too_large;
+  char *answer_headers; /* a GET: the final answer's header lines */
+  size_t answer_headers_len;
   char retry_after[64];
   char error[CURL_ERROR_SIZE];
   nl_http_done done;
@@ -93,12 +101,15 @@ static void finish(nl_http *h, request *r, const char *error) {
       .body_len = r->answer_len,
       .retry_after = r->retry_after,
       .error = error ? error : "",
+      .headers = r->answer_headers ? r->answer_headers : "",
+      .received = r->received,
   };
   r->done(r->ud, &resp);
   curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->headers);
   free(r->body);
   free(r->answer);
+  free(r->answer_headers);
   free(r);
 }
 
@@ -113,6 +124,11 @@ static void check_done(nl_http *h) {
     CURLcode code = msg->data.result;
     if (code == CURLE_OK) {
       finish(h, r, NULL);
+    } else if (r->too_large) {
+      snprintf(r->error, sizeof r->error,
+               "the answer is larger than %llu bytes: stopped",
+               (unsigned long long)r->max_bytes);
+      finish(h, r, r->error);
     } else {
       if (r->error[0] == '\0')
         snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(code));
@@ -230,7 +246,23 @@ nl_http *nl_http_new(uv_loop_t *loop, const nl_http_options *opts) {
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   request *r = ud;
   size_t len = size * n;
-  size_t room = NL_HTTP_BODY_MAX - r->answer_len;
+  r->received += len;
+  if (r->max_bytes > 0 && r->received > r->max_bytes) {
+    r->too_large = true; /* an endless body stops here */
+    return 0;
+  }
+  if (r->fd >= 0) {
+    for (size_t done = 0; done < len;) {
+      ssize_t w = write(r->fd, data + done, len - done);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        return 0; /* curl reports the write error */
+      done += (size_t)w;
+    }
+    return len;
+  }
+  size_t room = r->answer_max - r->answer_len;
   size_t take = len < room ? len : room;
   if (take > 0) {
     char *grown = realloc(r->answer, r->answer_len + take + 1);
@@ -244,9 +276,28 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   return len; /* the rest of a long body is read and not kept */
 }
 
+/* Keeps the header lines of the final answer (each redirect's answer
+ * starts anew with its status line), at most 64 KiB of them. */
+static void keep_header(request *r, const char *data, size_t len) {
+  if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+    r->answer_headers_len = 0;
+    r->received = 0;
+  }
+  if (r->answer_headers_len + len > 64 * 1024)
+    return;
+  char *grown = realloc(r->answer_headers, r->answer_headers_len + len + 1);
+  if (grown == NULL)
+    return;
+  memcpy(grown + r->answer_headers_len, data, len);
+  r->answer_headers = grown;
+  r->answer_headers_len += len;
+  r->answer_headers[r->answer_headers_len] = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   request *r = ud;
   size_t len = size * n;
+  keep_header(r, data, len);
   static const char name[] = "retry-after:";
   if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
     const char *v = data + sizeof name - 1;
@@ -264,44 +315,37 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
-int nl_http_post(nl_http *h, const char *url, const char *const *headers,
-                 const char *body, size_t len, nl_http_done done, void *ud) {
-  if (h->closing)
-    return -ECANCELED;
+/* A request with its easy handle and headers, set up the same way for
+ * every method; NULL when out of memory. */
+static request *new_request(nl_http *h, const char *url,
+                            const char *const *headers, nl_http_done done,
+                            void *ud) {
   request *r = calloc(1, sizeof *r);
   if (r == NULL)
-    return -ENOMEM;
+    return NULL;
   r->done = done;
   r->ud = ud;
+  r->fd = -1;
+  r->answer_max = NL_HTTP_BODY_MAX;
   r->easy = curl_easy_init();
-  r->body = malloc(len + 1);
-  if (r->easy == NULL || r->body == NULL)
+  if (r->easy == NULL)
     goto nomem;
-  memcpy(r->body, body, len);
-  r->body[len] = '\0';
   for (size_t i = 0; headers && headers[i]; i++) {
     struct curl_slist *next = curl_slist_append(r->headers, headers[i]);
     if (next == NULL)
       goto nomem;
     r->headers = next;
   }
-  /* curl adds "Expect: 100-continue" to larger POSTs, which costs a round
-   * trip and which some servers mishandle. */
-  struct curl_slist *next = curl_slist_append(r->headers, "Expect:");
-  if (next == NULL)
-    goto nomem;
-  r->headers = next;
   CURL *e = r->easy;
   curl_easy_setopt(e, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #else
   curl_easy_setopt(e, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS,
+                   CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #endif
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -318,21 +362,92 @@ int nl_http_post(nl_http *h, const char *url, const char *const *headers,
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-  if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
-    goto nomem;
+  return r;
+nomem:
+  if (r->easy)
+    curl_easy_cleanup(r->easy);
+  curl_slist_free_all(r->headers);
+  free(r);
+  return NULL;
+}
+
+static void free_request(request *r) {
+  curl_easy_cleanup(r->easy);
+  curl_slist_free_all(r->headers);
+  free(r->body);
+  free(r);
+}
+
+/* Hands r to curl's multi handle: it runs on the loop from now on. */
+static int start(nl_http *h, request *r) {
+  curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+  if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+    free_request(r);
+    return -ENOMEM;
+  }
   r->next = h->requests;
   if (h->requests)
     h->requests->prev = r;
   h->requests = r;
   h->in_flight++;
   return 0;
-nomem:
-  if (r->easy)
-    curl_easy_cleanup(r->easy);
-  curl_slist_free_all(r->headers);
-  free(r->body);
-  free(r);
-  return -ENOMEM;
+}
+
+int nl_http_post(nl_http *h, const char *url, const char *const *headers,
+                 const char *body, size_t len, nl_http_done done, void *ud) {
+  if (h->closing)
+    return -ECANCELED;
+  request *r = new_request(h, url, headers, done, ud);
+  if (r == NULL)
+    return -ENOMEM;
+  /* curl adds "Expect: 100-continue" to larger POSTs, which costs a round
+   * trip and which some servers mishandle. */
+  struct curl_slist *next = curl_slist_append(r->headers, "Expect:");
+  r->body = malloc(len + 1);
+  if (next == NULL || r->body == NULL) {
+    if (next != NULL)
+      r->headers = next;
+    free_request(r);
+    return -ENOMEM;
+  }
+  r->headers = next;
+  memcpy(r->body, body, len);
+  r->body[len] = '\0';
+  curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+  curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+  curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  return start(h, r);
+}
+
+int nl_http_get(nl_http *h, const char *url, const char *const *headers,
+                const nl_http_get_options *opts, nl_http_done done, void *ud) {
+  if (h->closing)
+    return -ECANCELED;
+  request *r = new_request(h, url, headers, done, ud);
+  if (r == NULL)
+    return -ENOMEM;
+  CURL *e = r->easy;
+  r->fd = opts->fd;
+  r->max_bytes = opts->max_bytes;
+  if (opts->max_bytes > 0 && opts->max_bytes < NL_HTTP_GET_BODY_MAX)
+    r->answer_max = (size_t)opts->max_bytes;
+  else
+    r->answer_max = NL_HTTP_GET_BODY_MAX;
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  if (opts->max_redirects > 0) {
+    /* curl never sends a custom Authorization header to another host, so
+     * a token for the API does not follow a redirect to an asset host. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, opts->max_redirects);
+  }
+  if (opts->total_timeout_ms > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts->total_timeout_ms);
+  if (opts->low_speed_bytes > 0 && opts->low_speed_seconds > 0) {
+    /* A body that trickles (slow retrieval) is cut, not waited for. */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, opts->low_speed_bytes);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, opts->low_speed_seconds);
+  }
+  return start(h, r);
 }
 
 size_t nl_http_in_flight(const nl_http *h) { return h->in_flight; }
