@@ -1,6 +1,7 @@
 #include "trust.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,7 +26,13 @@ int nl_trust_check(const struct stat *st, unsigned flags, const char *what,
              what, (st->st_mode & 002) ? "everyone" : "its group", mode);
     return -1;
   }
-  if ((flags & NL_TRUST_SECRET) && (st->st_mode & 077) != 0) {
+  /* A secret may be readable by the agent's own group when root owns it:
+   * root:nodelua 0640, as install.sh makes the service's env file, is
+   * readable by root and the service user only. */
+  bool group_is_ours =
+      st->st_uid == 0 && st->st_gid == getegid() && geteuid() != 0;
+  if ((flags & NL_TRUST_SECRET) &&
+      (st->st_mode & (group_is_ours ? 007 : 077)) != 0) {
     snprintf(err, errlen,
              "%s holds a secret and is readable by others (mode %03o): "
              "refused; run chmod 600 on it",

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char base[] = "/tmp/nodelua-trust-XXXXXX";
@@ -27,7 +28,46 @@ static char *read_it(const char *path, unsigned flags, char *err,
   return nl_trust_read(path, flags, 4096, &len, NULL, err, errlen);
 }
 
+/* The service's env file, root:nodelua 0640: readable by the agent's own
+ * group, never by others; and only for an agent that is not root. */
+static void service_group_secret(void) {
+  struct stat st = {.st_uid = 0, .st_mode = S_IFREG | 0640};
+  char err[512];
+  if (geteuid() != 0) {
+    st.st_gid = getegid();
+    CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) == 0);
+    st.st_gid = getegid() + 1;
+    CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0);
+    st.st_gid = getegid();
+    st.st_mode = S_IFREG | 0644;
+    CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0);
+    return;
+  }
+  /* As root: the agent itself, and then as nobody (65534) in a child. */
+  st.st_gid = 0;
+  CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0)
+      _exit(2);
+    st.st_gid = 65534;
+    int ok = nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) == 0;
+    st.st_mode = S_IFREG | 0644;
+    int refused_others =
+        nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0;
+    st.st_mode = S_IFREG | 0640;
+    st.st_gid = 65533;
+    int refused_group =
+        nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0;
+    _exit(ok && refused_others && refused_group ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void) {
+  service_group_secret();
   CHECK(mkdtemp(base) != NULL);
   char path[512], other[512], folder[512], link[512], err[1024];
 
