@@ -85,7 +85,7 @@ if(NOT NODELUA_SANITIZE AND NOT NODELUA_FUZZ AND NOT NODELUA_TSAN AND NOT APPLE)
 endif()
 
 # Integration tests: the real binary, real processes and signals.
-foreach(name run_timers config_errors signals deploy)
+foreach(name run_timers config_errors signals deploy install)
   add_test(NAME integration_${name}
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/${name}.sh $<TARGET_FILE:nodelua>
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
@@ -225,4 +225,15 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
             $<TARGET_FILE:nodelua> $<TARGET_FILE:nodelua_next>)
   set_tests_properties(integration_update PROPERTIES LABELS integration TIMEOUT 900
     ENVIRONMENT "MINISIGN=${MINISIGN};NODELUA_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endif()
+
+# The service under a real systemd, in a container the test boots
+# (systemd-nspawn on a cached mmdebstrap root, private network): the plain
+# build only, since the container has no sanitizer runtimes.
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND NOT NODELUA_SANITIZE AND NOT NODELUA_TSAN)
+  add_test(NAME integration_service_nspawn
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/service_nspawn.sh $<TARGET_FILE:nodelua>
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(integration_service_nspawn PROPERTIES LABELS "integration;service"
+    SKIP_RETURN_CODE 77 TIMEOUT 600 RUN_SERIAL ON)
 endif()

@@ -18,7 +18,7 @@ install_debian() {
     libmicrohttpd-dev
     libavahi-compat-libdnssd-dev avahi-daemon avahi-utils dbus libnss-mdns python3-zeroconf util-linux
     netcat-openbsd rsync libedit-dev python3-pexpect iptables libnetfilter-queue-dev file
-    minisign
+    minisign ansible ansible-lint mmdebstrap systemd-container
   )
   local missing=()
   for p in "${packages[@]}"; do
