@@ -233,6 +233,7 @@ endif()
 if(CMAKE_SYSTEM_NAME STREQUAL "Linux" AND NOT NODELUA_SANITIZE AND NOT NODELUA_TSAN)
   add_test(NAME integration_service_nspawn
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/service_nspawn.sh $<TARGET_FILE:nodelua>
+            $<TARGET_FILE:nodelua_next>
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(integration_service_nspawn PROPERTIES LABELS "integration;service"
     SKIP_RETURN_CODE 77 TIMEOUT 600 RUN_SERIAL ON)

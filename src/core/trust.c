@@ -26,11 +26,14 @@ int nl_trust_check(const struct stat *st, unsigned flags, const char *what,
              what, (st->st_mode & 002) ? "everyone" : "its group", mode);
     return -1;
   }
-  /* A secret may be readable by the agent's own group when root owns it:
-   * root:nodelua 0640, as install.sh makes the service's env file, is
-   * readable by root and the service user only. */
+  /* A secret may be readable by its group when root owns it and the group
+   * is a service's, not root's: root chose to share it with that group
+   * (root:nodelua 0640, as install.sh makes the service's env file). The
+   * agent reads it as that group, or as root (an operator's `nodelua
+   * update status`). */
   bool group_is_ours =
-      st->st_uid == 0 && st->st_gid == getegid() && geteuid() != 0;
+      st->st_uid == 0 && st->st_gid != 0 &&
+      ((st->st_gid == getegid() && geteuid() != 0) || geteuid() == 0);
   if ((flags & NL_TRUST_SECRET) &&
       (st->st_mode & (group_is_ours ? 007 : 077)) != 0) {
     snprintf(err, errlen,

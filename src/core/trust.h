@@ -17,8 +17,9 @@
 /* Checks what st says of a file or folder (named what in the message):
  * owned by this process's effective uid or by root, not writable by group
  * or others and, with NL_TRUST_SECRET, not readable by them either (a
- * root-owned file of the agent's own group may be group-readable, when the
- * agent is not root: root:nodelua 0640).
+ * root-owned file of a group other than root's may be readable by that
+ * group when it is the agent's own, or when the agent is root:
+ * root:nodelua 0640).
  * Returns 0, or -1 with one line in err that says how to fix it. */
 int nl_trust_check(const struct stat *st, unsigned flags, const char *what,
                    char *err, size_t errlen);

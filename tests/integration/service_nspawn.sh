@@ -5,11 +5,16 @@
 #   - install.sh installs and starts nodelua.service; /metrics answers,
 #     served by the user nodelua; `systemd-analyze verify` is clean;
 #   - `systemctl reload` keeps the process; after a kill -9 systemd starts
-#     it again; a second install.sh changes nothing;
+#     it again;
+#   - under the hardened unit, as its own user, the agent updates itself to
+#     a signed release (this build as 99.0.0, from a fake GitHub API run in
+#     the container) and commits it after its trial; a second install.sh
+#     changes nothing;
 #   - install.sh --uninstall removes the service, the binary and the user;
 #   - the Ansible role installs it too, and a second run changes nothing.
 # Needs root, systemd-nspawn and mmdebstrap: without them it says SKIPPED.
 source "$(dirname "$0")/lib.sh"
+NEXT=${2:-}
 
 if [ "$(id -u)" != 0 ] || ! command -v systemd-nspawn >/dev/null || ! command -v mmdebstrap >/dev/null; then
   skip "a real systemd in a container (needs root, systemd-nspawn and mmdebstrap)"
@@ -32,6 +37,7 @@ src=$root/opt/nodelua
 mkdir -p "$src/scripts"
 cp -a "$SOURCE_DIR/install.sh" "$SOURCE_DIR/packaging" "$SOURCE_DIR/deploy" "$src/"
 cp "$NODELUA" "$src/nodelua"
+cp "$SOURCE_DIR/tests/integration/fake_github.py" "$SOURCE_DIR/tests/integration/fake_github_serve.py" "$src/"
 printf 'container-test-key-0123456789\n' >"$root/root/api.key"
 chmod 600 "$root/root/api.key"
 
@@ -79,7 +85,43 @@ restarted() { p=$(main_pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$pid" ] 
 for _ in $(seq 100); do restarted && break; sleep 0.1; done
 check "after kill -9, systemd starts it again" restarted
 
-out=$(in_ct /opt/nodelua/install.sh --binary /opt/nodelua/nodelua 2>&1)
+# Self-update under the hardened unit, with no root: a signed release made
+# here, served in the container, installed by the agent itself.
+if [ -n "$NEXT" ] && command -v minisign >/dev/null; then
+  minisign -G -W -p "$WORK/u.pub" -s "$WORK/u.key" >/dev/null 2>&1
+  pubkey=$(sed -n 2p "$WORK/u.pub")
+  bash "$SOURCE_DIR/scripts/release.sh" --tag stable-99.0.0 --key "$WORK/u.key" --out "$src/release" \
+    "nodelua-linux-$(uname -m)=$NEXT" >/dev/null
+  in_ct python3 /opt/nodelua/fake_github_serve.py acme/nodelua stable-99.0.0 /opt/nodelua/release \
+    /opt/nodelua/api_url >/dev/null 2>&1 &
+  STARTED_PIDS+=("$!")
+  for _ in $(seq 100); do [ -s "$root/opt/nodelua/api_url" ] && break; sleep 0.1; done
+  out=$(in_ct /opt/nodelua/install.sh --binary /opt/nodelua/nodelua --public-key "$pubkey" 2>&1)
+  check "install.sh sets the public key, and restarts" contains "$out" "restart nodelua.service"
+  printf 'UPDATE_API_URL=%s\nUPDATE_REPOSITORY=acme/nodelua\nAUTO_UPDATE=false\nUPDATE_HEALTH_TIMEOUT=30\n' \
+    "$(cat "$root/opt/nodelua/api_url")" >>"$root/etc/nodelua/nodelua.env"
+  in_ct systemctl restart nodelua.service
+  for _ in $(seq 100); do metrics_up && break; sleep 0.1; done
+  out=$(in_ct /usr/local/bin/nodelua update apply 2>&1)
+  check "update apply, through the agent" contains "$out" "applying"
+  version() { in_ct curl -sf http://127.0.0.1:9101/metrics 2>/dev/null | sed -n 's/^nodelua_build_info{version="\([^"]*\)".*/\1/p'; }
+  for _ in $(seq 300); do [ "$(version)" = 99.0.0 ] && break; sleep 0.2; done
+  check "the service runs 99.0.0, installed by itself" equals "$(version)" 99.0.0
+  committed() { in_ct /usr/local/bin/nodelua update status 2>/dev/null | grep -q "committed  99.0.0"; }
+  for _ in $(seq 300); do committed && break; sleep 0.2; done
+  check "its trial passed under the hardened unit" committed
+  pid=$(main_pid)
+  check "still as the user nodelua" equals "$(in_ct stat -c %U "/proc/$pid")" nodelua
+  check "from the state folder, not \$PREFIX" equals "$(in_ct readlink "/proc/$pid/exe")" \
+    /var/lib/nodelua/updates/versions/99.0.0/nodelua
+  check "the entry point is untouched" equals "$(cmp "$NODELUA" "$root/usr/local/bin/nodelua" && echo same)" same
+  check "nothing in the journal was refused by the sandbox" lacks \
+    "$(in_ct journalctl -u nodelua.service --no-pager 2>/dev/null)" "Operation not permitted"
+  out=$(in_ct /opt/nodelua/install.sh --binary /opt/nodelua/nodelua --public-key "$pubkey" 2>&1)
+else
+  skip "self-update in the container (needs the release build and minisign)"
+  out=$(in_ct /opt/nodelua/install.sh --binary /opt/nodelua/nodelua 2>&1)
+fi
 check "a second install.sh changes nothing" contains "$out" "nothing changed"
 
 out=$(in_ct /opt/nodelua/install.sh --uninstall 2>&1)

@@ -29,7 +29,7 @@ static char *read_it(const char *path, unsigned flags, char *err,
 }
 
 /* The service's env file, root:nodelua 0640: readable by the agent's own
- * group, never by others; and only for an agent that is not root. */
+ * group (or by root, who chose that group), never by others. */
 static void service_group_secret(void) {
   struct stat st = {.st_uid = 0, .st_mode = S_IFREG | 0640};
   char err[512];
@@ -43,9 +43,18 @@ static void service_group_secret(void) {
     CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0);
     return;
   }
-  /* As root: the agent itself, and then as nobody (65534) in a child. */
-  st.st_gid = 0;
+  /* As root: root chose the group; others still may not read. */
+  st.st_gid = 65534;
+  CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) == 0);
+  st.st_mode = S_IFREG | 0644;
   CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0);
+  st.st_mode = S_IFREG | 0640;
+  /* A file of another owner: never group-readable. */
+  st.st_uid = 1000;
+  st.st_gid = 1000;
+  CHECK(nl_trust_check(&st, NL_TRUST_SECRET, "env", err, sizeof err) != 0);
+  st.st_uid = 0;
+  /* As nobody (65534), in a child. */
   pid_t pid = fork();
   if (pid == 0) {
     if (setgid(65534) != 0 || setuid(65534) != 0)
