@@ -245,8 +245,8 @@ fi
 # ---- files ----
 if [ "$live" = 1 ]; then owner_group="root:$group" state_owner="$user:$group"; else owner_group="root:root" state_owner="root:root"; fi
 [ "$(id -u)" -eq 0 ] || { owner_group="$(id -un):$(id -gn)"; state_owner=$owner_group; }
-binary_changed=0
-put "${binary:-/dev/null}" "$bindir/nodelua" 755 "root:$(id -gn root 2>/dev/null || echo root)" && binary_changed=1 || true
+
+put "${binary:-/dev/null}" "$bindir/nodelua" 755 "root:$(id -gn root 2>/dev/null || echo root)" || true
 folder "$conf" 755 "root:$(id -gn root 2>/dev/null || echo root)"
 folder "$conf/policy" 755 "root:$(id -gn root 2>/dev/null || echo root)"
 folder "$state" 700 "$state_owner"
