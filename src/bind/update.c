@@ -120,7 +120,8 @@ static int l_state(lua_State *L) {
   if (dirfd < 0)
     return errno == ENOENT ? (lua_settop(L, 0), lua_newtable(L), 1) : 3;
   char current[NL_UPDATE_VERSION_MAX + 1], previous[NL_UPDATE_VERSION_MAX + 1];
-  char committed[NL_UPDATE_VERSION_MAX + 2], skipped[8192];
+  char committed[NL_UPDATE_VERSION_MAX + 2];
+  static char skipped[NL_UPDATE_APPEND_KEEP + 1]; /* the loop thread only */
   nl_update_trial trial;
   if (nl_update_link_version(dirfd, "current", current, sizeof current) != 0 ||
       nl_update_link_version(dirfd, "previous", previous, sizeof previous) !=

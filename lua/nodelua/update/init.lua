@@ -319,6 +319,17 @@ end
 -- policy's may_install (window, rollout) applies; by hand it does not.
 -- done(c) when one was installed (on trial), done(nil, why) otherwise.
 function Updater:apply(version, automatic, done)
+  -- One apply at a time: the periodic one and one by hand would share the
+  -- staging file.
+  if self.applying then
+    return done(nil, "an update is already being applied")
+  end
+  self.applying = true
+  local finish = done
+  done = function(...)
+    self.applying = false
+    return finish(...)
+  end
   self:check(function(result, err)
     if not result then
       return done(nil, err)

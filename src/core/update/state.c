@@ -114,10 +114,45 @@ int nl_update_read_file(int dirfd, const char *name, char *out, size_t max) {
   return 0;
 }
 
+/* The end of a file, at most max - 1 bytes, from a line's start (a record
+ * that grew past what is kept loses its oldest lines, never a partial
+ * one); "" when absent. */
+static int read_tail(int dirfd, const char *name, char *out, size_t max) {
+  out[0] = '\0';
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : -1;
+  struct stat st;
+  off_t from = 0;
+  if (fstat(fd, &st) == 0 && st.st_size > (off_t)(max - 1))
+    from = st.st_size - (off_t)(max - 1);
+  size_t len = 0;
+  while (len + 1 < max) {
+    ssize_t r = pread(fd, out + len, max - 1 - len, from + (off_t)len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+  }
+  out[len] = '\0';
+  close(fd);
+  if (from > 0) {
+    char *nl = strchr(out, '\n');
+    memmove(out, nl ? nl + 1 : out + len, strlen(nl ? nl + 1 : out + len) + 1);
+  }
+  return 0;
+}
+
 int nl_update_write_file(int dirfd, const char *name, const char *text,
                          bool append) {
-  char old[8192] = "";
-  if (append && nl_update_read_file(dirfd, name, old, sizeof old) != 0)
+  /* What was there, its newest part: the file stays within
+   * NL_UPDATE_APPEND_KEEP bytes with the new text. */
+  static char old[NL_UPDATE_APPEND_KEEP + 1]; /* one thread: launcher, loop */
+  size_t text_len = strlen(text);
+  old[0] = '\0';
+  if (append && text_len < NL_UPDATE_APPEND_KEEP &&
+      read_tail(dirfd, name, old, NL_UPDATE_APPEND_KEEP - text_len + 1) != 0)
     return -1;
   char tmp[128];
   snprintf(tmp, sizeof tmp, ".%s.tmp", name);
@@ -214,12 +249,14 @@ int nl_update_roll_back(int dirfd, const nl_update_trial *t,
   if (nl_update_set_link(dirfd, "current", t->previous) != 0 ||
       nl_update_set_link(dirfd, "previous", "") != 0)
     return -1;
-  char line[NL_UPDATE_VERSION_MAX + NL_UPDATE_REASON_MAX + 4];
-  snprintf(line, sizeof line, "%s %.*s\n", t->version, NL_UPDATE_REASON_MAX,
-           reason);
-  for (char *p = line + strlen(t->version) + 1; *p && *p != '\n'; p++)
+  /* One line per version: the reason's own line breaks become spaces. */
+  char why[NL_UPDATE_REASON_MAX + 1];
+  snprintf(why, sizeof why, "%s", reason);
+  for (char *p = why; *p; p++)
     if (*p == '\n' || *p == '\r')
       *p = ' ';
+  char line[NL_UPDATE_VERSION_MAX + NL_UPDATE_REASON_MAX + 4];
+  snprintf(line, sizeof line, "%s %s\n", t->version, why);
   if (nl_update_write_file(dirfd, "skipped", line, true) != 0)
     return -1;
   nl_update_trial none = {0};

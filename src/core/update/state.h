@@ -23,6 +23,8 @@
 #define NL_UPDATE_VERSION_MAX 64
 #define NL_UPDATE_REASON_MAX 256
 #define NL_UPDATE_MAX_STARTS 3
+/* Of a record appended to (skipped), the newest this many bytes are kept. */
+#define NL_UPDATE_APPEND_KEEP (64 * 1024)
 
 typedef struct {
   bool active;
@@ -53,7 +55,9 @@ int nl_update_read_trial(int dirfd, nl_update_trial *out);
 int nl_update_write_trial(int dirfd, const nl_update_trial *trial);
 
 /* Writes a small text file atomically (tmp, fsync, rename, folder fsync);
- * append adds to what is there. 0, or -1 with errno. */
+ * append adds to what is there (of which the newest
+ * NL_UPDATE_APPEND_KEEP bytes are kept, whole lines). 0, or -1 with
+ * errno. */
 int nl_update_write_file(int dirfd, const char *name, const char *text,
                          bool append);
 /* Reads a small file (at most max - 1 bytes) into out; "" when absent. */
