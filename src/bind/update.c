@@ -99,8 +99,11 @@ static int l_sha256_file(lua_State *L) {
 static int open_dir(lua_State *L, bool create) {
   char why[512];
   int fd = nl_update_open(luaL_checkstring(L, 1), create, why, sizeof why);
-  if (fd < 0)
-    nl_push_failure(L, errno, "%s", why);
+  if (fd < 0) {
+    int e = errno; /* before Lua allocates */
+    nl_push_failure(L, e, "%s", why);
+    errno = e;
+  }
   return fd;
 }
 
@@ -117,8 +120,12 @@ static void set_str(lua_State *L, const char *key, const char *value) {
 
 static int l_state(lua_State *L) {
   int dirfd = open_dir(L, false);
+  if (dirfd < 0 && errno == ENOENT) {
+    lua_newtable(L); /* no update folder yet: nothing installed */
+    return 1;
+  }
   if (dirfd < 0)
-    return errno == ENOENT ? (lua_settop(L, 0), lua_newtable(L), 1) : 3;
+    return 3;
   char current[NL_UPDATE_VERSION_MAX + 1], previous[NL_UPDATE_VERSION_MAX + 1];
   char committed[NL_UPDATE_VERSION_MAX + 2];
   static char skipped[NL_UPDATE_APPEND_KEEP + 1]; /* the loop thread only */
