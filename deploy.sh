@@ -2,7 +2,7 @@
 # Runs nodelua in place, for development and trials.
 #
 #   ./deploy.sh [start] [--api-url URL] [--api-key KEY] [--node-name NAME]
-#   ./deploy.sh stop | restart | status | logs
+#   ./deploy.sh stop | restart | status [--json] | logs
 #
 # start installs the dependencies, builds, makes ./.env if there is none
 # (from the flags, or the environment without a terminal, or by asking on a
@@ -176,9 +176,15 @@ status() {
   local pid
   if pid=$(running_pid); then
     say "running (pid $pid)"
-    local listen
+    # The agent's own status, as text (--json: /healthz's JSON).
+    local listen bin_path
     listen=$(env_value METRICS_LISTEN "${METRICS_LISTEN:-127.0.0.1:9101}")
-    [ -z "$listen" ] || curl -s "http://$listen/healthz" || true
+    bin_path=${NODELUA_BIN:-$repo/build/release/nodelua}
+    if [ "$json" = 1 ]; then
+      [ -z "$listen" ] || curl -s "http://$listen/healthz" || true
+    elif [ -x "$bin_path" ]; then
+      (cd "$dir" && env -u NODELUA_BIN -u NODELUA_DEPLOY_DIR "$bin_path" repl status) || true
+    fi
     return 0
   fi
   say "not running"
@@ -195,13 +201,14 @@ logs() {
 }
 
 command=start
-opt_url="" opt_key="" opt_name=""
+opt_url="" opt_key="" opt_name="" json=0
 while [ $# -gt 0 ]; do
   case "$1" in
     start | stop | restart | status | logs) command=$1 ;;
     --api-url) opt_url=${2:?--api-url needs a value}; shift ;;
     --api-key) opt_key=${2:?--api-key needs a value}; shift ;;
     --node-name) opt_name=${2:?--node-name needs a value}; shift ;;
+    --json) json=1 ;;
     -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'deploy: unknown argument %s; see ./deploy.sh --help\n' "$1" >&2; exit 2 ;;
   esac

@@ -148,6 +148,72 @@ function M.peer_table(peers)
   return table.concat(out, "\n") .. "\n"
 end
 
+local function percent(x)
+  return x and ("%.1f%%"):format(x) or "-"
+end
+
+--- A snapshot of this machine for people (`nodelua metrics`, the REPL's
+-- `metrics`), as df, free and ip -s link would show it: CPU and load,
+-- memory, each filesystem, each interface that is up with its rates.
+-- m: metrics.sample() or metrics.latest().
+function M.metrics_text(m)
+  local lines = {}
+  local cpu = m.cpu and m.cpu.total
+  if cpu then
+    local modes = {}
+    for _, mode in ipairs({ "user", "system", "iowait", "steal" }) do
+      local p = cpu.percent and cpu.percent[mode]
+      if p and p >= 0.05 then
+        modes[#modes + 1] = ("%s %s"):format(mode, percent(p))
+      end
+    end
+    lines[#lines + 1] = ("cpu       %s busy%s%s"):format(percent(cpu.usage_percent),
+      #modes > 0 and (" (" .. table.concat(modes, ", ") .. ")") or "",
+      m.cpu.logical_cores and (", %d cores"):format(m.cpu.logical_cores) or "")
+  end
+  if m.load then
+    lines[#lines + 1] = ("load      %.2f %.2f %.2f"):format(m.load.load1, m.load.load5, m.load.load15)
+  end
+  local mem = m.memory
+  if mem and mem.total then
+    lines[#lines + 1] = ("memory    %s of %s used, %s available%s"):format(M.human_bytes(mem.used or 0),
+      M.human_bytes(mem.total), M.human_bytes(mem.available or 0),
+      (mem.swap_total or 0) > 0 and ("; swap %s of %s"):format(M.human_bytes(mem.swap_used or 0),
+        M.human_bytes(mem.swap_total)) or "")
+  end
+  for _, fs in ipairs(m.storage and m.storage.filesystems or {}) do
+    local share = fs.size and fs.size > 0 and fs.used and (" (%d%%)"):format(math.floor(fs.used * 100 / fs.size + 0.5))
+      or ""
+    lines[#lines + 1] = ("disk      %-20s %10s of %10s%s  %s %s%s"):format(fs.mount, M.human_bytes(fs.used or 0),
+      M.human_bytes(fs.size or 0), share, fs.fstype or "?", fs.device or "", fs.readonly and " (read-only)" or "")
+  end
+  for _, nif in ipairs(m.network or {}) do
+    if nif.up and nif.kind ~= "loopback" then
+      local r = nif.rates or {}
+      lines[#lines + 1] = ("net       %-12s %9s/s in, %9s/s out  %s"):format(nif.name, M.human_bytes(r.rx_bytes or 0),
+        M.human_bytes(r.tx_bytes or 0), M.link_text(nif))
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- The agent's status for people (`nodelua repl status`, `deploy.sh
+-- status`).
+function M.status_text(s)
+  local d = s.delivery or {}
+  local lines = {
+    ("version   %s"):format(s.version),
+    ("uptime    %d s"):format(s.uptime_seconds),
+    ("node      %s (%s)"):format(s.name, s.id),
+    ("spool     %d reports waiting, %s, %d dropped"):format(s.spool.depth, M.human_bytes(s.spool.bytes),
+      s.spool.dropped),
+    ("delivery  %d delivered, %d failed attempts, %d dead-lettered%s"):format(d.delivered or 0,
+      d.failed_attempts or 0, d.dead_lettered or 0, d.last_error and ("; last error: " .. d.last_error) or ""),
+    ("mDNS      %s; %d peers; transfer port %d"):format(s.mdns, s.peers, s.transfer_port),
+  }
+  return table.concat(lines, "\n") .. "\n"
+end
+
 --- The peers as a JSON array, every path of each (`list --json`, `peers`).
 function M.peers_json(peers)
   for _, p in ipairs(peers) do

@@ -22,6 +22,9 @@ STARTED_PIDS+=("$pid")
 metrics=$(curl -sf "http://127.0.0.1:$port/metrics")
 check "/metrics answers with no monitoring API running" contains "$metrics" "node_cpu_seconds_total"
 check "status: running" contains "$(deploy status)" "running (pid $pid)"
+check "status: the agent's status, as text" contains "$(deploy status)" "spool     "
+check "status --json: for machines" contains "$(deploy status --json)" '"spool":{'
+
 check "a second start leaves it be" contains "$(deploy)" "already running (pid $pid)"
 sleep 6
 check "reports wait in the spool" test "$(ls "$dir/.nodelua/state/spool" | grep -c json)" -ge 1

@@ -49,6 +49,12 @@ check "metrics --json exits 0" equals "$?" 0
 check "--json is one JSON object with the groups asked for" \
   /usr/bin/python3 -c 'import json,sys; d=json.load(open("json.txt")); sys.exit(0 if set(d) == {"memory","load","timestamp"} else 1)'
 
+# Without a flag: text for people, as df, free and ip -s link would show.
+text=$(clean_env "$NODELUA" metrics --interval 0.2)
+check "metrics: text by default" contains "$text" "cpu       "
+check "metrics text: memory" contains "$text" "memory    "
+check "metrics text: the root filesystem" contains "$text" "disk      /  "
+check "metrics text: not JSON" lacks "$text" '{"'
 clean_env "$NODELUA" metrics --groups nope >/dev/null 2>err.txt
 check "an unknown group is a usage error" equals "$?" 2
 check "naming the group" contains "$(cat err.txt)" "unknown group 'nope'"

@@ -1,4 +1,6 @@
---- `nodelua metrics [--json|--prom] [--interval SECONDS] [--groups LIST]`
+--- `nodelua metrics [--json|--prom] [--interval SECONDS] [--groups LIST]`:
+-- text for people by default (nodelua.format.metrics_text), JSON or the
+-- Prometheus text for machines.
 -- Takes two samples --interval apart (on the loop, never sleeping) so that
 -- rates and percentages are real, then prints one snapshot.
 local cli = require("nodelua.cli.args")
@@ -12,9 +14,11 @@ M.usage = [[
 Usage: nodelua metrics [--json | --prom] [--interval SECONDS] [--groups LIST]
 
 Prints one snapshot of this machine's metrics, from two samples taken
-SECONDS apart (default 1) so that rates and percentages are real.
+SECONDS apart (default 1) so that rates and percentages are real: by
+default as text for people (CPU and load, memory, each filesystem, each
+interface with its rates).
 
-  --json            one JSON object (the default); fields in docs/metrics.md
+  --json            one JSON object; fields in docs/metrics.md
   --prom            the Prometheus text format, with node_exporter's names
   --interval SECS   seconds between the two samples, from 0.01 to 3600
   --groups LIST     comma-separated groups (default all):
@@ -25,7 +29,7 @@ local function check(given)
   if given.json and given.prom then
     return nil, "choose one of --json and --prom"
   end
-  local opts = { format = given.prom and "prom" or "json", interval = 1 }
+  local opts = { format = given.prom and "prom" or given.json and "json" or "text", interval = 1 }
   if given.interval then
     local n = tonumber(given.interval)
     if not n or n < 0.01 or n > 3600 then
@@ -64,6 +68,8 @@ function M.main(args)
     local snapshot = metrics.sample(opts.groups)
     if opts.format == "prom" then
       io.stdout:write(metrics.prometheus())
+    elseif opts.format == "text" then
+      io.stdout:write(require("nodelua.format").metrics_text(snapshot))
     else
       local cjson = require("cjson")
       snapshot.timestamp = os.date("!%Y-%m-%dT%H:%M:%SZ")

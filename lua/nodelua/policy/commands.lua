@@ -38,19 +38,13 @@ commands.peers = {
 }
 
 commands.status = {
-  summary = "the agent: version, uptime, spool, delivery, discovery",
-  run = function(ctx)
+  summary = "the agent: version, uptime, spool, delivery, discovery (--json for machines)",
+  run = function(ctx, args)
     local s = ctx.status()
-    local lines = {
-      ("version   %s"):format(s.version),
-      ("uptime    %d s"):format(s.uptime_seconds),
-      ("node      %s (%s)"):format(s.name, s.id),
-      ("spool     %d reports waiting, %d bytes, %d dropped"):format(s.spool.depth, s.spool.bytes, s.spool.dropped),
-      ("delivery  %d delivered, %d failed attempts, %d dead-lettered"):format(s.delivery.delivered,
-        s.delivery.failed_attempts, s.delivery.dead_lettered),
-      ("mDNS      %s; %d peers; transfer port %d"):format(s.mdns, s.peers, s.transfer_port),
-    }
-    return table.concat(lines, "\n") .. "\n"
+    if args[1] == "--json" then
+      return json.encode(s) .. "\n"
+    end
+    return format.status_text(s)
   end,
 }
 
@@ -74,32 +68,14 @@ commands.send = {
   end,
 }
 
-local function percent(x)
-  return x and ("%.1f%%"):format(x) or "-"
-end
-
 commands.metrics = {
-  summary = "this node now: CPU, load, memory, and each interface's traffic",
-  run = function(ctx)
+  summary = "this node now: CPU, load, memory, filesystems, interfaces (--json for machines)",
+  run = function(ctx, args)
     local m = ctx.metrics()
-    local lines = {}
-    local cpu = m.cpu and m.cpu.total
-    lines[#lines + 1] = ("cpu       %s busy"):format(percent(cpu and cpu.usage_percent))
-    if m.load then
-      lines[#lines + 1] = ("load      %.2f %.2f %.2f"):format(m.load.load1, m.load.load5, m.load.load15)
+    if args[1] == "--json" then
+      return json.encode(m) .. "\n"
     end
-    if m.memory and m.memory.total then
-      lines[#lines + 1] = ("memory    %s of %s used"):format(format.human_bytes(m.memory.used or 0),
-        format.human_bytes(m.memory.total))
-    end
-    for _, nif in ipairs(m.network or {}) do
-      if nif.up and nif.kind ~= "loopback" then
-        local r = nif.rates or {}
-        lines[#lines + 1] = ("%-9s %s in, %s out per second"):format(nif.name, format.human_bytes(r.rx_bytes or 0),
-          format.human_bytes(r.tx_bytes or 0))
-      end
-    end
-    return table.concat(lines, "\n") .. "\n"
+    return format.metrics_text(m)
   end,
 }
 

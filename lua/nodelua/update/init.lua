@@ -200,7 +200,9 @@ end
 --- Asks the API and evaluates: done({candidates =, best =}) or done(nil, why).
 function Updater:check(done)
   releases.list({ client = self.client, api_url = self.api_url, repository = self.repository, token = self.token,
-    cache = self.dir .. "/releases.json" }, function(list, err, retry_after)
+    -- One cache per repository and API: an ETag means nothing elsewhere.
+    cache = ("%s/releases-%s.json"):format(self.dir, (self.api_url .. "/" .. self.repository):gsub("[^%w.-]", "_")) },
+    function(list, err, retry_after)
     if not list then
       self:record_check(err, false)
       return done(nil, err, retry_after)
