@@ -215,6 +215,12 @@ try:
     check("/metrics has the update gauges", "nodelua_update_on_trial 0" in gauges and
           "nodelua_update_last_check_success 1" in gauges, str(gauges))
 
+    # The periodic check goes on after the commit (UPDATE_CHECK_INTERVAL=1:
+    # every 60 to 66 s).
+    asked = len(fake.seen("api", "/repos/"))
+    check("the periodic check goes on after the commit",
+          wait_for(lambda: len(fake.seen("api", "/repos/")) > asked, 90), a.log_text()[-1500:])
+
     # ---- 5. update rollback, by hand, through the agent ----
     rb = a.run("update", "rollback")
     check("update rollback answers", rb.returncode == 0 and "rolled back 99.0.0" in rb.stdout,

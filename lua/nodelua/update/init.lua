@@ -31,7 +31,6 @@ Updater.__index = Updater
 M.SUMS_MAX_BYTES = 1024 * 1024
 M.SIG_MAX_BYTES = 64 * 1024
 M.DOWNLOAD_SECONDS = 600 -- the total deadline of one binary's download
-M.CHECK_SECONDS = 2 -- how often the health checks are asked
 
 --- The minisign public key from UPDATE_PUBLIC_KEY or UPDATE_PUBLIC_KEY_FILE,
 -- or nil and why self-update is off.
@@ -396,81 +395,10 @@ function Updater:rollback(reason)
   return version
 end
 
---- The trial of the running version, if it is on one: the health policy's
--- checks until all pass (commit) or one fails or time runs out (roll back
--- and restart). ctx: what the checks get (see policy/health.lua).
+--- The trial of the running version, if it is on one (update/trial.lua):
+-- true when there is one. ctx: what the health checks get.
 function Updater:run_trial(ctx)
-  local st = self:state()
-  local trial = st.trial
-  if not trial or os.getenv("NODELUA_LAUNCHED") ~= trial.version then
-    return false
-  end
-  local running = runtime.version()
-  if trial.version ~= running then
-    self:rollback(("its binary says it is %s"):format(running))
-    self:restart()
-    return true
-  end
-  local deadline = runtime.now() + self.health_timeout
-  log.info("update: %s is on trial (start %d): health checks for up to %d s", running, trial.starts,
-    self.health_timeout)
-  local passed = {}
-  local function finish(ok, why)
-    for _, t in pairs(self.timers) do
-      t:cancel()
-    end
-    self.timers.trial = nil
-    if ok then
-      local done, err = update.commit(self.dir, running)
-      if not done then
-        log.error("update: cannot commit %s: %s", running, err)
-        return
-      end
-      local pruned = update.prune(self.dir)
-      log.info("update: %s passed its trial and is committed%s", running,
-        #pruned > 0 and (" (removed " .. table.concat(pruned, ", ") .. ")") or "")
-      self.trial_state = "committed"
-      return
-    end
-    self.trial_state = "failed"
-    self:rollback(why)
-    self:restart()
-  end
-  self.trial_state = "running"
-  self.timers.trial = timer.every(M.CHECK_SECONDS, function()
-    local policy = self.policies:get("health")
-    local checks = type(policy) == "table" and type(policy.checks) == "table" and policy.checks or {}
-    local all = true
-    for _, c in ipairs(checks) do
-      if not passed[c.name] then
-        local ok, verdict, why = runtime.pcall(c.check, ctx)
-        if not ok then
-          return finish(false, ("health check '%s' failed: %s"):format(c.name, tostring(verdict)))
-        elseif verdict == "fail" then
-          return finish(false, ("health check '%s' failed%s"):format(c.name, why and (": " .. why) or ""))
-        elseif verdict == "pass" then
-          passed[c.name] = true
-          log.info("update: trial: %s%s", c.name, why and (" (" .. why .. ")") or "")
-        else
-          all = false
-        end
-      end
-    end
-    if all then
-      return finish(true)
-    end
-    if runtime.now() >= deadline then
-      local waiting = {}
-      for _, c in ipairs(checks) do
-        if not passed[c.name] then
-          waiting[#waiting + 1] = c.name
-        end
-      end
-      finish(false, ("the trial timed out after %d s waiting for: %s"):format(self.health_timeout,
-        table.concat(waiting, "; ")))
-    end
-  end)
-  return true
+  return require("nodelua.update.trial").run(self, ctx)
 end
 
 --- The periodic check of the agent (AUTO_UPDATE): every
@@ -532,51 +460,10 @@ function Updater:status()
   }
 end
 
---- Text for `update status`.
-function M.format_status(s)
-  local lines = {
-    ("running    %s"):format(s.running),
-    ("current    %s"):format(s.current or "(the entry point's own)"),
-    ("previous   %s"):format(s.previous or "-"),
-    ("committed  %s"):format(s.committed or "-"),
-    ("channel    %s (%s)"):format(s.channel, s.repository),
-    ("self-update %s"):format(s.self_update),
-  }
-  if s.trial then
-    lines[#lines + 1] = ("trial      %s, start %d, since %s%s"):format(s.trial.version, s.trial.starts,
-      os.date("!%Y-%m-%dT%H:%M:%SZ", s.trial.since), s.trial_state and (" (" .. s.trial_state .. ")") or "")
-  end
-  for _, k in ipairs(s.skipped) do
-    lines[#lines + 1] = ("skipped    %s: %s"):format(k.version, k.reason)
-  end
-  if s.last_check then
-    lines[#lines + 1] = ("last check %s: %s"):format(os.date("!%Y-%m-%dT%H:%M:%SZ", s.last_check.time),
-      s.last_check.outcome)
-  end
-  return table.concat(lines, "\n") .. "\n"
-end
-
---- Text for `update check`.
-function M.format_check(result)
-  local lines = {}
-  for _, c in ipairs(result.candidates) do
-    lines[#lines + 1] = ("%-28s %s"):format(c.tag, c.accepted and "accepted" or ("refused: " .. c.why))
-  end
-  if #lines == 0 then
-    lines[1] = "no release of ours"
-  end
-  lines[#lines + 1] = result.best and ("to install: %s"):format(result.best.tag) or "up to date"
-  return table.concat(lines, "\n") .. "\n"
-end
-
---- The JSON-able form of a check's result.
-function M.check_table(result)
-  local json = require("nodelua.json")
-  local out = {}
-  for _, c in ipairs(result.candidates) do
-    out[#out + 1] = { tag = c.tag, channel = c.channel, version = c.version, accepted = c.accepted, why = c.why }
-  end
-  return { candidates = json.array(out), best = result.best and result.best.tag or nil }
-end
+-- How an update is shown (update/text.lua), here for the commands.
+local text = require("nodelua.update.text")
+M.format_status = text.format_status
+M.format_check = text.format_check
+M.check_table = text.check_table
 
 return M
