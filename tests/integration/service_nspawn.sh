@@ -45,15 +45,29 @@ systemd-nspawn -D "$root" --private-network --register=no --keep-unit -b --machi
   >"$WORK/nspawn.log" 2>&1 </dev/null &
 nspawn=$!
 STARTED_PIDS+=("$nspawn")
+# The container's systemd, as this host sees it: a child or grandchild of
+# nspawn named systemd (nspawn's own intermediate child exits early, so
+# the first child found may be gone by the time it is used).
+find_init() {
+  local p c
+  for p in $(ps -e -o pid= -o ppid= | awk -v n="$nspawn" '$2 == n { print $1 }'); do
+    for c in "$p" $(ps -e -o pid= -o ppid= | awk -v n="$p" '$2 == n { print $1 }'); do
+      if [ "$(cat "/proc/$c/comm" 2>/dev/null)" = systemd ]; then
+        echo "$c"
+        return 0
+      fi
+    done
+  done
+  return 1
+}
 init=
-for _ in $(seq 100); do
-  init=$(ps -o pid= --ppid "$nspawn" 2>/dev/null | head -1 | tr -d ' ')
-  [ -n "$init" ] && break
-  sleep 0.1
-done
 in_ct() { nsenter -t "$init" -m -u -i -n -p -- "$@"; }
-booted() { case "$(in_ct systemctl is-system-running 2>/dev/null)" in running | degraded) return 0 ;; esac; return 1; }
-for _ in $(seq 300); do booted && break; sleep 0.1; done
+booted() {
+  [ -n "$init" ] && [ -e "/proc/$init/ns/pid" ] || init=$(find_init) || return 1
+  case "$(in_ct systemctl is-system-running 2>/dev/null)" in running | degraded) return 0 ;; esac
+  return 1
+}
+for _ in $(seq 600); do booted && break; sleep 0.1; done
 check "systemd boots in the container" booted
 if ! booted; then
   tail -20 "$WORK/nspawn.log" >&2
@@ -94,7 +108,8 @@ if [ -n "$NEXT" ] && command -v minisign >/dev/null; then
     "nodelua-linux-$(uname -m)=$NEXT" >/dev/null
   in_ct python3 /opt/nodelua/fake_github_serve.py acme/nodelua stable-99.0.0 /opt/nodelua/release \
     /opt/nodelua/api_url >/dev/null 2>&1 &
-  STARTED_PIDS+=("$!")
+  fake_pid=$!
+  STARTED_PIDS+=("$fake_pid")
   for _ in $(seq 100); do [ -s "$root/opt/nodelua/api_url" ] && break; sleep 0.1; done
   out=$(in_ct /opt/nodelua/install.sh --binary /opt/nodelua/nodelua --public-key "$pubkey" 2>&1)
   check "install.sh sets the public key, and restarts" contains "$out" "restart nodelua.service"
@@ -151,7 +166,14 @@ else
   skip "the Ansible role in the container (no ansible-playbook)"
 fi
 
-kill -TERM "$nspawn" 2>/dev/null
-for _ in $(seq 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+if [ -n "${fake_pid:-}" ]; then
+  kill "$fake_pid" 2>/dev/null
+  wait "$fake_pid" 2>/dev/null
+fi
+# Stop the container by its nspawn's pid: asked to power off, then killed
+# if it has not after 30 s.
+in_ct systemctl poweroff --no-block >/dev/null 2>&1 || kill -TERM "$nspawn" 2>/dev/null
+for _ in $(seq 300); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
 kill -KILL "$nspawn" 2>/dev/null
+wait "$nspawn" 2>/dev/null
 finish
