@@ -167,7 +167,7 @@ else
 fi
 
 if [ -n "${fake_pid:-}" ]; then
-  kill "$fake_pid" 2>/dev/null
+  kill -KILL "$fake_pid" 2>/dev/null # also if a terminal ever stopped it
   wait "$fake_pid" 2>/dev/null
 fi
 # Stop the container by its nspawn's pid: asked to power off, then killed
