@@ -381,7 +381,10 @@ function Updater:restart()
     self.before_exec()
   end
   local _, err = update.exec_entry()
-  log.error("update: %s", err)
+  -- Still here: everything is closed already, so this process can serve
+  -- nothing more. Exit, and let the supervisor start the entry point.
+  log.error("update: %s; exiting for the service manager to start it again", err)
+  runtime.exit(1)
 end
 
 --- Rolls back (by hand, or a failed trial): done(version rolled back) or
