@@ -106,8 +106,10 @@ if [ -n "$NEXT" ] && command -v minisign >/dev/null; then
   pubkey=$(sed -n 2p "$WORK/u.pub")
   bash "$SOURCE_DIR/scripts/release.sh" --tag stable-99.0.0 --key "$WORK/u.key" --out "$src/release" \
     "nodelua-linux-$(uname -m)=$NEXT" >/dev/null
-  in_ct python3 /opt/nodelua/fake_github_serve.py acme/nodelua stable-99.0.0 /opt/nodelua/release \
-    /opt/nodelua/api_url </dev/null >/dev/null 2>&1 &
+  # exec: $! is nsenter itself, not a subshell around it, so that killing
+  # it leaves nothing behind.
+  (exec nsenter -t "$init" -m -u -i -n -p -- python3 /opt/nodelua/fake_github_serve.py acme/nodelua \
+    stable-99.0.0 /opt/nodelua/release /opt/nodelua/api_url </dev/null >/dev/null 2>&1) &
   fake_pid=$!
   STARTED_PIDS+=("$fake_pid")
   for _ in $(seq 100); do [ -s "$root/opt/nodelua/api_url" ] && break; sleep 0.1; done
