@@ -95,36 +95,19 @@ int nl_update_set_link(int dirfd, const char *link, const char *version) {
   return nl_fsync_full(dirfd);
 }
 
-int nl_update_read_file(int dirfd, const char *name, char *out, size_t max) {
-  out[0] = '\0';
-  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? 0 : -1;
-  size_t len = 0;
-  while (len + 1 < max) {
-    ssize_t r = read(fd, out + len, max - 1 - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    len += (size_t)r;
-  }
-  out[len] = '\0';
-  close(fd);
-  return 0;
-}
-
-/* The end of a file, at most max - 1 bytes, from a line's start (a record
+/* Reads a file into out (at most max - 1 bytes, NUL-terminated; "" when
+ * absent): its start, or with tail its end from a line's start (a record
  * that grew past what is kept loses its oldest lines, never a partial
- * one); "" when absent. */
-static int read_tail(int dirfd, const char *name, char *out, size_t max) {
+ * one). 0, or -1 with errno. */
+static int read_part(int dirfd, const char *name, char *out, size_t max,
+                     bool tail) {
   out[0] = '\0';
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return errno == ENOENT ? 0 : -1;
   struct stat st;
   off_t from = 0;
-  if (fstat(fd, &st) == 0 && st.st_size > (off_t)(max - 1))
+  if (tail && fstat(fd, &st) == 0 && st.st_size > (off_t)(max - 1))
     from = st.st_size - (off_t)(max - 1);
   size_t len = 0;
   while (len + 1 < max) {
@@ -144,6 +127,10 @@ static int read_tail(int dirfd, const char *name, char *out, size_t max) {
   return 0;
 }
 
+int nl_update_read_file(int dirfd, const char *name, char *out, size_t max) {
+  return read_part(dirfd, name, out, max, false);
+}
+
 int nl_update_write_file(int dirfd, const char *name, const char *text,
                          bool append) {
   /* What was there, its newest part: the file stays within
@@ -152,7 +139,8 @@ int nl_update_write_file(int dirfd, const char *name, const char *text,
   size_t text_len = strlen(text);
   old[0] = '\0';
   if (append && text_len < NL_UPDATE_APPEND_KEEP &&
-      read_tail(dirfd, name, old, NL_UPDATE_APPEND_KEEP - text_len + 1) != 0)
+      read_part(dirfd, name, old, NL_UPDATE_APPEND_KEEP - text_len + 1, true) !=
+          0)
     return -1;
   char tmp[128];
   snprintf(tmp, sizeof tmp, ".%s.tmp", name);
