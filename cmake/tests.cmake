@@ -1,7 +1,7 @@
 # Every test is its own process under ctest.
 
 # C unit tests.
-foreach(name envfile config log metrics procfs spool txt probe hash frame transfer recvdir endpoint receiver trust control minisig update_state)
+foreach(name envfile config log metrics export procfs spool txt probe hash frame transfer recvdir endpoint receiver trust control minisig update_state)
   add_executable(test_${name} tests/unit/test_${name}.c)
   target_link_libraries(test_${name} PRIVATE nodelua_core)
   if(NODELUA_SANITIZE OR NODELUA_FUZZ)

@@ -64,7 +64,7 @@ done
 # metrics file instead of Linux's), and the unit tests.
 mapfile -t sources < <(
   ls src/core/*.c src/core/*/*.c src/bind/*.c src/main.c src/repl_client.c tests/unit/*.c |
-    grep -v -e 'metrics_linux\.c$' -e 'metrics_unsupported\.c$' -e 'metrics_darwin_frameworks\.c$'
+    grep -v -e 'metrics_linux\.c$' -e 'export_linux[a-z_]*\.c$' -e 'metrics_unsupported\.c$' -e 'metrics_darwin_frameworks\.c$'
 )
 
 flags=(-std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Werror

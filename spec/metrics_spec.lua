@@ -101,7 +101,7 @@ describe("nodelua.metrics", function()
 
   it("renders the latest samples in the Prometheus format", function()
     metrics.sample({ "load", "memory" })
-    local text = metrics.prometheus()
+    local text = metrics.scrape()
     assert.matches("# TYPE node_load1 gauge\nnode_load1 [%d.]+\n", text)
     assert.matches("node_memory_MemTotal_bytes %d+\n", text)
   end)

@@ -233,18 +233,14 @@ function M.main(args)
   local reports = 0
   local spool_errors = 0
 
-  -- /metrics is rendered when it is scraped, and only if a sample came in
-  -- since the last rendering: nobody scraping costs nothing.
+  -- /metrics is read from the machine when it is scraped, and only then, as
+  -- node_exporter's is: every counter is as old as the scrape, whatever the
+  -- sampling schedule, and nobody scraping costs nothing.
   if endpoint then
     endpoint:on_demand("/metrics", "text/plain; version=0.0.4; charset=utf-8", function()
-      return metrics.prometheus() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
+      return metrics.scrape() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
         updater:status())
-    end)
-  end
-  local function publish_metrics()
-    if endpoint then
-      endpoint:invalidate("/metrics")
-    end
+    end, false, true)
   end
 
   -- Samples go into the collector; tables are made at report time only.
@@ -332,7 +328,6 @@ function M.main(args)
       if intervals[g] then
         timers[#timers + 1] = timer.every(intervals[g], function()
           sample(g)
-          publish_metrics()
         end)
       end
     end
@@ -352,7 +347,6 @@ function M.main(args)
   -- Everything at once, then a first report a second later (rates need two
   -- samples), which carries the full system information.
   sample({ "cpu", "load", "memory", "network", "storage", "system", "thermal", "self" })
-  publish_metrics()
   health()
   schedule()
   timer.after(1, function()

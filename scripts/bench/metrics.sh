@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU cost of one full metrics collection: nodelua against node_exporter, in
 # the same run, on this machine.
-#   nodelua:       metrics.sample() of every group + metrics.prometheus(),
+#   nodelua:       metrics.scrape(): what one scrape of /metrics costs (every
+#                  group sampled afresh and every default collector),
 #                  timed by the process's own CPU clock (getrusage)
 #   node_exporter: one scrape of its default collectors over loopback,
 #                  timed by its process's CPU ticks in /proc/PID/stat
@@ -20,13 +21,11 @@ cat >/tmp/nodelua-bench-$$.lua <<'LUA'
 local metrics = require("nodelua.metrics")
 local rounds = tonumber((...))
 for _ = 1, 5 do
-  metrics.sample()
-  metrics.prometheus()
+  metrics.scrape()
 end
 local before = metrics.sample("self").self.cpu_seconds
 for _ = 1, rounds do
-  metrics.sample()
-  metrics.prometheus()
+  metrics.scrape()
 end
 local after = metrics.sample("self").self.cpu_seconds
 print(string.format("%.4f", (after - before) * 1000 / rounds))

@@ -364,8 +364,9 @@ static int l_publish(lua_State *L) {
   return 0;
 }
 
-/* ep:on_demand(path, content_type, render [, live]): render() is called on
- * the loop when a request for path finds it out of date (ep:invalidate). */
+/* ep:on_demand(path, content_type, render [, live [, fresh]]): render() is
+ * called on the loop when a request for path finds it out of date
+ * (ep:invalidate), or for every request when fresh. */
 static int l_on_demand(lua_State *L) {
   endpoint *e = check_endpoint(L);
   const char *path = luaL_checkstring(L, 2);
@@ -385,7 +386,8 @@ static int l_on_demand(lua_State *L) {
     uv_unref((uv_handle_t *)e->async);
     nl_endpoint_set_wake(e->ep, wake_loop, e->async, 500);
   }
-  if (nl_endpoint_on_demand(e->ep, path, type, lua_toboolean(L, 5)) != 0)
+  if (nl_endpoint_on_demand(e->ep, path, type, lua_toboolean(L, 5),
+                            lua_toboolean(L, 6)) != 0)
     return luaL_error(L, "endpoint: too many paths");
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->renders_ref);
   lua_pushvalue(L, 4);

@@ -5,23 +5,27 @@
 
 #include "core/metrics/metrics.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <string.h>
 
 #define COLLECTOR_KEY "nodelua.metrics.collector"
 
+/* m is sampled on the agent's schedule (reports, latest()); scraper is
+ * sampled only by scrape(), so that a scrape moves no rate that a report
+ * shows. */
 typedef struct {
   nl_metrics *m;
+  nl_metrics *scraper;
   nl_buf prom;
 } collector;
 
 static int collector_gc(lua_State *L) {
   collector *c = luaL_checkudata(L, 1, COLLECTOR_KEY);
-  if (c->m != NULL) {
-    nl_metrics_close(c->m);
-    c->m = NULL;
-  }
+  nl_metrics_close(c->m);
+  nl_metrics_close(c->scraper);
+  c->m = c->scraper = NULL;
   nl_buf_free(&c->prom);
   return 0;
 }
@@ -41,8 +45,32 @@ static collector *get_collector(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   c->m = nl_metrics_open();
-  if (c->m == NULL)
+  c->scraper = nl_metrics_open();
+  if (c->m == NULL || c->scraper == NULL)
     luaL_error(L, "metrics: out of memory");
+  /* HOST_PROC, HOST_SYS, HOST_ROOT, HOST_RUN: validated as existing
+   * directories when the configuration was loaded. */
+  const nl_config *cfg = nl_runtime_config(nl_runtime_get(L));
+  if (cfg != NULL) {
+    nl_host_paths paths = {nl_config_str(cfg, NL_CFG_HOST_PROC),
+                           nl_config_str(cfg, NL_CFG_HOST_SYS),
+                           nl_config_str(cfg, NL_CFG_HOST_ROOT),
+                           nl_config_str(cfg, NL_CFG_HOST_RUN)};
+    if (nl_metrics_set_host_paths(c->m, &paths) != 0 ||
+        nl_metrics_set_host_paths(c->scraper, &paths) != 0 ||
+        nl_metrics_set_textfile_dir(
+            c->scraper, nl_config_str(cfg, NL_CFG_METRICS_TEXTFILE_DIR)) != 0)
+      luaL_error(L, "metrics: HOST_PROC, HOST_SYS, HOST_ROOT, HOST_RUN and "
+                    "METRICS_TEXTFILE_DIR must be absolute paths of at most "
+                    "255 bytes");
+    nl_metrics_enable_collectors(
+        c->scraper, (nl_config_num(cfg, NL_CFG_METRICS_COLLECTOR_PROCESSES)
+                         ? NL_COLLECT_PROCESSES
+                         : 0) |
+                        (nl_config_num(cfg, NL_CFG_METRICS_COLLECTOR_TCPSTAT)
+                             ? NL_COLLECT_TCPSTAT
+                             : 0));
+  }
   lua_setfield(L, LUA_REGISTRYINDEX, COLLECTOR_KEY "#instance");
   return c;
 }
@@ -217,8 +245,14 @@ static void push_network(lua_State *L, const nl_network_sample *net) {
 static void push_storage(lua_State *L, const nl_storage_sample *st) {
   lua_createtable(L, 0, 2);
   lua_createtable(L, (int)st->fs_count, 0);
+  lua_Integer n = 0;
   for (size_t i = 0; i < st->fs_count; i++) {
     const nl_filesystem *fs = &st->fs[i];
+    /* One that could not be measured, or has no blocks (a pseudo
+     * filesystem), is on /metrics as node_exporter shows it, but is not
+     * storage a report can say anything about. */
+    if (fs->device_error || fs->size == 0)
+      continue;
     lua_createtable(L, 0, 10);
     set_string(L, "device", fs->device);
     set_string(L, "mount", fs->mount);
@@ -230,7 +264,7 @@ static void push_storage(lua_State *L, const nl_storage_sample *st) {
     set_integer(L, "inodes_total", fs->inodes_total);
     set_integer(L, "inodes_free", fs->inodes_free);
     set_boolean(L, "readonly", fs->readonly);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_rawseti(L, -2, ++n);
   }
   lua_setfield(L, -2, "filesystems");
   lua_createtable(L, (int)st->disk_count, 0);
@@ -377,13 +411,37 @@ static int l_latest(lua_State *L) {
   return push_latest(L, get_collector(L), groups);
 }
 
-/* prometheus(): the exposition of the latest samples of every group. */
-static int l_prometheus(lua_State *L) {
+/* scrape(): what /metrics serves, every figure read now. */
+static int l_scrape(lua_State *L) {
   collector *c = get_collector(L);
-  if (nl_metrics_format_prom(nl_metrics_get(c->m), &c->prom) != 0)
+  if (nl_metrics_scrape(c->scraper, &c->prom) != 0)
     return luaL_error(L, "metrics: out of memory");
   lua_pushlstring(L, c->prom.data ? c->prom.data : "", c->prom.len);
   return 1;
+}
+
+static const char *opt_path(lua_State *L, const char *key) {
+  lua_getfield(L, 1, key);
+  const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+  lua_pop(L, 1); /* the string stays alive in the table */
+  return v;
+}
+
+/* host_paths{proc=, sys=, root=, run=}: where the machine's files are
+ * (HOST_PROC, ...); nil or "" keeps a default. Both collectors follow. */
+static int l_host_paths(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  nl_host_paths paths = {opt_path(L, "proc"), opt_path(L, "sys"),
+                         opt_path(L, "root"), opt_path(L, "run")};
+  collector *c = get_collector(L);
+  int rc = nl_metrics_set_host_paths(c->m, &paths);
+  if (rc == 0)
+    rc = nl_metrics_set_host_paths(c->scraper, &paths);
+  if (rc == -EINVAL)
+    return luaL_error(L, "metrics: host paths must be absolute");
+  if (rc != 0)
+    return luaL_error(L, "metrics: a host path is too long");
+  return 0;
 }
 
 static int l_exclude_fstypes(lua_State *L) {
@@ -397,7 +455,8 @@ static int l_exclude_fstypes(lua_State *L) {
     luaL_argcheck(L, types[i - 1] != NULL, 1, "a list of type names");
     lua_pop(L, 1); /* the string stays alive in the table */
   }
-  if (nl_metrics_set_excluded_fstypes(c->m, types, (size_t)n) != 0)
+  if (nl_metrics_set_excluded_fstypes(c->m, types, (size_t)n) != 0 ||
+      nl_metrics_set_excluded_fstypes(c->scraper, types, (size_t)n) != 0)
     return luaL_error(L, "metrics: out of memory");
   return 0;
 }
@@ -427,7 +486,8 @@ static const luaL_Reg metrics_functions[] = {
     {"sample", l_sample},
     {"update", l_update},
     {"latest", l_latest},
-    {"prometheus", l_prometheus},
+    {"scrape", l_scrape},
+    {"host_paths", l_host_paths},
     {"exclude_fstypes", l_exclude_fstypes},
     {"excluded_fstypes", l_excluded_fstypes},
     {"groups", l_groups},

@@ -110,6 +110,68 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          .default_value = "127.0.0.1:9101",
          .summary = "Address of the local endpoint (/metrics, /healthz); "
                     "empty turns it off."},
+    /* Telegraf's names, node_exporter's --path.* meanings: an agent in a
+     * container reads the host's trees where they are mounted. */
+    [NL_CFG_HOST_PROC] =
+        {.name = "HOST_PROC",
+         .kind = NL_KIND_DIR,
+         .optional = true,
+         .default_value = "",
+         .default_text = "/proc",
+         .summary = "Where the host's /proc is (in a container: "
+                    "/host/proc). Every machine figure is read there; the "
+                    "agent's own process_* figures stay on /proc/self. "
+                    "Linux."},
+    [NL_CFG_HOST_SYS] = {.name = "HOST_SYS",
+                         .kind = NL_KIND_DIR,
+                         .optional = true,
+                         .default_value = "",
+                         .default_text = "/sys",
+                         .summary = "Where the host's /sys is (in a "
+                                    "container: /host/sys). Linux."},
+    [NL_CFG_HOST_ROOT] =
+        {.name = "HOST_ROOT",
+         .kind = NL_KIND_DIR,
+         .optional = true,
+         .default_value = "",
+         .default_text = "/",
+         .summary = "Where the host's / is (in a container: /host). "
+                    "Filesystems are measured under it and reported as the "
+                    "host mounts them; os-release is read under it. Linux."},
+    [NL_CFG_HOST_RUN] = {.name = "HOST_RUN",
+                         .kind = NL_KIND_DIR,
+                         .optional = true,
+                         .default_value = "",
+                         .default_text = "/run",
+                         .summary = "Where the host's /run is, for udev's "
+                                    "disk data (run/udev/data). Linux."},
+    [NL_CFG_METRICS_TEXTFILE_DIR] =
+        {.name = "METRICS_TEXTFILE_DIR",
+         .kind = NL_KIND_DIR,
+         .optional = true,
+         .default_value = "",
+         .default_text = "(empty: off)",
+         .summary = "node_exporter's textfile collector: the *.prom files "
+                    "here are added to /metrics. A file that is not valid "
+                    "exposition text, has timestamps, is over 1 MiB, is a "
+                    "symlink or is writable by others is left out "
+                    "(node_textfile_scrape_error 1); so is the whole "
+                    "directory if others may write to it."},
+    [NL_CFG_METRICS_COLLECTOR_PROCESSES] =
+        {.name = "METRICS_COLLECTOR_PROCESSES",
+         .kind = NL_KIND_BOOLEAN,
+         .default_value = "false",
+         .summary = "node_processes_* on /metrics (threads, PIDs and their "
+                    "limits, states): reads every /proc/PID/stat at each "
+                    "scrape, so off by default, as in node_exporter."},
+    [NL_CFG_METRICS_COLLECTOR_TCPSTAT] =
+        {.name = "METRICS_COLLECTOR_TCPSTAT",
+         .kind = NL_KIND_BOOLEAN,
+         .default_value = "false",
+         .summary = "node_tcp_connection_states on /metrics, from a "
+                    "sock_diag dump: the kernel walks its whole TCP hash "
+                    "table (milliseconds on a large machine), so off by "
+                    "default, as in node_exporter."},
     [NL_CFG_API_CA_FILE] =
         {.name = "MONITORING_API_CA_FILE",
          .kind = NL_KIND_FILE,

@@ -14,8 +14,11 @@ rc=$?
 # promtool lints; dashboards need them as they are, so those findings, and
 # only those, are accepted.
 check "promtool parses the output (exit 0 or 3, got $rc)" test "$rc" = 0 -o "$rc" = 3
-unexpected=$(grep -vE "^node_memory_[A-Za-z]+_bytes metric names should be written in 'snake_case' not 'camelCase'$" lint.txt)
-check "promtool finds nothing but node_exporter's camelCase memory names" equals "$unexpected" ""
+# The same holds for node_exporter's netstat and sockstat names (field names
+# of /proc/net/*) and its entropy figures in bits.
+unexpected=$(grep -vE "^node_(memory|netstat|sockstat|vmstat)_[A-Za-z0-9_]+ metric names should be written in 'snake_case' not 'camelCase'$" lint.txt |
+  grep -vxE 'node_entropy_(available|pool_size)_bits use base unit "bytes" instead of "bits"')
+check "promtool finds nothing but node_exporter's own names" equals "$unexpected" ""
 
 prom=$(cat prom.txt)
 memory_families="node_memory_MemTotal_bytes node_memory_MemAvailable_bytes"
@@ -41,6 +44,20 @@ if [ "$(uname -s)" = Linux ]; then
 else
   check "MemTotal agrees with hw.memsize" \
     grep -qx "node_memory_total_bytes $(sysctl -n hw.memsize)" prom.txt
+fi
+if [ "$(uname -s)" = Linux ]; then
+  # node_exporter's defaults: tcpstat and processes only when asked for.
+  check "no tcpstat by default" lacks "$prom" "node_tcp_connection_states"
+  check "no processes by default" lacks "$prom" "node_processes_pids"
+  clean_env METRICS_COLLECTOR_TCPSTAT=1 METRICS_COLLECTOR_PROCESSES=1 "$NODELUA" metrics --prom >extra.txt
+  listening=$(ss -Htln | wc -l)
+  check "tcpstat counts the listening sockets ss counts" \
+    grep -qx "node_tcp_connection_states{state=\"listen\"} $listening" extra.txt
+  threads_max=$(cat /proc/sys/kernel/threads-max)
+  check "processes: the thread limit of /proc" grep -qx "node_processes_max_threads $threads_max" extra.txt
+  check "processes: a count of PIDs" grep -qE '^node_processes_pids [1-9][0-9]*$' extra.txt
+  check "lo is up only if its operstate is up (it is unknown)" \
+    grep -qx 'node_network_up{device="lo"} 0' prom.txt
 fi
 check "no invented temperature" lacks "$(grep -v '^#' prom.txt)" "temp"$'\x20'"0"
 

@@ -67,7 +67,7 @@ function M.main(args)
   timer.after(opts.interval, function()
     local snapshot = metrics.sample(opts.groups)
     if opts.format == "prom" then
-      io.stdout:write(metrics.prometheus())
+      io.stdout:write(metrics.scrape())
     elseif opts.format == "text" then
       io.stdout:write(require("nodelua.format").metrics_text(snapshot))
     else

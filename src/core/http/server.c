@@ -34,6 +34,7 @@ typedef struct {
   int live;
   int on_demand;
   int stale;             /* on demand: the loop has newer data than body */
+  int fresh;             /* on demand: every request gets a new rendering */
   int wanted;            /* on demand: a request waits for a render */
   unsigned long version; /* bumped by every publish */
 } route;
@@ -406,7 +407,7 @@ int nl_endpoint_publish(nl_endpoint *ep, const char *path, const char *body,
   char *old = r->body;
   r->body = copy;
   r->len = len;
-  r->stale = 0;
+  r->stale = r->fresh; /* a fresh route is out of date once rendered */
   r->version++;
   if (content_type != NULL) { /* NULL: an on-demand rendering keeps both */
     r->live = live;
@@ -428,12 +429,13 @@ void nl_endpoint_set_wake(nl_endpoint *ep, nl_endpoint_wake wake, void *ud,
 }
 
 int nl_endpoint_on_demand(nl_endpoint *ep, const char *path,
-                          const char *content_type, int live) {
+                          const char *content_type, int live, int fresh) {
   pthread_mutex_lock(&ep->lock);
   route *r = route_for(ep, path);
   if (r != NULL) {
     r->on_demand = 1;
     r->live = live;
+    r->fresh = fresh;
     r->stale = 1;
     snprintf(r->content_type, sizeof r->content_type, "%s", content_type);
   }

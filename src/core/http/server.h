@@ -36,12 +36,13 @@ void nl_endpoint_beat(nl_endpoint *ep, long stale_after_ms);
  * nl_endpoint_invalidate has marked it out of date, calls wake(ud) from the
  * request thread (wake must only signal the loop, e.g. uv_async_send) and
  * waits up to wait_ms for the loop to publish it afresh; then it answers
- * with what is there. Nobody scraping costs nothing. */
+ * with what is there. Nobody scraping costs nothing. A fresh route is
+ * rendered for every request (/metrics: figures as old as the scrape). */
 typedef void (*nl_endpoint_wake)(void *ud);
 void nl_endpoint_set_wake(nl_endpoint *ep, nl_endpoint_wake wake, void *ud,
                           long wait_ms);
 int nl_endpoint_on_demand(nl_endpoint *ep, const char *path,
-                          const char *content_type, int live);
+                          const char *content_type, int live, int fresh);
 void nl_endpoint_invalidate(nl_endpoint *ep, const char *path);
 /* Whether a request waits for path: the loop renders it then. Clears the
  * request. */

@@ -1,4 +1,5 @@
 #include "metrics_internal.h"
+#include "promtext.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,16 +22,6 @@ const char *const nl_disk_counter_names[NL_DISK_COUNTER_COUNT] = {
 
 static const char *const group_names[NL_GROUP_COUNT] = {
     "cpu", "load", "memory", "network", "storage", "system", "thermal", "self"};
-
-/* Pseudo and memory-backed filesystems: not storage an operator watches.
- * A policy can change the list (nodelua.metrics.exclude_fstypes). */
-static const char *const default_excluded[] = {
-    "autofs",    "binfmt_misc", "bpf",    "cgroup",     "cgroup2",
-    "configfs",  "debugfs",     "devpts", "devtmpfs",   "efivarfs",
-    "fusectl",   "hugetlbfs",   "mqueue", "nsfs",       "overlay",
-    "proc",      "pstore",      "ramfs",  "rpc_pipefs", "securityfs",
-    "selinuxfs", "squashfs",    "sysfs",  "tmpfs",      "tracefs",
-    "devfs",     "nullfs",      "fdesc",  "lifs"};
 
 unsigned nl_metrics_group_parse(const char *name) {
   for (unsigned i = 0; i < NL_GROUP_COUNT; i++) {
@@ -75,13 +66,17 @@ void nl_metrics_copy(char *dst, size_t cap, const char *src) {
 }
 
 bool nl_metrics_statvfs(nl_filesystem *fs, const char *device,
-                        const char *mount, const char *fstype) {
-  struct statvfs sv;
-  if (statvfs(mount, &sv) != 0 || sv.f_blocks == 0)
-    return false;
+                        const char *mount, const char *path,
+                        const char *fstype) {
+  memset(fs, 0, sizeof *fs);
   nl_metrics_copy(fs->device, sizeof fs->device, device);
   nl_metrics_copy(fs->mount, sizeof fs->mount, mount);
   nl_metrics_copy(fs->fstype, sizeof fs->fstype, fstype);
+  struct statvfs sv;
+  if (statvfs(path, &sv) != 0) {
+    fs->device_error = true;
+    return false;
+  }
   uint64_t frsize = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
   fs->size = (uint64_t)sv.f_blocks * frsize;
   fs->free = (uint64_t)sv.f_bfree * frsize;
@@ -148,9 +143,13 @@ nl_metrics *nl_metrics_open(void) {
   nl_metrics *m = calloc(1, sizeof *m);
   if (m == NULL)
     return NULL;
-  if (nl_metrics_set_excluded_fstypes(m, default_excluded,
-                                      sizeof default_excluded /
-                                          sizeof default_excluded[0]) != 0 ||
+  nl_metrics_copy(m->host_proc, sizeof m->host_proc, "/proc");
+  nl_metrics_copy(m->host_sys, sizeof m->host_sys, "/sys");
+  nl_metrics_copy(m->host_root, sizeof m->host_root, "/");
+  nl_metrics_copy(m->host_run, sizeof m->host_run, "/run");
+  if (nl_metrics_set_excluded_fstypes(m, nl_metrics_os_default_excluded,
+                                      nl_metrics_os_default_excluded_count) !=
+          0 ||
       nl_metrics_os_open(m) != 0) {
     nl_metrics_close(m);
     return NULL;
@@ -174,6 +173,98 @@ void nl_metrics_close(nl_metrics *m) {
     free(m->excluded_fstypes[i]);
   free(m->excluded_fstypes);
   free(m);
+}
+
+/* A path for the host's tree: absolute, and without a trailing slash
+ * (except "/" itself), so that joining it to "/stat" gives one slash. */
+static int set_path(char *dst, const char *src, const char *fallback) {
+  if (src == NULL || src[0] == '\0')
+    src = fallback;
+  if (src[0] != '/')
+    return -EINVAL;
+  size_t n = strlen(src);
+  while (n > 1 && src[n - 1] == '/')
+    n--;
+  if (n >= NL_HOST_PATH_MAX)
+    return -ENAMETOOLONG;
+  nl_metrics_copy_n(dst, NL_HOST_PATH_MAX, src, n);
+  return 0;
+}
+
+int nl_metrics_set_host_paths(nl_metrics *m, const nl_host_paths *paths) {
+  char proc[NL_HOST_PATH_MAX], sys[NL_HOST_PATH_MAX];
+  char root[NL_HOST_PATH_MAX], run[NL_HOST_PATH_MAX];
+  int rc;
+  /* All are checked before any is changed. */
+  if ((rc = set_path(proc, paths->proc, "/proc")) != 0 ||
+      (rc = set_path(sys, paths->sys, "/sys")) != 0 ||
+      (rc = set_path(root, paths->root, "/")) != 0 ||
+      (rc = set_path(run, paths->run, "/run")) != 0)
+    return rc;
+  memcpy(m->host_proc, proc, sizeof proc);
+  memcpy(m->host_sys, sys, sizeof sys);
+  memcpy(m->host_root, root, sizeof root);
+  memcpy(m->host_run, run, sizeof run);
+  nl_metrics_os_paths_changed(m);
+  return 0;
+}
+
+void nl_metrics_enable_collectors(nl_metrics *m, unsigned collectors) {
+  m->extra_collectors = collectors;
+}
+
+void nl_metrics_scrape_log(nl_metrics *m, const char *name, double started,
+                           bool ok) {
+  /* Two runs under one name (the snapshot's memory group and the meminfo
+   * collector) are one collector's. */
+  for (size_t i = 0; i < m->scrape_count; i++) {
+    if (strcmp(m->scrape_log[i].name, name) == 0) {
+      m->scrape_log[i].seconds += nl_metrics_monotonic() - started;
+      m->scrape_log[i].ok = m->scrape_log[i].ok && ok;
+      return;
+    }
+  }
+  if (m->scrape_count >= NL_SCRAPE_LOG_MAX)
+    return;
+  nl_scrape_entry *e = &m->scrape_log[m->scrape_count++];
+  e->name = name;
+  e->seconds = nl_metrics_monotonic() - started;
+  e->ok = ok;
+}
+
+/* node_exporter's collector names for the snapshot's groups. */
+static const char *const group_collectors[NL_GROUP_COUNT] = {
+    "cpu",        "loadavg", "meminfo",      "netlink",
+    "filesystem", "uname",   "thermal_zone", "process"};
+
+int nl_metrics_scrape(nl_metrics *m, nl_buf *out) {
+  m->scrape_count = 0;
+  for (unsigned i = 0; i < NL_GROUP_COUNT; i++) {
+    double started = nl_metrics_monotonic();
+    if (nl_metrics_sample(m, 1u << i) != 0)
+      return -ENOMEM;
+    nl_metrics_scrape_log(m, group_collectors[i], started,
+                          (m->snap.present & (1u << i)) != 0);
+  }
+  if (nl_metrics_format_prom(&m->snap, nl_metrics_os_prom_skip, out) != 0 ||
+      nl_metrics_os_export(m, out) != 0)
+    return -ENOMEM;
+  nl_textfile_collect(m, out);
+  nl_prom_family(out, "node_scrape_collector_duration_seconds", "gauge",
+                 "node_exporter: Duration of a collector scrape.");
+  for (size_t i = 0; i < m->scrape_count; i++) {
+    const char *labels[] = {"collector", m->scrape_log[i].name, NULL};
+    nl_prom_double(out, "node_scrape_collector_duration_seconds", labels,
+                   m->scrape_log[i].seconds);
+  }
+  nl_prom_family(out, "node_scrape_collector_success", "gauge",
+                 "node_exporter: Whether a collector succeeded.");
+  for (size_t i = 0; i < m->scrape_count; i++) {
+    const char *labels[] = {"collector", m->scrape_log[i].name, NULL};
+    nl_prom_u64(out, "node_scrape_collector_success", labels,
+                m->scrape_log[i].ok ? 1 : 0);
+  }
+  return out->failed ? -ENOMEM : 0;
 }
 
 const nl_metrics_snapshot *nl_metrics_get(const nl_metrics *m) {

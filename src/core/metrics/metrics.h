@@ -119,6 +119,20 @@ typedef struct {
   int mtu;
   uint64_t counters[NL_NET_COUNTER_COUNT];
   double rates[NL_NET_COUNTER_COUNT]; /* per second; NAN: no rate */
+  /* Linux: the 16 columns of /proc/net/dev as the kernel sums them, then
+   * receive_nohandler (node_network_*_total); zero elsewhere. */
+  uint64_t netdev[17];
+  /* Linux, from the same netlink message, for node_exporter's netclass
+   * families: what sysfs would show, without opening 20 files. */
+  struct {
+    char address[64], broadcast[64]; /* hex bytes with colons, as sysfs */
+    char ifalias[128];
+    unsigned flags; /* the netlink flags (IFF_UP, ...) */
+    int type, iflink, operstate, link_mode, group, txqlen;
+    int carrier;                                       /* -1: absent */
+    int64_t carrier_changes, carrier_up, carrier_down; /* -1: absent */
+    int64_t speed_raw; /* sysfs speed; INT64_MIN: none */
+  } link;
 } nl_netif;
 
 typedef struct {
@@ -132,6 +146,9 @@ typedef struct {
   char fstype[32];
   uint64_t size, used, available, free, inodes_total, inodes_free;
   bool readonly;
+  /* statvfs failed: only the labels are valid (node_filesystem_device_error).
+   * These, and filesystems of size 0, are left out of the Lua tables. */
+  bool device_error;
 } nl_filesystem;
 
 typedef enum {
@@ -166,6 +183,11 @@ typedef struct {
   char kernel[128]; /* uname release */
   char kernel_version[256];
   char arch[32];
+  char domainname[65]; /* uname: the NIS domain, "(none)" when unset */
+  /* os-release fields (node_os_info's labels); "" when absent. */
+  char os_id[32], os_id_like[64], os_pretty_name[128], os_version_full[64];
+  char os_codename[32], os_build_id[64], os_variant[64], os_variant_id[32];
+  char os_image_id[64], os_image_version[32];
   char model[128]; /* "" when unknown */
   bool apple_silicon;
   double boot_time; /* Unix seconds */
@@ -217,6 +239,34 @@ void nl_metrics_close(nl_metrics *m);
 int nl_metrics_sample(nl_metrics *m, unsigned groups);
 const nl_metrics_snapshot *nl_metrics_get(const nl_metrics *m);
 
+/* Where the machine's files are, for an agent in a container that has the
+ * host's mounted elsewhere (HOST_PROC, HOST_SYS, HOST_ROOT, HOST_RUN, with
+ * node_exporter's --path.* meanings): proc and sys replace /proc and /sys
+ * in every machine figure (the agent's own process_* figures stay on
+ * /proc/self); mounts are read from proc/1/mounts, reported as the host
+ * sees them and measured under root; os-release is read under root; udev's
+ * data under run. NULL or "" leaves the default ("/proc", "/sys", "/",
+ * "/run"). Returns 0, -EINVAL for a relative path, -ENAMETOOLONG. Linux
+ * only: elsewhere the paths are kept and unused. */
+typedef struct {
+  const char *proc, *sys, *root, *run;
+} nl_host_paths;
+int nl_metrics_set_host_paths(nl_metrics *m, const nl_host_paths *paths);
+
+/* Collectors that node_exporter leaves off by default, for their cost:
+ * processes reads every /proc/PID/stat, tcpstat has the kernel walk every
+ * TCP socket hash bucket (milliseconds on a machine with much memory). */
+enum { NL_COLLECT_PROCESSES = 1u << 0, NL_COLLECT_TCPSTAT = 1u << 1 };
+void nl_metrics_enable_collectors(nl_metrics *m, unsigned collectors);
+
+/* node_exporter's textfile collector: the *.prom files of dir are added to
+ * every scrape (textfile.c says which files are served). "" turns it off.
+ * Returns 0, -EINVAL for a relative path, -ENAMETOOLONG. */
+int nl_metrics_set_textfile_dir(nl_metrics *m, const char *dir);
+/* 0 when text is valid Prometheus exposition text without timestamps,
+ * else the number of the first bad line. */
+int nl_textfile_check(const char *text, size_t len);
+
 /* Filesystem types left out of storage: a copy of the list is kept. */
 int nl_metrics_set_excluded_fstypes(nl_metrics *m, const char *const *types,
                                     size_t count);
@@ -238,7 +288,24 @@ void nl_buf_printf(nl_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The Prometheus text exposition of the snapshot, with node_exporter's
- * names where it has the same measure (prom.c). Returns 0 or -ENOMEM. */
-int nl_metrics_format_prom(const nl_metrics_snapshot *s, nl_buf *out);
+ * names where it has the same measure (prom.c). skip is a set of
+ * NL_PROM_SKIP_* bits: families that an OS exporter writes itself, in
+ * full. Returns 0 or -ENOMEM. */
+enum {
+  NL_PROM_SKIP_MEMORY = 1u << 0,  /* node_memory_* */
+  NL_PROM_SKIP_NETWORK = 1u << 1, /* node_network_* */
+  NL_PROM_SKIP_DISKS = 1u << 2,   /* node_disk_* */
+  NL_PROM_SKIP_HWMON = 1u << 3,   /* node_hwmon_* */
+};
+int nl_metrics_format_prom(const nl_metrics_snapshot *s, unsigned skip,
+                           nl_buf *out);
+
+/* What /metrics serves: every group sampled now (so that a counter is as
+ * old as the scrape, as node_exporter's are), the snapshot's families, the
+ * OS's node_exporter collectors (export_linux*.c), and each collector's
+ * node_scrape_collector_duration_seconds and _success. Use a collector of
+ * its own: sampling moves the "previous" values that rates are computed
+ * from. Returns 0 or -ENOMEM. */
+int nl_metrics_scrape(nl_metrics *m, nl_buf *out);
 
 #endif

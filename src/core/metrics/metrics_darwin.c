@@ -168,6 +168,28 @@ static nl_link_kind kind_of(nl_metrics_os *os, const char *name,
   return NL_LINK_VIRTUAL; /* utun, awdl, llw, gif, stf, anpi, ... */
 }
 
+/* ---- node_exporter's defaults, and what a scrape adds ---- */
+
+/* node_exporter's darwin defaults: devfs, and whatever is under /dev. */
+const char *const nl_metrics_os_default_excluded[] = {"devfs"};
+const size_t nl_metrics_os_default_excluded_count = 1;
+
+bool nl_metrics_os_mount_excluded(const char *mount) {
+  return strncmp(mount, "/dev", 4) == 0 &&
+         (mount[4] == '\0' || mount[4] == '/');
+}
+
+/* The darwin families all come from the snapshot (prom.c); host paths are
+ * a Linux container's need and are not used here. */
+const unsigned nl_metrics_os_prom_skip = 0;
+
+void nl_metrics_os_paths_changed(nl_metrics *m) { (void)m; }
+
+int nl_metrics_os_export(nl_metrics *m, nl_buf *out) {
+  (void)m;
+  return out->failed ? -ENOMEM : 0;
+}
+
 /* ---- open ---- */
 
 int nl_metrics_os_open(nl_metrics *m) {
@@ -479,8 +501,9 @@ static int sample_filesystems(nl_metrics *m) {
                            sizeof *st->fs) != 0)
       return -ENOMEM;
     nl_filesystem *fs = &st->fs[count];
-    if (!nl_metrics_statvfs(fs, f->f_mntfromname, f->f_mntonname,
-                            f->f_fstypename))
+    if (nl_metrics_os_mount_excluded(f->f_mntonname) ||
+        !nl_metrics_statvfs(fs, f->f_mntfromname, f->f_mntonname,
+                            f->f_mntonname, f->f_fstypename))
       continue;
     fs->readonly = fs->readonly || (f->f_flags & MNT_RDONLY) != 0;
     count++;

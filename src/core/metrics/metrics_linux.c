@@ -2,7 +2,7 @@
  * read with open/read into one reused buffer (stdio would allocate), and
  * sensors are found by index rather than by listing directories, so a
  * steady-state sample makes no heap allocation. */
-#include "metrics_internal.h"
+#include "metrics_linux.h"
 #include "procfs.h"
 
 #include <arpa/inet.h>
@@ -13,51 +13,18 @@
 #include <linux/rtnetlink.h>
 #include <math.h>
 #include <net/if.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#define SENSORS_MAX 64
-#define NETLINK_BUF 32768
-
-typedef struct {
-  char path[128];
-  char name[96];
-  char source[16];
-  char chip[32];
-} sensor_spec;
-
-typedef struct {
-  int ifindex;
-  char name[32];
-  nl_link_kind kind;
-} kind_entry;
-
-struct nl_metrics_os {
-  char sysfs[128]; /* "/sys"; a fixture tree in tests */
-  char *buf;       /* the contents of the last file read */
-  size_t cap;
-  double ticks_per_second;
-  long page_size;
-  int netlink;
-  unsigned netlink_seq;
-  char netlink_buf[NETLINK_BUF];
-  sensor_spec sensors[SENSORS_MAX];
-  size_t sensor_count;
-  bool have_cpufreq;
-  bool failed; /* an allocation failed inside a netlink callback */
-  double self_start_time;
-  kind_entry *kinds;
-  size_t kind_count, kind_cap;
-};
-
-/* Reads a whole file into os->buf, NUL-terminated. The buffer grows only
- * when a file is larger than any before. Returns the length or -errno. */
-static ssize_t slurp(nl_metrics_os *os, const char *path) {
+ssize_t nl_linux_slurp(nl_metrics_os *os, const char *path) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -90,9 +57,7 @@ static ssize_t slurp(nl_metrics_os *os, const char *path) {
   return (ssize_t)len;
 }
 
-/* Reads a small file (sysfs attribute) into buf, without the trailing
- * newline. Returns the length or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t cap) {
+ssize_t nl_linux_read_small(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -110,9 +75,9 @@ static ssize_t read_small(const char *path, char *buf, size_t cap) {
   return n;
 }
 
-static int read_int64(const char *path, long long *out) {
+int nl_linux_read_int64(const char *path, long long *out) {
   char buf[64];
-  if (read_small(path, buf, sizeof buf) <= 0)
+  if (nl_linux_read_small(path, buf, sizeof buf) <= 0)
     return -1;
   char *end;
   errno = 0;
@@ -123,7 +88,111 @@ static int read_int64(const char *path, long long *out) {
   return 0;
 }
 
+int nl_linux_read_double(const char *path, double *out) {
+  char buf[64];
+  if (nl_linux_read_small(path, buf, sizeof buf) <= 0)
+    return -1;
+  char *end;
+  double v = strtod(buf, &end);
+  if (end == buf)
+    return -1;
+  *out = v;
+  return 0;
+}
+
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+nl_row *nl_linux_add_row(nl_metrics_os *os, size_t *count, const char *name) {
+  if (nl_metrics_reserve((void **)&os->rows, &os->row_cap, *count + 1,
+                         sizeof *os->rows) != 0)
+    return NULL;
+  nl_row *row = &os->rows[(*count)++];
+  memset(row, 0, sizeof *row);
+  nl_metrics_copy(row->name, sizeof row->name, name);
+  return row;
+}
+
+nl_row *nl_linux_add_cpu_row(nl_metrics_os *os, size_t *count, int cpu) {
+  char name[16];
+  snprintf(name, sizeof name, "%d", cpu);
+  return nl_linux_add_row(os, count, name);
+}
+
+const char *nl_linux_path(nl_metrics *m, nl_host base, const char *fmt, ...) {
+  const char *root = base == NL_HOST_PROC  ? m->host_proc
+                     : base == NL_HOST_SYS ? m->host_sys
+                     : base == NL_HOST_RUN ? m->host_run
+                                           : m->host_root;
+  char *path = m->os->path;
+  /* "/" joined with "/etc" is "/etc", not "//etc". */
+  int n = strcmp(root, "/") == 0 ? 0 : snprintf(path, NL_PATH_MAX, "%s", root);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(path + n, NL_PATH_MAX - (size_t)n, fmt, ap);
+  va_end(ap);
+  return path;
+}
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(((const nl_dir_name *)a)->name, ((const nl_dir_name *)b)->name);
+}
+
+void nl_linux_sort(void *base, size_t n, size_t size,
+                   int (*cmp)(const void *, const void *)) {
+  char held[NL_SORT_ELEMENT_MAX];
+  char *a = base;
+  if (size > sizeof held)
+    return;
+  /* Insertion sort: the lists are short, and glibc's qsort may malloc. */
+  for (size_t i = 1; i < n; i++) {
+    size_t j = i;
+    memcpy(held, a + i * size, size);
+    while (j > 0 && cmp(a + (j - 1) * size, held) > 0) {
+      memcpy(a + j * size, a + (j - 1) * size, size);
+      j--;
+    }
+    memcpy(a + j * size, held, size);
+  }
+}
+
+int nl_linux_list_dir(nl_metrics_os *os, const char *path, size_t limit,
+                      bool sorted) {
+  os->name_count = 0;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  char buf[8192] __attribute__((aligned(8)));
+  for (;;) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    for (long at = 0; at < n;) {
+      /* struct linux_dirent64: ino (8), off (8), reclen (2), type, name */
+      unsigned short reclen;
+      memcpy(&reclen, buf + at + 16, sizeof reclen);
+      const char *name = buf + at + 19;
+      at += reclen;
+      if (reclen == 0)
+        break;
+      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+          strlen(name) >= sizeof os->names[0].name || os->name_count >= limit)
+        continue;
+      if (nl_metrics_reserve((void **)&os->names, &os->name_cap,
+                             os->name_count + 1, sizeof *os->names) != 0) {
+        close(fd);
+        return -ENOMEM;
+      }
+      nl_metrics_copy(os->names[os->name_count++].name,
+                      sizeof os->names[0].name, name);
+    }
+  }
+  close(fd);
+  if (sorted)
+    nl_linux_sort(os->names, os->name_count, sizeof *os->names, compare_names);
+  return (int)os->name_count;
+}
 
 /* ---- static facts, read once ---- */
 
@@ -131,7 +200,7 @@ static void read_cpu_facts(nl_metrics *m) {
   nl_metrics_os *os = m->os;
   nl_cpu_sample *cpu = &m->snap.cpu;
   cpu->base_mhz = cpu->max_mhz = NAN;
-  if (slurp(os, "/proc/cpuinfo") > 0) {
+  if (nl_linux_slurp(os, nl_linux_path(m, NL_HOST_PROC, "/cpuinfo")) > 0) {
     for (char *line = os->buf; line && *line;) {
       char *eol = strchr(line, '\n');
       char *colon = strchr(line, ':');
@@ -161,20 +230,23 @@ static void read_cpu_facts(nl_metrics *m) {
   size_t npairs = 0;
   int logical = 0;
   for (int i = 0; i < 4096; i++) {
-    char path[128];
     long long pkg, core;
-    snprintf(path, sizeof path,
-             "/sys/devices/system/cpu/cpu%d/topology/core_id", i);
-    if (read_int64(path, &core) != 0) {
-      snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d", i);
-      if (!exists(path))
+    if (nl_linux_read_int64(nl_linux_path(m, NL_HOST_SYS,
+                                          "/devices/system/cpu/cpu%d/topology/"
+                                          "core_id",
+                                          i),
+                            &core) != 0) {
+      if (!exists(
+              nl_linux_path(m, NL_HOST_SYS, "/devices/system/cpu/cpu%d", i)))
         break;
       continue; /* offline CPU: no topology */
     }
     logical++;
-    snprintf(path, sizeof path,
-             "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", i);
-    if (read_int64(path, &pkg) != 0)
+    if (nl_linux_read_int64(nl_linux_path(m, NL_HOST_SYS,
+                                          "/devices/system/cpu/cpu%d/topology/"
+                                          "physical_package_id",
+                                          i),
+                            &pkg) != 0)
       pkg = 0;
     bool seen = false;
     for (size_t j = 0; j < npairs; j++)
@@ -187,42 +259,68 @@ static void read_cpu_facts(nl_metrics *m) {
   }
   cpu->physical_cores = (int)npairs;
   long long khz;
-  if (read_int64("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency", &khz) ==
-      0)
+  if (nl_linux_read_int64(
+          nl_linux_path(m, NL_HOST_SYS,
+                        "/devices/system/cpu/cpu0/cpufreq/base_frequency"),
+          &khz) == 0)
     cpu->base_mhz = (double)khz / 1000.0;
-  if (read_int64("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
-                 &khz) == 0)
+  if (nl_linux_read_int64(
+          nl_linux_path(m, NL_HOST_SYS,
+                        "/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
+          &khz) == 0)
     cpu->max_mhz = (double)khz / 1000.0;
-  os->have_cpufreq =
-      exists("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq");
+  os->have_cpufreq = exists(nl_linux_path(
+      m, NL_HOST_SYS, "/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"));
   cpu->modes = (1u << NL_CPU_MODE_COUNT) - 1; /* Linux has every mode */
   (void)logical;
 }
 
-static void read_os_release(nl_system_sample *sys, nl_metrics_os *os) {
+/* os-release(5): KEY=value lines, the value perhaps quoted. The keys are
+ * node_os_info's labels. */
+static void read_os_release(nl_metrics *m) {
+  nl_system_sample *sys = &m->snap.system;
+  nl_metrics_os *os = m->os;
+  const struct {
+    const char *key;
+    char *target;
+    size_t cap;
+  } keys[] = {
+      {"NAME", sys->os_name, sizeof sys->os_name},
+      {"VERSION_ID", sys->os_version, sizeof sys->os_version},
+      {"ID", sys->os_id, sizeof sys->os_id},
+      {"ID_LIKE", sys->os_id_like, sizeof sys->os_id_like},
+      {"PRETTY_NAME", sys->os_pretty_name, sizeof sys->os_pretty_name},
+      {"VERSION", sys->os_version_full, sizeof sys->os_version_full},
+      {"VERSION_CODENAME", sys->os_codename, sizeof sys->os_codename},
+      {"BUILD_ID", sys->os_build_id, sizeof sys->os_build_id},
+      {"VARIANT", sys->os_variant, sizeof sys->os_variant},
+      {"VARIANT_ID", sys->os_variant_id, sizeof sys->os_variant_id},
+      {"IMAGE_ID", sys->os_image_id, sizeof sys->os_image_id},
+      {"IMAGE_VERSION", sys->os_image_version, sizeof sys->os_image_version},
+  };
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+    keys[k].target[0] = '\0';
   snprintf(sys->os_name, sizeof sys->os_name, "Linux");
-  sys->os_version[0] = '\0';
-  if (slurp(os, "/etc/os-release") <= 0 &&
-      slurp(os, "/usr/lib/os-release") <= 0)
+  if (nl_linux_slurp(os, nl_linux_path(m, NL_HOST_ROOT, "/etc/os-release")) <=
+          0 &&
+      nl_linux_slurp(
+          os, nl_linux_path(m, NL_HOST_ROOT, "/usr/lib/os-release")) <= 0)
     return;
   for (char *line = os->buf; line && *line;) {
     char *eol = strchr(line, '\n');
     size_t len = eol ? (size_t)(eol - line) : strlen(line);
-    char *target = NULL;
-    size_t cap = 0, skip = 0;
-    if (strncmp(line, "NAME=", 5) == 0) {
-      target = sys->os_name, cap = sizeof sys->os_name, skip = 5;
-    } else if (strncmp(line, "VERSION_ID=", 11) == 0) {
-      target = sys->os_version, cap = sizeof sys->os_version, skip = 11;
-    }
-    if (target != NULL) {
-      const char *v = line + skip;
-      size_t vlen = len - skip;
+    char *eq = memchr(line, '=', len);
+    for (size_t k = 0; eq && k < sizeof keys / sizeof keys[0]; k++) {
+      size_t klen = strlen(keys[k].key);
+      if ((size_t)(eq - line) != klen || strncmp(line, keys[k].key, klen) != 0)
+        continue;
+      const char *v = eq + 1;
+      size_t vlen = len - klen - 1;
       if (vlen >= 2 && (v[0] == '"' || v[0] == '\'') && v[vlen - 1] == v[0]) {
         v++;
         vlen -= 2;
       }
-      nl_metrics_copy_n(target, cap, v, vlen);
+      nl_metrics_copy_n(keys[k].target, keys[k].cap, v, vlen);
     }
     line = eol ? eol + 1 : NULL;
   }
@@ -230,12 +328,14 @@ static void read_os_release(nl_system_sample *sys, nl_metrics_os *os) {
 
 static void read_system_facts(nl_metrics *m) {
   nl_system_sample *sys = &m->snap.system;
-  read_os_release(sys, m->os);
-  const char *model_paths[] = {"/sys/firmware/devicetree/base/model",
-                               "/sys/devices/virtual/dmi/id/product_name"};
+  read_os_release(m);
+  const char *model_paths[] = {"/firmware/devicetree/base/model",
+                               "/devices/virtual/dmi/id/product_name"};
+  sys->model[0] = '\0';
   for (size_t i = 0; i < 2 && !sys->model[0]; i++) {
     char buf[128];
-    ssize_t n = read_small(model_paths[i], buf, sizeof buf);
+    ssize_t n = nl_linux_read_small(
+        nl_linux_path(m, NL_HOST_SYS, "%s", model_paths[i]), buf, sizeof buf);
     /* The device-tree string ends in a NUL. */
     if (n > 0) {
       buf[strcspn(buf, "\n")] = '\0';
@@ -256,49 +356,51 @@ static void read_system_facts(nl_metrics *m) {
 
 /* Sensors are found once, by index: thermal_zone0.., hwmon0/temp1_input..
  * A gap of a few indices ends the search. */
-static void find_sensors(nl_metrics_os *os) {
+static void find_sensors(nl_metrics *m) {
+  nl_metrics_os *os = m->os;
+  const char *sysfs = m->host_sys;
   os->sensor_count = 0;
-  char path[256], buf[96];
-  for (int z = 0; z < 256 && os->sensor_count < SENSORS_MAX; z++) {
-    snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/temp",
-             os->sysfs, z);
+  char path[NL_PATH_MAX], buf[96];
+  for (int z = 0; z < 256 && os->sensor_count < NL_SENSORS_MAX; z++) {
+    snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/temp", sysfs,
+             z);
     if (!exists(path)) {
       if (z > 8)
         break;
       continue;
     }
-    sensor_spec *s = &os->sensors[os->sensor_count++];
+    nl_sensor_spec *s = &os->sensors[os->sensor_count++];
     nl_metrics_copy(s->path, sizeof s->path, path);
-    snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/type",
-             os->sysfs, z);
-    if (read_small(path, buf, sizeof buf) <= 0)
+    snprintf(path, sizeof path, "%s/class/thermal/thermal_zone%d/type", sysfs,
+             z);
+    if (nl_linux_read_small(path, buf, sizeof buf) <= 0)
       snprintf(buf, sizeof buf, "zone%d", z);
     nl_metrics_copy(s->name, sizeof s->name, buf);
     snprintf(s->source, sizeof s->source, "thermal_zone");
     snprintf(s->chip, sizeof s->chip, "%d", z);
   }
-  for (int h = 0; h < 64 && os->sensor_count < SENSORS_MAX; h++) {
+  for (int h = 0; h < 64 && os->sensor_count < NL_SENSORS_MAX; h++) {
     char chip[32];
-    snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/name", os->sysfs, h);
-    if (read_small(path, chip, sizeof chip) <= 0) {
+    snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/name", sysfs, h);
+    if (nl_linux_read_small(path, chip, sizeof chip) <= 0) {
       if (h > 8)
         break;
       continue;
     }
-    for (int t = 1; t < 64 && os->sensor_count < SENSORS_MAX; t++) {
-      snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_input",
-               os->sysfs, h, t);
+    for (int t = 1; t < 64 && os->sensor_count < NL_SENSORS_MAX; t++) {
+      snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_input", sysfs,
+               h, t);
       if (!exists(path)) {
         if (t > 8)
           break;
         continue;
       }
-      sensor_spec *s = &os->sensors[os->sensor_count++];
+      nl_sensor_spec *s = &os->sensors[os->sensor_count++];
       nl_metrics_copy(s->path, sizeof s->path, path);
-      snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_label",
-               os->sysfs, h, t);
+      snprintf(path, sizeof path, "%s/class/hwmon/hwmon%d/temp%d_label", sysfs,
+               h, t);
       char label[48]; /* chip (32) + '/' + label fit the name (96) */
-      if (read_small(path, label, sizeof label) <= 0)
+      if (nl_linux_read_small(path, label, sizeof label) <= 0)
         snprintf(label, sizeof label, "temp%d", t);
       snprintf(s->name, sizeof s->name, "%s/%s", chip, label);
       snprintf(s->source, sizeof s->source, "hwmon");
@@ -312,20 +414,19 @@ int nl_metrics_os_open(nl_metrics *m) {
   if (os == NULL)
     return -ENOMEM;
   m->os = os;
-  nl_metrics_copy(os->sysfs, sizeof os->sysfs, "/sys");
   long hz = sysconf(_SC_CLK_TCK);
   os->ticks_per_second = hz > 0 ? (double)hz : 100.0;
   os->page_size = sysconf(_SC_PAGESIZE);
   os->netlink = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   read_cpu_facts(m);
   read_system_facts(m);
-  find_sensors(os);
+  find_sensors(m);
   /* The process start time, for the self group: field 22 of stat. */
   os->self_start_time = NAN;
   double btime = NAN;
-  if (slurp(os, "/proc/stat") > 0)
+  if (nl_linux_slurp(os, nl_linux_path(m, NL_HOST_PROC, "/stat")) > 0)
     nl_procfs_stat_btime(os->buf, &btime);
-  if (slurp(os, "/proc/self/stat") > 0) {
+  if (nl_linux_slurp(os, "/proc/self/stat") > 0) {
     char *p = strrchr(os->buf, ')');
     for (int field = 2; p && field < 22; field++)
       p = strchr(p + 1, ' ');
@@ -335,13 +436,13 @@ int nl_metrics_os_open(nl_metrics *m) {
   return 0;
 }
 
-int nl_metrics_linux_set_sysfs(nl_metrics *m, const char *root) {
-  if (strlen(root) >= sizeof m->os->sysfs)
-    return -ENAMETOOLONG;
-  nl_metrics_copy(m->os->sysfs, sizeof m->os->sysfs, root);
+void nl_metrics_os_paths_changed(nl_metrics *m) {
   m->os->kind_count = 0;
-  find_sensors(m->os);
-  return 0;
+  memset(&m->snap.cpu.vendor, 0, sizeof m->snap.cpu.vendor);
+  memset(&m->snap.cpu.brand, 0, sizeof m->snap.cpu.brand);
+  read_cpu_facts(m);
+  read_system_facts(m);
+  find_sensors(m);
 }
 
 void nl_metrics_os_close(nl_metrics *m) {
@@ -351,6 +452,9 @@ void nl_metrics_os_close(nl_metrics *m) {
     close(m->os->netlink);
   free(m->os->buf);
   free(m->os->kinds);
+  free(m->os->names);
+  free(m->os->rows);
+  free(m->os->hwmon);
   free(m->os);
   m->os = NULL;
 }
@@ -372,19 +476,19 @@ static void cpu_current_mhz(nl_metrics *m) {
     cpu->cores[i].mhz = NAN;
   if (os->have_cpufreq) {
     for (size_t i = 0; i < cpu->core_count; i++) {
-      char path[96];
       long long khz;
-      snprintf(path, sizeof path,
-               "/sys/devices/system/cpu/cpu%d/cpufreq/scaling_cur_freq",
-               cpu->cores[i].index);
-      if (read_int64(path, &khz) == 0)
+      if (nl_linux_read_int64(nl_linux_path(m, NL_HOST_SYS,
+                                            "/devices/system/cpu/cpu%d/cpufreq/"
+                                            "scaling_cur_freq",
+                                            cpu->cores[i].index),
+                              &khz) == 0)
         cpu->cores[i].mhz = (double)khz / 1000.0;
     }
     return;
   }
   /* Without cpufreq (virtual machines) /proc/cpuinfo has "cpu MHz" per
    * processor; x86 only. */
-  if (slurp(os, "/proc/cpuinfo") > 0)
+  if (nl_linux_slurp(os, nl_linux_path(m, NL_HOST_PROC, "/cpuinfo")) > 0)
     nl_procfs_cpuinfo_mhz(os->buf, set_core_mhz, cpu);
 }
 
@@ -411,7 +515,7 @@ static int take_cpu_line(void *ud, int index, const unsigned long long *ticks) {
 
 static int sample_cpu(nl_metrics *m) {
   nl_cpu_sample *cpu = &m->snap.cpu;
-  ssize_t n = slurp(m->os, "/proc/stat");
+  ssize_t n = nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/stat"));
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
   cpu_fill fill = {m, 0};
@@ -429,14 +533,15 @@ static int sample_cpu(nl_metrics *m) {
 
 static int sample_load(nl_metrics *m) {
   char buf[128];
-  if (read_small("/proc/loadavg", buf, sizeof buf) <= 0 ||
+  if (nl_linux_read_small(nl_linux_path(m, NL_HOST_PROC, "/loadavg"), buf,
+                          sizeof buf) <= 0 ||
       nl_procfs_loadavg(buf, &m->snap.load) != 0)
     return -ENOTSUP;
   return 0;
 }
 
 static int sample_memory(nl_metrics *m) {
-  ssize_t n = slurp(m->os, "/proc/meminfo");
+  ssize_t n = nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/meminfo"));
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
   return nl_procfs_meminfo(m->os->buf, &m->snap.memory) == 0 ? 0 : -ENOTSUP;
@@ -472,16 +577,17 @@ nl_link_kind nl_metrics_linux_link_kind(const char *sysfs, const char *name,
 
 /* The kind of a link does not change while it exists: it is looked up in
  * sysfs once per (index, name) and kept. */
-static nl_link_kind cached_kind(nl_metrics_os *os, int ifindex,
-                                const char *name, unsigned type) {
+static nl_link_kind cached_kind(nl_metrics *m, int ifindex, const char *name,
+                                unsigned type) {
+  nl_metrics_os *os = m->os;
   for (size_t i = 0; i < os->kind_count; i++) {
     if (os->kinds[i].ifindex == ifindex && strcmp(os->kinds[i].name, name) == 0)
       return os->kinds[i].kind;
   }
-  nl_link_kind kind = nl_metrics_linux_link_kind(os->sysfs, name, type);
+  nl_link_kind kind = nl_metrics_linux_link_kind(m->host_sys, name, type);
   if (nl_metrics_reserve((void **)&os->kinds, &os->kind_cap, os->kind_count + 1,
                          sizeof *os->kinds) == 0) {
-    kind_entry *e = &os->kinds[os->kind_count++];
+    nl_kind_entry *e = &os->kinds[os->kind_count++];
     e->ifindex = ifindex;
     nl_metrics_copy(e->name, sizeof e->name, name);
     e->kind = kind;
@@ -489,30 +595,16 @@ static nl_link_kind cached_kind(nl_metrics_os *os, int ifindex,
   return kind;
 }
 
-typedef void (*netlink_cb)(nl_metrics *m, struct nlmsghdr *h);
-
-/* Sends one dump request (RTM_GETLINK or RTM_GETADDR) and hands every reply
- * message to cb. Returns 0, or -1 when the kernel could not be asked. */
-static int netlink_dump(nl_metrics *m, int type, netlink_cb cb) {
-  nl_metrics_os *os = m->os;
-  if (os->netlink < 0)
-    return -1;
-  struct {
-    struct nlmsghdr h;
-    struct rtgenmsg g;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.g);
-  req.h.nlmsg_type = (unsigned short)type;
-  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.h.nlmsg_seq = ++os->netlink_seq;
-  req.g.rtgen_family = AF_UNSPEC;
+int nl_linux_netlink_dump(nl_metrics_os *os, int fd, struct nlmsghdr *req,
+                          nl_netlink_cb cb, void *ud) {
+  req->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req->nlmsg_seq = ++os->netlink_seq;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(os->netlink, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel,
-             sizeof kernel) < 0)
+  if (fd < 0 || sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel,
+                       sizeof kernel) < 0)
     return -1;
   for (;;) {
-    ssize_t n = recv(os->netlink, os->netlink_buf, sizeof os->netlink_buf, 0);
+    ssize_t n = recv(fd, os->netlink_buf, sizeof os->netlink_buf, 0);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -525,9 +617,24 @@ static int netlink_dump(nl_metrics *m, int type, netlink_cb cb) {
         return 0;
       if (h->nlmsg_type == NLMSG_ERROR)
         return -1;
-      cb(m, h);
+      cb(ud, h);
     }
   }
+}
+
+/* Sends one dump request (RTM_GETLINK or RTM_GETADDR) on the route socket
+ * and hands every reply message to cb. Returns 0, or -1 when the kernel
+ * could not be asked. */
+static int netlink_dump(nl_metrics *m, int type, nl_netlink_cb cb) {
+  struct {
+    struct nlmsghdr h;
+    struct rtgenmsg g;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.g);
+  req.h.nlmsg_type = (unsigned short)type;
+  req.g.rtgen_family = AF_UNSPEC;
+  return nl_linux_netlink_dump(m->os, m->os->netlink, &req.h, cb, m);
 }
 
 static nl_netif *netif_by_index(nl_network_sample *net, int ifindex) {
@@ -538,8 +645,31 @@ static nl_netif *netif_by_index(nl_network_sample *net, int ifindex) {
   return NULL;
 }
 
-/* One RTM_NEWLINK: name, flags, MTU, MAC and the 64-bit counters. */
-static void take_link(nl_metrics *m, struct nlmsghdr *h) {
+/* An address as sysfs shows it: each byte in hex, colon-separated. */
+static void hex_address(char *dst, size_t cap, const unsigned char *a,
+                        size_t len) {
+  size_t n = 0;
+  dst[0] = '\0';
+  for (size_t i = 0; i < len && n + 4 <= cap; i++)
+    n += (size_t)snprintf(dst + n, cap - n, i ? ":%02x" : "%02x", a[i]);
+}
+
+static uint32_t rta_u32(const struct rtattr *rta, uint32_t fallback) {
+  uint32_t v;
+  if (RTA_PAYLOAD(rta) < sizeof v)
+    return fallback;
+  memcpy(&v, RTA_DATA(rta), sizeof v);
+  return v;
+}
+
+static uint8_t rta_u8(const struct rtattr *rta, uint8_t fallback) {
+  return RTA_PAYLOAD(rta) >= 1 ? *(const uint8_t *)RTA_DATA(rta) : fallback;
+}
+
+/* One RTM_NEWLINK: name, flags, MTU, MAC, link state and the 64-bit
+ * counters. */
+static void take_link(void *ud, struct nlmsghdr *h) {
+  nl_metrics *m = ud;
   nl_network_sample *net = &m->snap.network;
   if (h->nlmsg_type != RTM_NEWLINK)
     return;
@@ -554,6 +684,13 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
   nif->ifindex = info->ifi_index;
   nif->up = (info->ifi_flags & IFF_UP) != 0;
   nif->speed_mbps = -1;
+  nif->link.flags = info->ifi_flags;
+  nif->link.type = info->ifi_type;
+  nif->link.iflink = info->ifi_index; /* unless IFLA_LINK says otherwise */
+  nif->link.carrier = -1;
+  nif->link.carrier_changes = nif->link.carrier_up = -1;
+  nif->link.carrier_down = -1;
+  nif->link.speed_raw = INT64_MIN;
   bool have_name = false, have_stats = false;
   int len = (int)IFLA_PAYLOAD(h);
   for (struct rtattr *rta = IFLA_RTA(info); RTA_OK(rta, len);
@@ -568,7 +705,45 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
       if (RTA_PAYLOAD(rta) >= sizeof(uint32_t))
         nif->mtu = (int)*(uint32_t *)RTA_DATA(rta);
       break;
+    case IFLA_BROADCAST:
+      hex_address(nif->link.broadcast, sizeof nif->link.broadcast,
+                  RTA_DATA(rta), RTA_PAYLOAD(rta));
+      break;
+    case IFLA_IFALIAS:
+      nl_metrics_copy_n(nif->link.ifalias, sizeof nif->link.ifalias,
+                        RTA_DATA(rta),
+                        strnlen(RTA_DATA(rta), RTA_PAYLOAD(rta)));
+      break;
+    case IFLA_LINK:
+      nif->link.iflink = (int)rta_u32(rta, (uint32_t)info->ifi_index);
+      break;
+    case IFLA_OPERSTATE:
+      nif->link.operstate = (int)rta_u8(rta, 0);
+      break;
+    case IFLA_LINKMODE:
+      nif->link.link_mode = (int)rta_u8(rta, 0);
+      break;
+    case IFLA_GROUP:
+      nif->link.group = (int)rta_u32(rta, 0);
+      break;
+    case IFLA_TXQLEN:
+      nif->link.txqlen = (int)rta_u32(rta, 0);
+      break;
+    case IFLA_CARRIER:
+      nif->link.carrier = (int)rta_u8(rta, 0);
+      break;
+    case IFLA_CARRIER_CHANGES:
+      nif->link.carrier_changes = rta_u32(rta, 0);
+      break;
+    case IFLA_CARRIER_UP_COUNT:
+      nif->link.carrier_up = rta_u32(rta, 0);
+      break;
+    case IFLA_CARRIER_DOWN_COUNT:
+      nif->link.carrier_down = rta_u32(rta, 0);
+      break;
     case IFLA_ADDRESS:
+      hex_address(nif->link.address, sizeof nif->link.address, RTA_DATA(rta),
+                  RTA_PAYLOAD(rta));
       if (RTA_PAYLOAD(rta) == 6) {
         const unsigned char *a = RTA_DATA(rta);
         if (a[0] | a[1] | a[2] | a[3] | a[4] | a[5])
@@ -577,9 +752,15 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
       }
       break;
     case IFLA_STATS64:
-      if (RTA_PAYLOAD(rta) >= sizeof(struct rtnl_link_stats64)) {
+      /* A kernel older or newer than our header sends a shorter or longer
+       * struct: the 23 counters up to rx_nohandler's are in all since 2.6,
+       * and a field the kernel did not send reads 0. */
+      if (RTA_PAYLOAD(rta) >=
+          offsetof(struct rtnl_link_stats64, rx_nohandler)) {
         struct rtnl_link_stats64 st;
-        memcpy(&st, RTA_DATA(rta), sizeof st);
+        memset(&st, 0, sizeof st);
+        memcpy(&st, RTA_DATA(rta),
+               RTA_PAYLOAD(rta) < sizeof st ? RTA_PAYLOAD(rta) : sizeof st);
         nif->counters[NL_NET_RX_BYTES] = st.rx_bytes;
         nif->counters[NL_NET_TX_BYTES] = st.tx_bytes;
         nif->counters[NL_NET_RX_PACKETS] = st.rx_packets;
@@ -589,6 +770,29 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
         /* As /proc/net/dev and node_exporter count receive drops. */
         nif->counters[NL_NET_RX_DROPS] = st.rx_dropped + st.rx_missed_errors;
         nif->counters[NL_NET_TX_DROPS] = st.tx_dropped;
+        /* The columns of /proc/net/dev, summed as the kernel sums them
+         * (dev_seq_printf_stats), and node_exporter after it. */
+        const uint64_t columns[17] = {
+            st.rx_bytes,
+            st.rx_packets,
+            st.rx_errors,
+            st.rx_dropped + st.rx_missed_errors,
+            st.rx_fifo_errors,
+            st.rx_length_errors + st.rx_over_errors + st.rx_crc_errors +
+                st.rx_frame_errors,
+            st.rx_compressed,
+            st.multicast,
+            st.tx_bytes,
+            st.tx_packets,
+            st.tx_errors,
+            st.tx_dropped,
+            st.tx_fifo_errors,
+            st.collisions,
+            st.tx_carrier_errors + st.tx_aborted_errors + st.tx_window_errors +
+                st.tx_heartbeat_errors,
+            st.tx_compressed,
+            st.rx_nohandler};
+        memcpy(nif->netdev, columns, sizeof columns);
         have_stats = true;
       }
       break;
@@ -598,24 +802,28 @@ static void take_link(nl_metrics *m, struct nlmsghdr *h) {
   }
   if (!have_name || !have_stats)
     return;
-  nif->kind = cached_kind(m->os, nif->ifindex, nif->name, info->ifi_type);
+  nif->kind = cached_kind(m, nif->ifindex, nif->name, info->ifi_type);
   /* The speed the driver reports: sysfs reads EINVAL while the link is
    * down and -1 when unknown. Virtual devices report one too, and it
    * matters: a bond's is the sum of its members', a VLAN's its parent's
    * (a veth's is a nominal 10000). */
   if (nif->kind != NL_LINK_LOOPBACK) {
-    char path[256];
+    char path[NL_PATH_MAX];
     long long v;
-    snprintf(path, sizeof path, "%s/class/net/%s/speed", m->os->sysfs,
+    snprintf(path, sizeof path, "%s/class/net/%s/speed", m->host_sys,
              nif->name);
-    if (read_int64(path, &v) == 0 && v > 0)
-      nif->speed_mbps = v;
+    if (nl_linux_read_int64(path, &v) == 0) {
+      nif->link.speed_raw = v;
+      if (v > 0)
+        nif->speed_mbps = v;
+    }
   }
   net->count++;
 }
 
 /* One RTM_NEWADDR: an address of an interface already listed. */
-static void take_address(nl_metrics *m, struct nlmsghdr *h) {
+static void take_address(void *ud, struct nlmsghdr *h) {
+  nl_metrics *m = ud;
   if (h->nlmsg_type != RTM_NEWADDR)
     return;
   struct ifaddrmsg *a = NLMSG_DATA(h);
@@ -659,35 +867,81 @@ static int sample_network(nl_metrics *m) {
   return 0;
 }
 
-static bool pseudo_mount_point(const char *mount) {
-  static const char *const prefixes[] = {"/proc", "/sys", "/dev"};
-  for (size_t i = 0; i < 3; i++) {
-    size_t n = strlen(prefixes[i]);
-    if (strncmp(mount, prefixes[i], n) == 0 &&
+/* node_exporter's default --collector.filesystem.mount-points-exclude,
+ * ^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|
+ * var/lib/containers/storage/.+)($|/), without a regex engine. */
+bool nl_metrics_os_mount_excluded(const char *mount) {
+  static const char *const whole[] = {"/dev", "/proc", "/sys"};
+  static const char *const under[] = {"/run/credentials/", "/var/lib/docker/",
+                                      "/var/lib/containers/storage/"};
+  for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+    size_t n = strlen(whole[i]);
+    if (strncmp(mount, whole[i], n) == 0 &&
         (mount[n] == '\0' || mount[n] == '/'))
+      return true;
+  }
+  for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+    size_t n = strlen(under[i]);
+    if (strncmp(mount, under[i], n) == 0 && mount[n] != '\0')
       return true;
   }
   return false;
 }
+
+/* node_exporter's default --collector.filesystem.fs-types-exclude. */
+const char *const nl_metrics_os_default_excluded[] = {
+    "autofs",    "binfmt_misc", "bpf",    "cgroup",     "cgroup2",
+    "configfs",  "debugfs",     "devpts", "devtmpfs",   "fusectl",
+    "hugetlbfs", "iso9660",     "mqueue", "nsfs",       "overlay",
+    "proc",      "procfs",      "pstore", "rpc_pipefs", "securityfs",
+    "selinuxfs", "squashfs",    "sysfs",  "tracefs"};
+const size_t nl_metrics_os_default_excluded_count =
+    sizeof nl_metrics_os_default_excluded /
+    sizeof nl_metrics_os_default_excluded[0];
 
 typedef struct {
   nl_metrics *m;
   size_t count;
 } storage_fill;
 
+/* A mount point as the host sees it: under HOST_ROOT, the prefix goes. */
+static const char *host_mount_point(const nl_metrics *m, const char *mount) {
+  size_t n = strlen(m->host_root);
+  if (n <= 1 || strncmp(mount, m->host_root, n) != 0)
+    return mount;
+  if (mount[n] == '\0')
+    return "/";
+  return mount[n] == '/' ? mount + n : mount;
+}
+
+static bool has_option(const char *options, const char *option) {
+  size_t n = strlen(option);
+  for (const char *p = options; p && *p;) {
+    if (strncmp(p, option, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+      return true;
+    p = strchr(p, ',');
+    p = p ? p + 1 : NULL;
+  }
+  return false;
+}
+
 static int take_mount(void *ud, const nl_mount_entry *e) {
   storage_fill *fill = ud;
-  nl_storage_sample *st = &fill->m->snap.storage;
-  if (nl_metrics_fstype_excluded(fill->m, e->fstype) ||
-      pseudo_mount_point(e->mount))
+  nl_metrics *m = fill->m;
+  nl_storage_sample *st = &m->snap.storage;
+  const char *mount = host_mount_point(m, e->mount);
+  if (nl_metrics_fstype_excluded(m, e->fstype) ||
+      nl_metrics_os_mount_excluded(mount))
     return 0;
   nl_filesystem fs;
-  if (!nl_metrics_statvfs(&fs, e->device, e->mount, e->fstype))
-    return 0;
+  nl_metrics_statvfs(&fs, e->device, mount,
+                     nl_linux_path(m, NL_HOST_ROOT, "%s", mount), e->fstype);
+  /* As node_exporter: read-only is the mount's "ro" option. */
+  fs.readonly = has_option(e->options, "ro");
   /* A later mount on the same point hides the earlier one. */
   size_t slot = fill->count;
   for (size_t i = 0; i < fill->count; i++) {
-    if (strcmp(st->fs[i].mount, e->mount) == 0)
+    if (strcmp(st->fs[i].mount, mount) == 0)
       slot = i;
   }
   if (slot == fill->count) {
@@ -701,7 +955,12 @@ static int take_mount(void *ud, const nl_mount_entry *e) {
 }
 
 static int sample_filesystems(nl_metrics *m) {
-  ssize_t n = slurp(m->os, "/proc/self/mounts");
+  /* PID 1's mounts are the host's; /proc/mounts (the agent's own) when
+   * hidepid hides PID 1. */
+  ssize_t n =
+      nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/1/mounts"));
+  if (n == -ENOENT || n == -EACCES || n == -EPERM)
+    n = nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/mounts"));
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
   storage_fill fill = {m, 0};
@@ -712,7 +971,7 @@ static int sample_filesystems(nl_metrics *m) {
   return 0;
 }
 
-static bool whole_disk(const char *name) {
+static bool whole_disk(nl_metrics *m, const char *name) {
   static const char *const skip[] = {"loop", "ram", "zram", "fd"};
   for (size_t i = 0; i < 4; i++) {
     size_t n = strlen(skip[i]);
@@ -721,15 +980,14 @@ static bool whole_disk(const char *name) {
   }
   if (strchr(name, '/') != NULL)
     return false;
-  char path[96];
-  snprintf(path, sizeof path, "/sys/block/%s", name);
-  return exists(path); /* partitions are not in /sys/block */
+  /* partitions are not in /sys/block */
+  return exists(nl_linux_path(m, NL_HOST_SYS, "/block/%s", name));
 }
 
 static int take_disk(void *ud, const nl_diskstat *d) {
   storage_fill *fill = ud;
   nl_storage_sample *st = &fill->m->snap.storage;
-  if (!whole_disk(d->name))
+  if (!whole_disk(fill->m, d->name))
     return 0;
   if (nl_metrics_reserve((void **)&st->disks, &st->disk_cap, fill->count + 1,
                          sizeof *st->disks) != 0)
@@ -748,7 +1006,8 @@ static int take_disk(void *ud, const nl_diskstat *d) {
 static int sample_disks(nl_metrics *m) {
   nl_storage_sample *st = &m->snap.storage;
   st->disk_count = 0;
-  ssize_t n = slurp(m->os, "/proc/diskstats");
+  ssize_t n =
+      nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/diskstats"));
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : 0;
   storage_fill fill = {m, 0};
@@ -769,12 +1028,17 @@ static int sample_system(nl_metrics *m) {
   if (gethostname(sys->hostname, sizeof sys->hostname) != 0)
     sys->hostname[0] = '\0';
   sys->hostname[sizeof sys->hostname - 1] = '\0';
+  if (nl_linux_read_small(
+          nl_linux_path(m, NL_HOST_PROC, "/sys/kernel/domainname"),
+          sys->domainname, sizeof sys->domainname) < 0)
+    sys->domainname[0] = '\0';
   char buf[128];
   sys->uptime = NAN;
-  if (read_small("/proc/uptime", buf, sizeof buf) > 0)
+  if (nl_linux_read_small(nl_linux_path(m, NL_HOST_PROC, "/uptime"), buf,
+                          sizeof buf) > 0)
     sys->uptime = strtod(buf, NULL);
   sys->boot_time = NAN;
-  ssize_t n = slurp(m->os, "/proc/stat");
+  ssize_t n = nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/stat"));
   if (n == -ENOMEM)
     return -ENOMEM;
   if (n > 0)
@@ -791,7 +1055,7 @@ static int sample_thermal(nl_metrics *m) {
   size_t count = 0;
   for (size_t i = 0; i < os->sensor_count; i++) {
     long long milli;
-    if (read_int64(os->sensors[i].path, &milli) != 0)
+    if (nl_linux_read_int64(os->sensors[i].path, &milli) != 0)
       continue;
     nl_sensor *s = &th->sensors[count++];
     nl_metrics_copy(s->name, sizeof s->name, os->sensors[i].name);
@@ -813,7 +1077,7 @@ static int sample_self(nl_metrics *m) {
   char buf[128];
   unsigned long long size, resident;
   self->rss_bytes = NL_ABSENT;
-  if (read_small("/proc/self/statm", buf, sizeof buf) > 0 &&
+  if (nl_linux_read_small("/proc/self/statm", buf, sizeof buf) > 0 &&
       sscanf(buf, "%llu %llu", &size, &resident) == 2)
     self->rss_bytes = resident * (uint64_t)m->os->page_size;
   self->start_time = m->os->self_start_time;

@@ -28,8 +28,8 @@ int nl_procfs_stat_cpu(const char *buf, nl_procfs_cpu_cb cb, void *ud) {
     } else if (*p != ' ') {
       continue;
     }
-    unsigned long long ticks[NL_CPU_MODE_COUNT];
-    for (int i = 0; i < NL_CPU_MODE_COUNT; i++) {
+    unsigned long long ticks[NL_PROCFS_CPU_TICKS];
+    for (int i = 0; i < NL_PROCFS_CPU_TICKS; i++) {
       char *end;
       ticks[i] = strtoull(p, &end, 10);
       if (end == p || *p == '\n')
@@ -179,23 +179,31 @@ int nl_procfs_mounts(char *buf, nl_procfs_mount_cb cb, void *ud) {
 
 int nl_procfs_diskstats(const char *buf, nl_procfs_disk_cb cb, void *ud) {
   for (const char *line = buf; line && *line; line = next_line(line)) {
-    unsigned major, minor;
     nl_diskstat d;
-    unsigned long long f[10];
-    /* reads, merged, sectors read, ms reading, writes, merged, sectors
-     * written, ms writing, in flight, ms doing I/O. */
-    int got = sscanf(line,
-                     "%u %u %31s %llu %llu %llu %llu %llu %llu %llu %llu "
-                     "%llu %llu",
-                     &major, &minor, d.name, &f[0], &f[1], &f[2], &f[3], &f[4],
-                     &f[5], &f[6], &f[7], &f[8], &f[9]);
-    if (got < 13)
+    int used = 0;
+    if (sscanf(line, "%u %u %31s%n", &d.major, &d.minor, d.name, &used) < 3)
       continue;
-    d.reads = f[0];
-    d.read_sectors = f[2];
-    d.writes = f[4];
-    d.write_sectors = f[6];
-    d.io_ms = f[9];
+    const char *p = line + used;
+    d.field_count = 0;
+    while (d.field_count < NL_DISKSTAT_FIELDS) {
+      char *end;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      if (*p < '0' || *p > '9')
+        break;
+      d.fields[d.field_count++] = strtoull(p, &end, 10);
+      p = end;
+    }
+    /* reads, merged, sectors read, ms reading, writes, merged, sectors
+     * written, ms writing, in flight, ms doing I/O, weighted ms: the first
+     * 11 are in every kernel since 2.6. */
+    if (d.field_count < 11)
+      continue;
+    d.reads = d.fields[0];
+    d.read_sectors = d.fields[2];
+    d.writes = d.fields[4];
+    d.write_sectors = d.fields[6];
+    d.io_ms = d.fields[9];
     int rc = cb(ud, &d);
     if (rc < 0)
       return rc;

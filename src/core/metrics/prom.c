@@ -2,6 +2,7 @@
  * node_exporter has the same measure, its name and labels are used, so that
  * dashboards built for it work unchanged; our own carry `nodelua_`. */
 #include "metrics.h"
+#include "promtext.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,86 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Appending without printf: rendering is on the path of every scrape. */
-static void put_str(nl_buf *b, const char *s) {
-  nl_buf_append(b, s, strlen(s));
-}
-
-static void put_u64(nl_buf *b, uint64_t v) {
-  char digits[24];
-  size_t n = sizeof digits;
-  do {
-    digits[--n] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  nl_buf_append(b, digits + n, sizeof digits - n);
-}
-
-static void family(nl_buf *b, const char *name, const char *type,
-                   const char *help) {
-  put_str(b, "# HELP ");
-  put_str(b, name);
-  nl_buf_append(b, " ", 1);
-  put_str(b, help);
-  put_str(b, "\n# TYPE ");
-  put_str(b, name);
-  nl_buf_append(b, " ", 1);
-  put_str(b, type);
-  nl_buf_append(b, "\n", 1);
-}
-
-/* Label values escape backslash, double quote and newline. */
-static void label_value(nl_buf *b, const char *v) {
-  const char *run = v;
-  for (const char *p = v;; p++) {
-    if (*p != '\\' && *p != '"' && *p != '\n' && *p != '\0')
-      continue;
-    nl_buf_append(b, run, (size_t)(p - run));
-    if (*p == '\0')
-      return;
-    nl_buf_append(b, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : "\\\\", 2);
-    run = p + 1;
-  }
-}
-
-/* Writes name{k1="v1",k2="v2"...} for a NULL-terminated list of pairs. */
-static void series(nl_buf *b, const char *name, const char *const *labels) {
-  nl_buf_append(b, name, strlen(name));
-  if (labels != NULL && labels[0] != NULL) {
-    nl_buf_append(b, "{", 1);
-    for (size_t i = 0; labels[i] != NULL; i += 2) {
-      if (i > 0)
-        nl_buf_append(b, ",", 1);
-      put_str(b, labels[i]);
-      nl_buf_append(b, "=\"", 2);
-      label_value(b, labels[i + 1]);
-      nl_buf_append(b, "\"", 1);
-    }
-    nl_buf_append(b, "}", 1);
-  }
-}
-
-static void sample_u64(nl_buf *b, const char *name, const char *const *labels,
-                       uint64_t v) {
-  series(b, name, labels);
-  nl_buf_append(b, " ", 1);
-  put_u64(b, v);
-  nl_buf_append(b, "\n", 1);
-}
-
-static void sample_double(nl_buf *b, const char *name,
-                          const char *const *labels, double v) {
-  series(b, name, labels);
-  if (isnan(v))
-    nl_buf_append(b, " NaN\n", 5);
-  else
-    nl_buf_printf(b, " %.15g\n", v);
-}
-
 static void format_cpu(const nl_cpu_sample *cpu, nl_buf *b) {
   char index[16];
-  family(b, "node_cpu_seconds_total", "counter",
-         "Seconds the CPUs spent in each mode.");
+  nl_prom_family(b, "node_cpu_seconds_total", "counter",
+                 "Seconds the CPUs spent in each mode.");
   for (size_t i = 0; i < cpu->core_count; i++) {
     snprintf(index, sizeof index, "%d", cpu->cores[i].index);
     for (int mode = 0; mode < NL_CPU_MODE_COUNT; mode++) {
@@ -96,46 +21,33 @@ static void format_cpu(const nl_cpu_sample *cpu, nl_buf *b) {
         continue;
       const char *labels[] = {"cpu", index, "mode", nl_cpu_mode_names[mode],
                               NULL};
-      sample_double(b, "node_cpu_seconds_total", labels,
-                    cpu->cores[i].seconds[mode]);
+      nl_prom_double(b, "node_cpu_seconds_total", labels,
+                     cpu->cores[i].seconds[mode]);
     }
   }
-  bool any_mhz = false;
-  for (size_t i = 0; i < cpu->core_count; i++)
-    any_mhz = any_mhz || !isnan(cpu->cores[i].mhz);
-  if (any_mhz) {
-    family(b, "nodelua_cpu_frequency_hertz", "gauge",
-           "Current clock of each CPU, as the OS reports it.");
-    for (size_t i = 0; i < cpu->core_count; i++) {
-      if (isnan(cpu->cores[i].mhz))
-        continue;
-      snprintf(index, sizeof index, "%d", cpu->cores[i].index);
-      const char *labels[] = {"cpu", index, NULL};
-      sample_double(b, "nodelua_cpu_frequency_hertz", labels,
-                    cpu->cores[i].mhz * 1e6);
-    }
-  }
-  family(b, "nodelua_cpu_info", "gauge",
-         "CPU vendor and model; the value is always 1.");
+  nl_prom_family(b, "nodelua_cpu_info", "gauge",
+                 "CPU vendor and model; the value is always 1.");
   const char *info[] = {"vendor", cpu->vendor, "model_name", cpu->brand, NULL};
-  sample_u64(b, "nodelua_cpu_info", info, 1);
-  family(b, "nodelua_cpu_logical_cores", "gauge", "Logical CPUs online.");
-  sample_u64(b, "nodelua_cpu_logical_cores", NULL,
-             (uint64_t)cpu->logical_cores);
+  nl_prom_u64(b, "nodelua_cpu_info", info, 1);
+  nl_prom_family(b, "nodelua_cpu_logical_cores", "gauge",
+                 "Logical CPUs online.");
+  nl_prom_u64(b, "nodelua_cpu_logical_cores", NULL,
+              (uint64_t)cpu->logical_cores);
   if (cpu->physical_cores > 0) {
-    family(b, "nodelua_cpu_physical_cores", "gauge", "Physical CPU cores.");
-    sample_u64(b, "nodelua_cpu_physical_cores", NULL,
-               (uint64_t)cpu->physical_cores);
+    nl_prom_family(b, "nodelua_cpu_physical_cores", "gauge",
+                   "Physical CPU cores.");
+    nl_prom_u64(b, "nodelua_cpu_physical_cores", NULL,
+                (uint64_t)cpu->physical_cores);
   }
 }
 
 static void format_load(const nl_load_sample *l, nl_buf *b) {
-  family(b, "node_load1", "gauge", "1m load average.");
-  sample_double(b, "node_load1", NULL, l->load1);
-  family(b, "node_load5", "gauge", "5m load average.");
-  sample_double(b, "node_load5", NULL, l->load5);
-  family(b, "node_load15", "gauge", "15m load average.");
-  sample_double(b, "node_load15", NULL, l->load15);
+  nl_prom_family(b, "node_load1", "gauge", "1m load average.");
+  nl_prom_double(b, "node_load1", NULL, l->load1);
+  nl_prom_family(b, "node_load5", "gauge", "5m load average.");
+  nl_prom_double(b, "node_load5", NULL, l->load5);
+  nl_prom_family(b, "node_load15", "gauge", "15m load average.");
+  nl_prom_double(b, "node_load15", NULL, l->load15);
 }
 
 typedef struct {
@@ -144,7 +56,8 @@ typedef struct {
   size_t offset;
 } memory_field;
 
-static void format_memory(const nl_memory_sample *mem, nl_buf *b) {
+static void format_memory(const nl_memory_sample *mem, unsigned skip,
+                          nl_buf *b) {
   /* node_exporter names the figures after their source: /proc/meminfo keys
    * on Linux, lower-case names on macOS. Which set applies is told by the
    * figures present, not by an OS check. */
@@ -198,21 +111,22 @@ static void format_memory(const nl_memory_sample *mem, nl_buf *b) {
   const memory_field *fields = darwin ? darwin_fields : linux_fields;
   size_t n = darwin ? sizeof darwin_fields / sizeof darwin_fields[0]
                     : sizeof linux_fields / sizeof linux_fields[0];
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && !(skip & NL_PROM_SKIP_MEMORY); i++) {
     uint64_t v = *(const uint64_t *)((const char *)mem + fields[i].offset);
     if (v == NL_ABSENT)
       continue;
-    family(b, fields[i].name, "gauge", fields[i].help);
-    sample_u64(b, fields[i].name, NULL, v);
+    nl_prom_family(b, fields[i].name, "gauge", fields[i].help);
+    nl_prom_u64(b, fields[i].name, NULL, v);
   }
   if (mem->used != NL_ABSENT) {
-    family(b, "nodelua_memory_used_bytes", "gauge",
-           "Memory neither free nor reclaimable cache.");
-    sample_u64(b, "nodelua_memory_used_bytes", NULL, mem->used);
+    nl_prom_family(b, "nodelua_memory_used_bytes", "gauge",
+                   "Memory neither free nor reclaimable cache.");
+    nl_prom_u64(b, "nodelua_memory_used_bytes", NULL, mem->used);
   }
 }
 
-static void format_network(const nl_network_sample *net, nl_buf *b) {
+static void format_network(const nl_network_sample *net, unsigned skip,
+                           nl_buf *b) {
   static const struct {
     nl_net_counter counter;
     const char *name;
@@ -235,59 +149,73 @@ static void format_network(const nl_network_sample *net, nl_buf *b) {
       {NL_NET_TX_DROPS, "node_network_transmit_drop_total",
        "Network device statistic transmit_drop."},
   };
+  if (skip & NL_PROM_SKIP_NETWORK)
+    goto kinds;
   for (size_t c = 0; c < sizeof counters / sizeof counters[0]; c++) {
-    family(b, counters[c].name, "counter", counters[c].help);
+    nl_prom_family(b, counters[c].name, "counter", counters[c].help);
     for (size_t i = 0; i < net->count; i++) {
       const char *labels[] = {"device", net->ifs[i].name, NULL};
-      sample_u64(b, counters[c].name, labels,
-                 net->ifs[i].counters[counters[c].counter]);
+      nl_prom_u64(b, counters[c].name, labels,
+                  net->ifs[i].counters[counters[c].counter]);
     }
   }
-  family(b, "node_network_up", "gauge",
-         "Value is 1 if the interface is administratively up.");
+  nl_prom_family(b, "node_network_up", "gauge",
+                 "Value is 1 if the interface is administratively up.");
   for (size_t i = 0; i < net->count; i++) {
     const char *labels[] = {"device", net->ifs[i].name, NULL};
-    sample_u64(b, "node_network_up", labels, net->ifs[i].up ? 1 : 0);
+    nl_prom_u64(b, "node_network_up", labels, net->ifs[i].up ? 1 : 0);
   }
-  family(b, "node_network_mtu_bytes", "gauge", "MTU of the interface.");
+  nl_prom_family(b, "node_network_mtu_bytes", "gauge", "MTU of the interface.");
   for (size_t i = 0; i < net->count; i++) {
     const char *labels[] = {"device", net->ifs[i].name, NULL};
-    sample_u64(b, "node_network_mtu_bytes", labels, (uint64_t)net->ifs[i].mtu);
+    nl_prom_u64(b, "node_network_mtu_bytes", labels, (uint64_t)net->ifs[i].mtu);
   }
   bool any_speed = false;
   for (size_t i = 0; i < net->count; i++)
     any_speed = any_speed || net->ifs[i].speed_mbps > 0;
   if (any_speed) {
-    family(b, "node_network_speed_bytes", "gauge",
-           "Link speed in bytes per second.");
+    nl_prom_family(b, "node_network_speed_bytes", "gauge",
+                   "Link speed in bytes per second.");
     for (size_t i = 0; i < net->count; i++) {
       if (net->ifs[i].speed_mbps <= 0)
         continue;
       const char *labels[] = {"device", net->ifs[i].name, NULL};
-      sample_u64(b, "node_network_speed_bytes", labels,
-                 (uint64_t)net->ifs[i].speed_mbps * 125000);
+      nl_prom_u64(b, "node_network_speed_bytes", labels,
+                  (uint64_t)net->ifs[i].speed_mbps * 125000);
     }
   }
-  family(b, "node_network_info", "gauge",
-         "Interface facts; the value is always 1.");
+  nl_prom_family(b, "node_network_info", "gauge",
+                 "Interface facts; the value is always 1.");
   for (size_t i = 0; i < net->count; i++) {
     const char *labels[] = {"address",   net->ifs[i].mac,
                             "device",    net->ifs[i].name,
                             "operstate", net->ifs[i].up ? "up" : "down",
                             NULL};
-    sample_u64(b, "node_network_info", labels, 1);
+    nl_prom_u64(b, "node_network_info", labels, 1);
   }
-  family(b, "nodelua_network_link_info", "gauge",
-         "Kind of link (loopback, ethernet, wifi, thunderbolt, bridge, "
-         "virtual, other); the value is always 1.");
+kinds:
+  nl_prom_family(b, "nodelua_network_link_info", "gauge",
+                 "Kind of link (loopback, ethernet, wifi, thunderbolt, bridge, "
+                 "virtual, other); the value is always 1.");
   for (size_t i = 0; i < net->count; i++) {
     const char *labels[] = {"device", net->ifs[i].name, "kind",
                             nl_link_kind_name(net->ifs[i].kind), NULL};
-    sample_u64(b, "nodelua_network_link_info", labels, 1);
+    nl_prom_u64(b, "nodelua_network_link_info", labels, 1);
   }
 }
 
-static void format_storage(const nl_storage_sample *st, nl_buf *b) {
+static const char *const *fs_labels(const nl_filesystem *fs,
+                                    const char **labels) {
+  labels[0] = "device", labels[1] = fs->device;
+  labels[2] = "fstype", labels[3] = fs->fstype;
+  labels[4] = "mountpoint", labels[5] = fs->mount;
+  labels[6] = NULL;
+  return labels;
+}
+
+static void format_storage(const nl_storage_sample *st, unsigned skip,
+                           nl_buf *b) {
+  const char *labels[7];
   static const struct {
     const char *name;
     const char *help;
@@ -306,23 +234,26 @@ static void format_storage(const nl_storage_sample *st, nl_buf *b) {
        offsetof(nl_filesystem, inodes_free)},
   };
   for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
-    family(b, fields[f].name, "gauge", fields[f].help);
+    nl_prom_family(b, fields[f].name, "gauge", fields[f].help);
     for (size_t i = 0; i < st->fs_count; i++) {
       const nl_filesystem *fs = &st->fs[i];
-      const char *labels[] = {"device",     fs->device, "fstype", fs->fstype,
-                              "mountpoint", fs->mount,  NULL};
-      sample_u64(b, fields[f].name, labels,
-                 *(const uint64_t *)((const char *)fs + fields[f].offset));
+      if (fs->device_error)
+        continue;
+      nl_prom_u64(b, fields[f].name, fs_labels(fs, labels),
+                  *(const uint64_t *)((const char *)fs + fields[f].offset));
     }
   }
-  family(b, "node_filesystem_readonly", "gauge",
-         "Filesystem read-only status.");
-  for (size_t i = 0; i < st->fs_count; i++) {
-    const nl_filesystem *fs = &st->fs[i];
-    const char *labels[] = {"device",     fs->device, "fstype", fs->fstype,
-                            "mountpoint", fs->mount,  NULL};
-    sample_u64(b, "node_filesystem_readonly", labels, fs->readonly ? 1 : 0);
-  }
+  nl_prom_family(b, "node_filesystem_readonly", "gauge",
+                 "Filesystem read-only status.");
+  for (size_t i = 0; i < st->fs_count; i++)
+    nl_prom_u64(b, "node_filesystem_readonly", fs_labels(&st->fs[i], labels),
+                st->fs[i].readonly ? 1 : 0);
+  nl_prom_family(b, "node_filesystem_device_error", "gauge",
+                 "Whether an error occurred while getting statistics for the "
+                 "given device.");
+  for (size_t i = 0; i < st->fs_count; i++)
+    nl_prom_u64(b, "node_filesystem_device_error",
+                fs_labels(&st->fs[i], labels), st->fs[i].device_error ? 1 : 0);
   static const struct {
     nl_disk_counter counter;
     const char *name;
@@ -340,75 +271,103 @@ static void format_storage(const nl_storage_sample *st, nl_buf *b) {
       {NL_DISK_BUSY_MS, "node_disk_io_time_seconds_total",
        "Total seconds spent doing I/Os.", 0.001},
   };
-  if (st->disk_count == 0)
+  if (st->disk_count == 0 || (skip & NL_PROM_SKIP_DISKS))
     return;
   for (size_t c = 0; c < sizeof disk / sizeof disk[0]; c++) {
-    family(b, disk[c].name, "counter", disk[c].help);
+    nl_prom_family(b, disk[c].name, "counter", disk[c].help);
     for (size_t i = 0; i < st->disk_count; i++) {
-      const char *labels[] = {"device", st->disks[i].name, NULL};
+      const char *device[] = {"device", st->disks[i].name, NULL};
       uint64_t v = st->disks[i].counters[disk[c].counter];
       if (v == NL_ABSENT)
         continue;
       if (disk[c].scale == 1)
-        sample_u64(b, disk[c].name, labels, v);
+        nl_prom_u64(b, disk[c].name, device, v);
       else
-        sample_double(b, disk[c].name, labels, (double)v * disk[c].scale);
+        nl_prom_double(b, disk[c].name, device, (double)v * disk[c].scale);
     }
   }
 }
 
 static void format_system(const nl_system_sample *sys, nl_buf *b) {
   if (!isnan(sys->boot_time)) {
-    family(b, "node_boot_time_seconds", "gauge",
-           "Node boot time, in unixtime.");
-    sample_double(b, "node_boot_time_seconds", NULL, sys->boot_time);
+    nl_prom_family(b, "node_boot_time_seconds", "gauge",
+                   "Node boot time, in unixtime.");
+    nl_prom_double(b, "node_boot_time_seconds", NULL, sys->boot_time);
   }
-  family(b, "node_uname_info", "gauge",
-         "Labeled system information as provided by the uname system call.");
-  const char *uname[] = {"machine",           sys->arch,    "nodename",
-                         sys->hostname,       "release",    sys->kernel,
-                         "sysname",           sys->sysname, "version",
-                         sys->kernel_version, NULL};
-  sample_u64(b, "node_uname_info", uname, 1);
-  family(b, "node_os_info", "gauge",
-         "A metric with a constant '1' value labeled by build_id, id, "
-         "id_like, image_id, image_version, name, pretty_name, variant, "
-         "variant_id, version, version_codename, version_id.");
-  const char *os[] = {"name", sys->os_name, "version_id", sys->os_version,
+  nl_prom_family(
+      b, "node_uname_info", "gauge",
+      "Labeled system information as provided by the uname system call.");
+  const char *uname[] = {
+      "domainname",  sys->domainname,     "machine",   sys->arch, "nodename",
+      sys->hostname, "release",           sys->kernel, "sysname", sys->sysname,
+      "version",     sys->kernel_version, NULL};
+  nl_prom_u64(b, "node_uname_info", uname, 1);
+  nl_prom_family(
+      b, "node_os_info", "gauge",
+      "A metric with a constant '1' value labeled by build_id, id, "
+      "id_like, image_id, image_version, name, pretty_name, variant, "
+      "variant_id, version, version_codename, version_id.");
+  const char *os[] = {"build_id",
+                      sys->os_build_id,
+                      "id",
+                      sys->os_id,
+                      "id_like",
+                      sys->os_id_like,
+                      "image_id",
+                      sys->os_image_id,
+                      "image_version",
+                      sys->os_image_version,
+                      "name",
+                      sys->os_name,
+                      "pretty_name",
+                      sys->os_pretty_name,
+                      "variant",
+                      sys->os_variant,
+                      "variant_id",
+                      sys->os_variant_id,
+                      "version",
+                      sys->os_version_full,
+                      "version_codename",
+                      sys->os_codename,
+                      "version_id",
+                      sys->os_version,
                       NULL};
-  sample_u64(b, "node_os_info", os, 1);
+  nl_prom_u64(b, "node_os_info", os, 1);
   if (sys->model[0]) {
-    family(b, "nodelua_system_model_info", "gauge",
-           "Hardware model; the value is always 1.");
+    nl_prom_family(b, "nodelua_system_model_info", "gauge",
+                   "Hardware model; the value is always 1.");
     const char *model[] = {"model", sys->model, NULL};
-    sample_u64(b, "nodelua_system_model_info", model, 1);
+    nl_prom_u64(b, "nodelua_system_model_info", model, 1);
   }
-  family(b, "nodelua_system_apple_silicon", "gauge",
-         "1 on Apple Silicon, 0 elsewhere.");
-  sample_u64(b, "nodelua_system_apple_silicon", NULL, sys->apple_silicon);
+  nl_prom_family(b, "nodelua_system_apple_silicon", "gauge",
+                 "1 on Apple Silicon, 0 elsewhere.");
+  nl_prom_u64(b, "nodelua_system_apple_silicon", NULL, sys->apple_silicon);
 }
 
-static void format_thermal(const nl_thermal_sample *th, nl_buf *b) {
+static void format_thermal(const nl_thermal_sample *th, unsigned skip,
+                           nl_buf *b) {
   bool zones = false, hwmon = false, other = false;
   for (size_t i = 0; i < th->count; i++) {
     zones = zones || strcmp(th->sensors[i].source, "thermal_zone") == 0;
-    hwmon = hwmon || strcmp(th->sensors[i].source, "hwmon") == 0;
+    hwmon = hwmon || (strcmp(th->sensors[i].source, "hwmon") == 0 &&
+                      !(skip & NL_PROM_SKIP_HWMON));
     other = other || (strcmp(th->sensors[i].source, "thermal_zone") != 0 &&
                       strcmp(th->sensors[i].source, "hwmon") != 0);
   }
   if (zones) {
-    family(b, "node_thermal_zone_temp", "gauge", "Zone temperature in Celsius");
+    nl_prom_family(b, "node_thermal_zone_temp", "gauge",
+                   "Zone temperature in Celsius");
     for (size_t i = 0; i < th->count; i++) {
       const nl_sensor *s = &th->sensors[i];
       if (strcmp(s->source, "thermal_zone") != 0)
         continue;
       const char *labels[] = {"type", s->name, "zone", s->chip, NULL};
-      sample_double(b, "node_thermal_zone_temp", labels, s->celsius);
+      nl_prom_double(b, "node_thermal_zone_temp", labels, s->celsius);
     }
   }
   if (hwmon) {
-    family(b, "node_hwmon_temp_celsius", "gauge",
-           "Hardware monitor for temperature (input)");
+    nl_prom_family(b, "node_hwmon_temp_celsius", "gauge",
+                   "Hardware monitor for temperature (input)");
     for (size_t i = 0; i < th->count; i++) {
       const nl_sensor *s = &th->sensors[i];
       if (strcmp(s->source, "hwmon") != 0)
@@ -416,55 +375,56 @@ static void format_thermal(const nl_thermal_sample *th, nl_buf *b) {
       const char *sensor = strchr(s->name, '/');
       const char *labels[] = {"chip", s->chip, "sensor",
                               sensor ? sensor + 1 : s->name, NULL};
-      sample_double(b, "node_hwmon_temp_celsius", labels, s->celsius);
+      nl_prom_double(b, "node_hwmon_temp_celsius", labels, s->celsius);
     }
   }
   if (other) {
-    family(b, "nodelua_temperature_celsius", "gauge",
-           "Temperature of a sensor, in Celsius.");
+    nl_prom_family(b, "nodelua_temperature_celsius", "gauge",
+                   "Temperature of a sensor, in Celsius.");
     for (size_t i = 0; i < th->count; i++) {
       const nl_sensor *s = &th->sensors[i];
       if (strcmp(s->source, "thermal_zone") == 0 ||
           strcmp(s->source, "hwmon") == 0)
         continue;
       const char *labels[] = {"sensor", s->name, "source", s->source, NULL};
-      sample_double(b, "nodelua_temperature_celsius", labels, s->celsius);
+      nl_prom_double(b, "nodelua_temperature_celsius", labels, s->celsius);
     }
   }
 }
 
 static void format_self(const nl_self_sample *self, nl_buf *b) {
-  family(b, "process_cpu_seconds_total", "counter",
-         "Total user and system CPU time spent in seconds.");
-  sample_double(b, "process_cpu_seconds_total", NULL, self->cpu_seconds);
+  nl_prom_family(b, "process_cpu_seconds_total", "counter",
+                 "Total user and system CPU time spent in seconds.");
+  nl_prom_double(b, "process_cpu_seconds_total", NULL, self->cpu_seconds);
   if (self->rss_bytes != NL_ABSENT) {
-    family(b, "process_resident_memory_bytes", "gauge",
-           "Resident memory size in bytes.");
-    sample_u64(b, "process_resident_memory_bytes", NULL, self->rss_bytes);
+    nl_prom_family(b, "process_resident_memory_bytes", "gauge",
+                   "Resident memory size in bytes.");
+    nl_prom_u64(b, "process_resident_memory_bytes", NULL, self->rss_bytes);
   }
   if (!isnan(self->start_time)) {
-    family(b, "process_start_time_seconds", "gauge",
-           "Start time of the process since unix epoch in seconds.");
-    sample_double(b, "process_start_time_seconds", NULL, self->start_time);
+    nl_prom_family(b, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+    nl_prom_double(b, "process_start_time_seconds", NULL, self->start_time);
   }
 }
 
-int nl_metrics_format_prom(const nl_metrics_snapshot *s, nl_buf *out) {
+int nl_metrics_format_prom(const nl_metrics_snapshot *s, unsigned skip,
+                           nl_buf *out) {
   nl_buf_reset(out);
   if (s->present & NL_METRICS_CPU)
     format_cpu(&s->cpu, out);
   if (s->present & NL_METRICS_LOAD)
     format_load(&s->load, out);
   if (s->present & NL_METRICS_MEMORY)
-    format_memory(&s->memory, out);
+    format_memory(&s->memory, skip, out);
   if (s->present & NL_METRICS_NETWORK)
-    format_network(&s->network, out);
+    format_network(&s->network, skip, out);
   if (s->present & NL_METRICS_STORAGE)
-    format_storage(&s->storage, out);
+    format_storage(&s->storage, skip, out);
   if (s->present & NL_METRICS_SYSTEM)
     format_system(&s->system, out);
   if (s->present & NL_METRICS_THERMAL)
-    format_thermal(&s->thermal, out);
+    format_thermal(&s->thermal, skip, out);
   if (s->present & NL_METRICS_SELF)
     format_self(&s->self, out);
   return out->failed ? -ENOMEM : 0;

@@ -1,0 +1,23 @@
+/* Writing the Prometheus text exposition (format 0.0.4) into an nl_buf:
+ * HELP and TYPE lines, series with escaped label values, and values. Shared
+ * by prom.c (the snapshot's families) and the Linux exporter files
+ * (export_linux*.c), which write what they read straight out. No printf on
+ * the integer path: rendering runs on every scrape. */
+#ifndef NODELUA_PROMTEXT_H
+#define NODELUA_PROMTEXT_H
+
+#include "metrics.h"
+
+void nl_prom_family(nl_buf *b, const char *name, const char *type,
+                    const char *help);
+/* name{k1="v1",...} for a NULL-terminated list of pairs (labels may be
+ * NULL), then the value and a newline. */
+void nl_prom_u64(nl_buf *b, const char *name, const char *const *labels,
+                 uint64_t v);
+void nl_prom_double(nl_buf *b, const char *name, const char *const *labels,
+                    double v);
+/* A family with a single unlabelled sample. */
+void nl_prom_gauge(nl_buf *b, const char *name, const char *help, double v);
+void nl_prom_counter(nl_buf *b, const char *name, const char *help, double v);
+
+#endif
