@@ -124,6 +124,19 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
             $<TARGET_FILE:nodelua>)
   set_tests_properties(integration_agent_reporting PROPERTIES LABELS integration RUN_SERIAL ON
     TIMEOUT 600 ENVIRONMENT "PROMTOOL=${PROMTOOL}")
+  # Node Exporter Full against node_exporter, through a real Prometheus
+  # (Debian's packages, unpacked into .deps/ by install-deps.sh).
+  find_program(NODE_EXPORTER NAMES prometheus-node-exporter node_exporter
+               HINTS ${CMAKE_SOURCE_DIR}/.deps/usr/bin)
+  find_program(PROMETHEUS NAMES prometheus HINTS ${CMAKE_SOURCE_DIR}/.deps/usr/bin)
+  if(NOT NODE_EXPORTER OR NOT PROMETHEUS)
+    message(FATAL_ERROR "node_exporter and prometheus are needed: run scripts/install-deps.sh")
+  endif()
+  add_test(NAME integration_dashboard
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/dashboard.py
+            $<TARGET_FILE:nodelua> ${NODE_EXPORTER} ${PROMETHEUS})
+  set_tests_properties(integration_dashboard PROPERTIES LABELS integration RUN_SERIAL ON
+    TIMEOUT 300 SKIP_RETURN_CODE 77)
 endif()
 
 # Fuzz targets: a bounded run of each, from its seed corpus.

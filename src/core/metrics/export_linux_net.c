@@ -430,6 +430,9 @@ static void count_state(void *ud, struct nlmsghdr *h) {
   const struct inet_diag_msg *msg = NLMSG_DATA(h);
   if (msg->idiag_state < TCP_STATES)
     counts[msg->idiag_state]++;
+  /* node_exporter sums the queues as two more "states". */
+  counts[TCP_STATES] += msg->idiag_rqueue;
+  counts[TCP_STATES + 1] += msg->idiag_wqueue;
 }
 
 static int tcp_dump(nl_metrics_os *os, int fd, int family, double *counts) {
@@ -447,11 +450,11 @@ static int tcp_dump(nl_metrics_os *os, int fd, int family, double *counts) {
 }
 
 bool nl_export_tcpstat(nl_metrics *m, nl_buf *out) {
-  static const char *const states[TCP_STATES] = {
+  static const char *const states[TCP_STATES + 2] = {
       NULL,         "established", "syn_sent",  "syn_recv",
       "fin_wait1",  "fin_wait2",   "time_wait", "close",
       "close_wait", "last_ack",    "listen",    "closing"};
-  double counts[TCP_STATES] = {0};
+  double counts[TCP_STATES + 2] = {0};
   int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0)
     return false;
@@ -463,7 +466,7 @@ bool nl_export_tcpstat(nl_metrics *m, nl_buf *out) {
     return false;
   nl_prom_family(out, "node_tcp_connection_states", "gauge",
                  "Number of connection states.");
-  for (int s = 1; s < TCP_STATES; s++) {
+  for (int s = 1; s < TCP_STATES + 2; s++) {
     const char *labels[] = {"state", states[s], NULL};
     nl_prom_double(out, "node_tcp_connection_states", labels, counts[s]);
   }

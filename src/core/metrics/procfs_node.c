@@ -252,8 +252,10 @@ int nl_procfs_udp_queues(const char *buf, double *tx, double *rx) {
     int n = 0;
     while (n < 5 && next_token(&p, field, sizeof field))
       n++;
+    if (n < 5)
+      continue; /* field holds nothing, or not the fifth token */
     char *colon = strchr(field, ':');
-    if (n < 5 || colon == NULL)
+    if (colon == NULL)
       continue;
     *tx += (double)strtoull(field, NULL, 16);
     *rx += (double)strtoull(colon + 1, NULL, 16);
