@@ -309,21 +309,7 @@ static void clocksources(nl_metrics *m, nl_buf *out, const char *file,
 }
 
 bool nl_export_time(nl_metrics *m, nl_buf *out) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  nl_prom_gauge(out, "node_time_seconds",
-                "System time in seconds since epoch (1970).",
-                (double)now.tv_sec + (double)now.tv_nsec / 1e9);
-  struct tm local;
-  time_t t = now.tv_sec;
-  if (localtime_r(&t, &local) != NULL) {
-    nl_prom_family(out, "node_time_zone_offset_seconds", "gauge",
-                   "System time zone offset in seconds.");
-    const char *labels[] = {"time_zone", local.tm_zone ? local.tm_zone : "",
-                            NULL};
-    nl_prom_double(out, "node_time_zone_offset_seconds", labels,
-                   (double)local.tm_gmtoff);
-  }
+  nl_prom_time(out);
   clocksources(m, out, "available_clocksource",
                "node_time_clocksource_available_info",
                "Available clocksources read from "

@@ -14,6 +14,7 @@
  * - getifaddrs (addresses) and IOKit (disk statistics) allocate inside the
  *   system libraries; the zero-allocation guarantee is verified on Linux. */
 #include "metrics_darwin.h"
+#include "promtext.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -185,8 +186,13 @@ const unsigned nl_metrics_os_prom_skip = 0;
 
 void nl_metrics_os_paths_changed(nl_metrics *m) { (void)m; }
 
+/* node_exporter's darwin time collector; the rest of its darwin
+ * families (meminfo, netdev, diskstats, filesystem, loadavg, cpu,
+ * boottime, uname) come from the snapshot. */
 int nl_metrics_os_export(nl_metrics *m, nl_buf *out) {
-  (void)m;
+  double started = nl_metrics_monotonic();
+  nl_prom_time(out);
+  nl_metrics_scrape_log(m, "time", started, true);
   return out->failed ? -ENOMEM : 0;
 }
 

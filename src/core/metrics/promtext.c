@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Appending without printf: rendering is on the path of every scrape. */
 static void put_str(nl_buf *b, const char *s) {
@@ -96,4 +97,22 @@ void nl_prom_gauge(nl_buf *b, const char *name, const char *help, double v) {
 void nl_prom_counter(nl_buf *b, const char *name, const char *help, double v) {
   nl_prom_family(b, name, "counter", help);
   nl_prom_double(b, name, NULL, v);
+}
+
+void nl_prom_time(nl_buf *b) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  nl_prom_gauge(b, "node_time_seconds",
+                "System time in seconds since epoch (1970).",
+                (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+  struct tm local;
+  time_t t = now.tv_sec;
+  if (localtime_r(&t, &local) == NULL)
+    return;
+  nl_prom_family(b, "node_time_zone_offset_seconds", "gauge",
+                 "System time zone offset in seconds.");
+  const char *labels[] = {"time_zone", local.tm_zone ? local.tm_zone : "",
+                          NULL};
+  nl_prom_double(b, "node_time_zone_offset_seconds", labels,
+                 (double)local.tm_gmtoff);
 }

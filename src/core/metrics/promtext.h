@@ -20,4 +20,7 @@ void nl_prom_double(nl_buf *b, const char *name, const char *const *labels,
 void nl_prom_gauge(nl_buf *b, const char *name, const char *help, double v);
 void nl_prom_counter(nl_buf *b, const char *name, const char *help, double v);
 
+/* node_time_seconds and node_time_zone_offset_seconds: the clock now. */
+void nl_prom_time(nl_buf *b);
+
 #endif
