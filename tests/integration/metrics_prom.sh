@@ -59,6 +59,22 @@ if [ "$(uname -s)" = Linux ]; then
   check "lo is up only if its operstate is up (it is unknown)" \
     grep -qx 'node_network_up{device="lo"} 0' prom.txt
 fi
+if [ "$(uname -s)" = Linux ]; then
+  # The settings reach the collectors: a tree laid out as the host's, as a
+  # container sees it under /host.
+  mkdir -p host/proc host/etc host/run
+  cp /proc/stat /proc/loadavg host/proc/
+  printf 'MemTotal:        1234 kB\nMemFree:          234 kB\n' >host/proc/meminfo
+  printf 'NAME="Host OS"\nID=hostos\nVERSION_ID=7\n' >host/etc/os-release
+  clean_env HOST_PROC="$WORK/host/proc" HOST_ROOT="$WORK/host" HOST_RUN="$WORK/host/run" \
+    "$NODELUA" metrics --prom >host.txt 2>err.txt
+  check "HOST_PROC, HOST_ROOT: metrics --prom exits 0" equals "$?" 0
+  check "HOST_PROC: MemTotal is the tree's" grep -qx "node_memory_MemTotal_bytes 1263616" host.txt
+  check "HOST_ROOT: os-release is the tree's" grep -qE '^node_os_info\{.*id="hostos".*name="Host OS".*\} 1$' host.txt
+  clean_env HOST_PROC="$WORK/no-such-dir" "$NODELUA" metrics --prom >/dev/null 2>err.txt
+  check "a HOST_PROC that is not a directory is a configuration error" equals "$?" 2
+  check "naming the setting" contains "$(cat err.txt)" "HOST_PROC"
+fi
 check "no invented temperature" lacks "$(grep -v '^#' prom.txt)" "temp"$'\x20'"0"
 
 clean_env "$NODELUA" metrics --json --interval 0.1 --groups memory,load >json.txt

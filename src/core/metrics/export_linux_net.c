@@ -450,10 +450,20 @@ static int tcp_dump(nl_metrics_os *os, int fd, int family, double *counts) {
 }
 
 bool nl_export_tcpstat(nl_metrics *m, nl_buf *out) {
-  static const char *const states[TCP_STATES + 2] = {
-      NULL,         "established", "syn_sent",  "syn_recv",
-      "fin_wait1",  "fin_wait2",   "time_wait", "close",
-      "close_wait", "last_ack",    "listen",    "closing"};
+  static const char *const states[TCP_STATES + 2] = {NULL,
+                                                     "established",
+                                                     "syn_sent",
+                                                     "syn_recv",
+                                                     "fin_wait1",
+                                                     "fin_wait2",
+                                                     "time_wait",
+                                                     "close",
+                                                     "close_wait",
+                                                     "last_ack",
+                                                     "listen",
+                                                     "closing",
+                                                     "rx_queued_bytes",
+                                                     "tx_queued_bytes"};
   double counts[TCP_STATES + 2] = {0};
   int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0)
