@@ -175,6 +175,11 @@ bool nl_export_meminfo(nl_metrics *m, nl_buf *out) {
   if (!read_proc(m, "/meminfo"))
     return false;
   nl_procfs_keyvalues(m->os->buf, take_meminfo, out);
+  nl_memory_sample mem;
+  if (nl_procfs_meminfo(m->os->buf, &mem) == 0 && mem.used != NL_ABSENT)
+    nl_prom_gauge(out, "nodelua_memory_used_bytes",
+                  "Memory neither free nor reclaimable cache.",
+                  (double)mem.used);
   return true;
 }
 

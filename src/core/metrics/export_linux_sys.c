@@ -404,8 +404,8 @@ bool nl_export_processes(nl_metrics *m, nl_buf *out) {
     char state;
     long n;
     /* A process may end between the listing and the read. */
-    if (nl_linux_read_small(nl_linux_path(m, NL_HOST_PROC, "/%s/stat", pid),
-                            buf, sizeof buf) <= 0 ||
+    if (nl_linux_read_once(nl_linux_path(m, NL_HOST_PROC, "/%s/stat", pid), buf,
+                           sizeof buf) <= 0 ||
         nl_procfs_pid_stat(buf, &state, &n) != 0)
       continue;
     pids++;

@@ -239,13 +239,17 @@ static const char *const group_collectors[NL_GROUP_COUNT] = {
 
 int nl_metrics_scrape(nl_metrics *m, nl_buf *out) {
   m->scrape_count = 0;
+  m->scraping = true;
   for (unsigned i = 0; i < NL_GROUP_COUNT; i++) {
     double started = nl_metrics_monotonic();
-    if (nl_metrics_sample(m, 1u << i) != 0)
+    if (nl_metrics_sample(m, 1u << i) != 0) {
+      m->scraping = false;
       return -ENOMEM;
+    }
     nl_metrics_scrape_log(m, group_collectors[i], started,
                           (m->snap.present & (1u << i)) != 0);
   }
+  m->scraping = false;
   if (nl_metrics_format_prom(&m->snap, nl_metrics_os_prom_skip, out) != 0 ||
       nl_metrics_os_export(m, out) != 0)
     return -ENOMEM;

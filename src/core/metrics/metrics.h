@@ -292,7 +292,7 @@ void nl_buf_printf(nl_buf *b, const char *fmt, ...)
  * NL_PROM_SKIP_* bits: families that an OS exporter writes itself, in
  * full. Returns 0 or -ENOMEM. */
 enum {
-  NL_PROM_SKIP_MEMORY = 1u << 0,  /* node_memory_* */
+  NL_PROM_SKIP_MEMORY = 1u << 0,  /* node_memory_*, nodelua_memory_used */
   NL_PROM_SKIP_NETWORK = 1u << 1, /* node_network_* */
   NL_PROM_SKIP_DISKS = 1u << 2,   /* node_disk_* */
   NL_PROM_SKIP_HWMON = 1u << 3,   /* node_hwmon_* */

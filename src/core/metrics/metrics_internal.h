@@ -21,7 +21,10 @@ struct nl_metrics {
   char host_root[NL_HOST_PATH_MAX], host_run[NL_HOST_PATH_MAX];
   nl_scrape_entry scrape_log[NL_SCRAPE_LOG_MAX];
   size_t scrape_count;
-  unsigned extra_collectors;           /* NL_COLLECT_* */
+  unsigned extra_collectors; /* NL_COLLECT_* */
+  /* Within nl_metrics_scrape: the OS file may skip what /metrics does not
+   * show (per-core clocks, addresses, the snapshot's disk list). */
+  bool scraping;
   char textfile_dir[NL_HOST_PATH_MAX]; /* "" when off */
   char textfile_names[NL_TEXTFILE_FILES_MAX][64];
   double textfile_mtimes[NL_TEXTFILE_FILES_MAX];

@@ -13,6 +13,7 @@
 #include <linux/rtnetlink.h>
 #include <math.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,58 +21,155 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-ssize_t nl_linux_slurp(nl_metrics_os *os, const char *path) {
+/* The files of /proc and /sys are kept open and read again from offset 0:
+ * the kernel makes their text afresh for each read from the start, and a
+ * scrape saves an open and a close (a path walk) per file, about half of
+ * its cost. Only files on procfs and sysfs are kept: elsewhere (fixture
+ * trees, os-release) a file can be replaced and must be opened again. The
+ * cache is shared by every collector of the process, keyed by a 64-bit
+ * hash of the path, bounded, and locked. A kept file whose device is gone
+ * is closed and opened afresh once. */
+#define FD_CACHE_SIZE 160
+#define PROC_SUPER_MAGIC_VALUE 0x9fa0
+#define SYSFS_MAGIC_VALUE 0x62656572
+
+static struct {
+  uint64_t key; /* 0: free */
+  int fd;
+} fd_cache[FD_CACHE_SIZE];
+static size_t fd_cache_next;
+static pthread_mutex_t fd_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t path_key(const char *path) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+    h = (h ^ *p) * 1099511628211ULL;
+  return h ? h : 1;
+}
+
+static bool kernel_fs(int fd) {
+  struct statfs sf;
+  return fstatfs(fd, &sf) == 0 &&
+         ((unsigned long)sf.f_type == PROC_SUPER_MAGIC_VALUE ||
+          (unsigned long)sf.f_type == SYSFS_MAGIC_VALUE);
+}
+
+/* Under fd_cache_lock: a kept descriptor for path, or a new one (kept if
+ * on procfs or sysfs; *kept says which). -errno when it cannot be opened. */
+static int open_kept(const char *path, uint64_t key, bool *kept) {
+  for (size_t i = 0; i < FD_CACHE_SIZE; i++) {
+    if (fd_cache[i].key == key) {
+      *kept = true;
+      return fd_cache[i].fd;
+    }
+  }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
+  *kept = kernel_fs(fd);
+  if (*kept) {
+    size_t slot = fd_cache_next++ % FD_CACHE_SIZE;
+    if (fd_cache[slot].key != 0)
+      close(fd_cache[slot].fd);
+    fd_cache[slot].key = key;
+    fd_cache[slot].fd = fd;
+  }
+  return fd;
+}
+
+static void forget_kept(uint64_t key) {
+  for (size_t i = 0; i < FD_CACHE_SIZE; i++) {
+    if (fd_cache[i].key == key) {
+      close(fd_cache[i].fd);
+      fd_cache[i].key = 0;
+    }
+  }
+}
+
+/* Reads the file from offset 0 into *buf, NUL-terminated: the whole file,
+ * growing *buf, if grow; else one read (a sysfs attribute comes whole).
+ * Returns the length or -errno. */
+static ssize_t read_from_start(int fd, char **buf, size_t *cap, bool grow) {
   size_t len = 0;
   for (;;) {
-    if (len + 1 >= os->cap) {
-      size_t next = os->cap ? os->cap * 2 : 65536;
-      char *grown = realloc(os->buf, next);
-      if (grown == NULL) {
-        close(fd);
+    if (len + 1 >= *cap) {
+      if (!grow)
+        break;
+      size_t next = *cap ? *cap * 2 : 65536;
+      char *grown = realloc(*buf, next);
+      if (grown == NULL)
         return -ENOMEM;
-      }
-      os->buf = grown;
-      os->cap = next;
+      *buf = grown;
+      *cap = next;
     }
-    ssize_t n = read(fd, os->buf + len, os->cap - len - 1);
+    size_t room = *cap - len - 1;
+    ssize_t n = pread(fd, *buf + len, room, (off_t)len);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return -e;
-    }
-    if (n == 0)
-      break;
+    if (n < 0)
+      return -errno;
     len += (size_t)n;
+    /* A read that did not fill the room was the last: asking again would
+     * have the kernel make a seq_file's text again up to the offset. */
+    if ((size_t)n < room || !grow)
+      break;
   }
-  close(fd);
-  os->buf[len] = '\0';
+  (*buf)[len] = '\0';
   return (ssize_t)len;
 }
 
+static ssize_t read_path(const char *path, char **buf, size_t *cap, bool grow) {
+  uint64_t key = path_key(path);
+  pthread_mutex_lock(&fd_cache_lock);
+  ssize_t n = -EIO;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    bool kept = false;
+    int fd = open_kept(path, key, &kept);
+    if (fd < 0) {
+      n = fd;
+      break;
+    }
+    n = read_from_start(fd, buf, cap, grow);
+    if (!kept)
+      close(fd);
+    /* A kept file whose device or process is gone: once more, afresh.
+     * Other errors (EINVAL from a down link's speed) are the answer. */
+    if (n >= 0 || !kept ||
+        (n != -ENODEV && n != -ENXIO && n != -ESTALE && n != -ESRCH))
+      break;
+    forget_kept(key);
+  }
+  pthread_mutex_unlock(&fd_cache_lock);
+  return n;
+}
+
+ssize_t nl_linux_slurp(nl_metrics_os *os, const char *path) {
+  return read_path(path, &os->buf, &os->cap, true);
+}
+
 ssize_t nl_linux_read_small(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  ssize_t n;
-  do {
-    n = read(fd, buf, cap - 1);
-  } while (n < 0 && errno == EINTR);
-  int e = errno;
-  close(fd);
+  size_t room = cap;
+  ssize_t n = read_path(path, &buf, &room, false);
   if (n < 0)
-    return -e;
+    return n;
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
     n--;
   buf[n] = '\0';
+  return n;
+}
+
+ssize_t nl_linux_read_once(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  size_t room = cap;
+  ssize_t n = read_from_start(fd, &buf, &room, false);
+  close(fd);
   return n;
 }
 
@@ -527,7 +625,12 @@ static int sample_cpu(nl_metrics *m) {
   cpu->core_count = fill.count;
   cpu->logical_cores = (int)fill.count;
   cpu->total.mhz = NAN;
-  cpu_current_mhz(m);
+  /* The boot time is on the same page; a scrape takes it from here. */
+  nl_procfs_stat_btime(m->os->buf, &m->os->stat_btime);
+  /* /metrics has no clock figure from /proc/cpuinfo (node_exporter's come
+   * from cpufreq): a scrape leaves that file, long on big machines, alone. */
+  if (!m->scraping)
+    cpu_current_mhz(m);
   return 0;
 }
 
@@ -541,6 +644,9 @@ static int sample_load(nl_metrics *m) {
 }
 
 static int sample_memory(nl_metrics *m) {
+  /* A scrape's meminfo collector reads the file once for all it shows. */
+  if (m->scraping)
+    return 0;
   ssize_t n = nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/meminfo"));
   if (n <= 0)
     return n == -ENOMEM ? -ENOMEM : -ENOTSUP;
@@ -863,7 +969,8 @@ static int sample_network(nl_metrics *m) {
     return -ENOTSUP;
   if (m->os->failed)
     return -ENOMEM;
-  netlink_dump(m, RTM_GETADDR, take_address);
+  if (!m->scraping) /* addresses are for reports and discovery */
+    netlink_dump(m, RTM_GETADDR, take_address);
   return 0;
 }
 
@@ -1020,7 +1127,8 @@ static int sample_storage(nl_metrics *m) {
   int rc = sample_filesystems(m);
   if (rc != 0)
     return rc;
-  return sample_disks(m);
+  /* A scrape writes node_disk_* from its own diskstats collector. */
+  return m->scraping ? 0 : sample_disks(m);
 }
 
 static int sample_system(nl_metrics *m) {
@@ -1038,6 +1146,10 @@ static int sample_system(nl_metrics *m) {
                           sizeof buf) > 0)
     sys->uptime = strtod(buf, NULL);
   sys->boot_time = NAN;
+  if (m->scraping && (m->snap.present & NL_METRICS_CPU)) {
+    sys->boot_time = m->os->stat_btime; /* read with the cpu lines */
+    return 0;
+  }
   ssize_t n = nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/stat"));
   if (n == -ENOMEM)
     return -ENOMEM;

@@ -67,6 +67,7 @@ struct nl_metrics_os {
   bool have_cpufreq;
   bool failed; /* an allocation failed inside a netlink callback */
   double self_start_time;
+  double stat_btime; /* btime of the last /proc/stat read for the cpu group */
   nl_kind_entry *kinds;
   size_t kind_count, kind_cap;
   /* The scrape's working arrays: they grow to the machine once. */
@@ -85,6 +86,9 @@ ssize_t nl_linux_slurp(nl_metrics_os *os, const char *path);
 /* Reads a small file (a sysfs attribute) into buf without the trailing
  * newline. Returns the length or -errno. */
 ssize_t nl_linux_read_small(const char *path, char *buf, size_t cap);
+/* As nl_linux_read_small, but never kept open (a /proc/PID file: PIDs come
+ * and go); the text is as read, newline included. */
+ssize_t nl_linux_read_once(const char *path, char *buf, size_t cap);
 int nl_linux_read_int64(const char *path, long long *out);
 int nl_linux_read_double(const char *path, double *out);
 /* base (one of the host trees) joined with the formatted rest, in

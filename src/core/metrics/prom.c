@@ -118,7 +118,7 @@ static void format_memory(const nl_memory_sample *mem, unsigned skip,
     nl_prom_family(b, fields[i].name, "gauge", fields[i].help);
     nl_prom_u64(b, fields[i].name, NULL, v);
   }
-  if (mem->used != NL_ABSENT) {
+  if (mem->used != NL_ABSENT && !(skip & NL_PROM_SKIP_MEMORY)) {
     nl_prom_family(b, "nodelua_memory_used_bytes", "gauge",
                    "Memory neither free nor reclaimable cache.");
     nl_prom_u64(b, "nodelua_memory_used_bytes", NULL, mem->used);
