@@ -41,6 +41,28 @@ if [ "$(uname -s)" = Linux ]; then
   check "MemTotal agrees with /proc/meminfo" grep -qx "node_memory_MemTotal_bytes $((kib * 1024))" prom.txt
   btime=$(awk '/^btime/ {print $2}' /proc/stat)
   check "boot time agrees with /proc/stat" grep -qx "node_boot_time_seconds $btime" prom.txt
+  # Figures that do not move, each against the kernel's own file.
+  hugepage=$(awk '/^Hugepagesize:/ {print $2 * 1024}' /proc/meminfo)
+  check "Hugepagesize agrees with /proc/meminfo" grep -qx "node_memory_Hugepagesize_bytes $hugepage" prom.txt
+  check "every /proc/meminfo field is there" \
+    equals "$(grep -c '^node_memory_' prom.txt)" "$(grep -c '' /proc/meminfo)"
+  check "filefd maximum agrees with /proc/sys/fs/file-nr" \
+    grep -qx "node_filefd_maximum $(awk '{print $3}' /proc/sys/fs/file-nr)" prom.txt
+  check "entropy pool size agrees with /proc" \
+    grep -qx "node_entropy_pool_size_bits $(cat /proc/sys/kernel/random/poolsize)" prom.txt
+  if [ -r /proc/sys/net/netfilter/nf_conntrack_max ]; then
+    check "conntrack limit agrees with /proc" \
+      grep -qx "node_nf_conntrack_entries_limit $(cat /proc/sys/net/netfilter/nf_conntrack_max)" prom.txt
+  fi
+  for dev in $(ls /sys/class/net); do
+    check "mtu of $dev agrees with sysfs" \
+      grep -qx "node_network_mtu_bytes{device=\"$dev\"} $(cat /sys/class/net/$dev/mtu)" prom.txt
+    check "ifindex of $dev agrees with sysfs" \
+      grep -qx "node_network_iface_id{device=\"$dev\"} $(cat /sys/class/net/$dev/ifindex)" prom.txt
+  done
+  check "node_disk_* only for devices of /proc/diskstats" \
+    test -z "$(grep -o '^node_disk_reads_completed_total{device="[^"]*"' prom.txt | cut -d'"' -f2 |
+      while read -r d; do awk -v d="$d" '$3 == d {f=1} END {if (!f) print d}' /proc/diskstats; done)"
 else
   check "MemTotal agrees with hw.memsize" \
     grep -qx "node_memory_total_bytes $(sysctl -n hw.memsize)" prom.txt
