@@ -5,15 +5,7 @@ local metrics = require("nodelua.metrics")
 
 local identity = {}
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = require("nodelua.textfile").read
 
 local function random_hex(bytes)
   local f = assert(io.open("/dev/urandom", "rb"))

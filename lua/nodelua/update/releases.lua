@@ -67,15 +67,7 @@ function M.from_page(list)
   return out
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read_file = require("nodelua.textfile").read
 
 local function write_file(path, text)
   local tmp = path .. ".tmp"
