@@ -5,6 +5,7 @@
  * lacks (hwmon, cpufreq, PSI irq, schedstat). On a machine other than
  * Linux, the test says SKIPPED. */
 #include "core/metrics/metrics.h"
+#include "core/metrics/promtext.h"
 
 #include "check.h"
 
@@ -374,7 +375,31 @@ static void test_textfile(void) {
 }
 #endif
 
+/* Every value written reads back as the same double: the decimal fast path
+ * (ticks, milliseconds, microseconds), whole numbers, and the rest. */
+static void test_values_round_trip(void) {
+  nl_buf out = {0};
+  int bad = 0;
+  unsigned seed = 12345;
+  for (int i = 0; i < 200000; i++) {
+    seed = seed * 1103515245u + 12345u;
+    double whole = (double)(seed % 4000000000u) * (i % 7 + 1);
+    double scales[] = {1, 10, 100, 1000, 1e6, 3, 7.5};
+    double v = whole / scales[i % 7];
+    if (i % 11 == 0)
+      v = -v;
+    nl_buf_reset(&out);
+    nl_prom_double(&out, "x", NULL, v);
+    double back = strtod(out.data + 2, NULL);
+    if (back != v && bad++ < 5)
+      printf("round trip: %.17g written as %s", v, out.data);
+  }
+  CHECK(bad == 0);
+  nl_buf_free(&out);
+}
+
 int main(void) {
+  test_values_round_trip();
 #ifdef __linux__
   test_fixture_tree();
   test_textfile();

@@ -166,8 +166,8 @@ static void take_meminfo(void *ud, const char *name, double value, bool kb) {
     value *= 1024;
   }
   char help[160];
-  snprintf(help, sizeof help, "Memory information field %s.",
-           family + strlen("node_memory_"));
+  nl_prom_concat(help, sizeof help, "Memory information field ",
+                 family + strlen("node_memory_"), ".", NULL);
   nl_prom_gauge(out, family, help, value);
 }
 
@@ -198,8 +198,9 @@ static void take_vmstat(void *ud, const char *name, double value, bool kb) {
   if (!vmstat_field(name))
     return;
   char family[96], help[128];
-  snprintf(family, sizeof family, "node_vmstat_%s", name);
-  snprintf(help, sizeof help, "/proc/vmstat information field %s.", name);
+  nl_prom_concat(family, sizeof family, "node_vmstat_", name, NULL);
+  nl_prom_concat(help, sizeof help, "/proc/vmstat information field ", name,
+                 ".", NULL);
   nl_prom_family(ud, family, "untyped", help);
   nl_prom_double(ud, family, NULL, value);
 }

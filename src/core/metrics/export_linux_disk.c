@@ -113,7 +113,7 @@ static void read_udev(nl_metrics *m, const nl_row *row, udev_props *p) {
 bool nl_export_diskstats(nl_metrics *m, nl_buf *out) {
   static const struct {
     const char *name, *type, *help;
-    double scale;
+    double scale; /* below 1: a divisor (1000: ms), so that 9 ms is 0.009 */
   } fields[NL_DISKSTAT_FIELDS] = {
       {"node_disk_reads_completed_total", "counter",
        "The total number of reads completed successfully.", 1},
@@ -167,7 +167,8 @@ bool nl_export_diskstats(nl_metrics *m, nl_buf *out) {
       opened = true;
       const char *labels[] = {"device", rows[i].name, NULL};
       nl_prom_double(out, fields[k].name, labels,
-                     rows[i].v[k] * fields[k].scale);
+                     fields[k].scale < 1 ? rows[i].v[k] / 1000
+                                         : rows[i].v[k] * fields[k].scale);
     }
   }
   if (f.count == 0)

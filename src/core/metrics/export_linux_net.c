@@ -44,8 +44,10 @@ bool nl_export_netdev(nl_metrics *m, nl_buf *out) {
     return false;
   for (int c = 0; c < 17; c++) {
     char family[64], help[80];
-    snprintf(family, sizeof family, "node_network_%s_total", names[c]);
-    snprintf(help, sizeof help, "Network device statistic %s.", names[c]);
+    nl_prom_concat(family, sizeof family, "node_network_", names[c], "_total",
+                   NULL);
+    nl_prom_concat(help, sizeof help, "Network device statistic ", names[c],
+                   ".", NULL);
     nl_prom_family(out, family, "counter", help);
     for (size_t i = 0; i < net->count; i++) {
       const char *labels[] = {"device", net->ifs[i].name, NULL};
@@ -183,9 +185,10 @@ bool nl_export_netclass(nl_metrics *m, nl_buf *out) {
   }
   for (int f = 0; f < 17; f++) {
     char family[64], help[80];
-    snprintf(family, sizeof family, "node_network_%s", families[f].name);
-    snprintf(help, sizeof help, "Network device property: %s",
-             families[f].name);
+    nl_prom_concat(family, sizeof family, "node_network_", families[f].name,
+                   NULL);
+    nl_prom_concat(help, sizeof help,
+                   "Network device property: ", families[f].name, NULL);
     bool opened = false;
     for (size_t i = 0; i < net->count; i++) {
       double v;
@@ -260,8 +263,9 @@ static void take_netstat(void *ud, const char *group, const char *field,
   if (!netstat_wanted(group, field))
     return;
   char family[160], help[200];
-  snprintf(family, sizeof family, "node_netstat_%s_%s", group, field);
-  snprintf(help, sizeof help, "Statistic %s%s.", group, field);
+  nl_prom_concat(family, sizeof family, "node_netstat_", group, "_", field,
+                 NULL);
+  nl_prom_concat(help, sizeof help, "Statistic ", group, field, ".", NULL);
   nl_prom_family(ud, family, "untyped", help);
   nl_prom_double(ud, family, NULL, value);
 }
@@ -300,13 +304,15 @@ static void take_sockstat(void *ud, const char *group, const char *field,
   nl_metrics *m = ((void **)ud)[0];
   nl_buf *out = ((void **)ud)[1];
   char family[160], help[200];
-  snprintf(family, sizeof family, "node_sockstat_%s_%s", group, field);
-  snprintf(help, sizeof help, "Number of %s sockets in state %s.", group,
-           field);
+  nl_prom_concat(family, sizeof family, "node_sockstat_", group, "_", field,
+                 NULL);
+  nl_prom_concat(help, sizeof help, "Number of ", group, " sockets in state ",
+                 field, ".", NULL);
   nl_prom_gauge(out, family, help, value);
   /* mem is in pages; node_exporter adds it in bytes. */
   if (strcmp(field, "mem") == 0) {
-    snprintf(family, sizeof family, "node_sockstat_%s_mem_bytes", group);
+    nl_prom_concat(family, sizeof family, "node_sockstat_", group, "_mem_bytes",
+                   NULL);
     nl_prom_gauge(out, family, help, value * (double)m->os->page_size);
   }
 }

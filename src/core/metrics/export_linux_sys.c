@@ -183,22 +183,22 @@ static void take_sensor_file(nl_metrics *m, const char *hwmon, const char *chip,
     return;
   }
   const char *suffix = "";
-  double scale = 1;
+  double divisor = 1; /* a division, so that 51000 m°C is exactly 51 */
   if (strcmp(el, "alarm") == 0 || strcmp(el, "fault") == 0 ||
       (strcmp(type, "temp") == 0 && strcmp(el, "type") == 0)) {
     /* a status or a kind: no unit */
   } else if (strcmp(type, "temp") == 0) {
-    suffix = "_celsius", scale = 0.001;
+    suffix = "_celsius", divisor = 1000;
   } else if (strcmp(type, "in") == 0) {
-    suffix = "_volts", scale = 0.001;
+    suffix = "_volts", divisor = 1000;
   } else if (strcmp(type, "curr") == 0) {
-    suffix = "_amps", scale = 0.001;
+    suffix = "_amps", divisor = 1000;
   } else if (strcmp(type, "power") == 0) {
-    suffix = "_watt", scale = 1e-6;
+    suffix = "_watt", divisor = 1e6;
   } else if (strcmp(type, "energy") == 0) {
-    suffix = "_joule_total", scale = 1e-6;
+    suffix = "_joule_total", divisor = 1e6;
   } else if (strcmp(type, "humidity") == 0) {
-    scale = 1e-6;
+    divisor = 1e6;
   } else if (strcmp(type, "fan") == 0 &&
              (strcmp(el, "input") == 0 || strcmp(el, "min") == 0 ||
               strcmp(el, "max") == 0 || strcmp(el, "target") == 0)) {
@@ -212,7 +212,7 @@ static void take_sensor_file(nl_metrics *m, const char *hwmon, const char *chip,
     snprintf(r->family, sizeof r->family, "node_hwmon_%s_%s%s", type, el,
              suffix);
   snprintf(r->help, sizeof r->help, "Hardware monitor for %s (%s)", type, el);
-  r->value = v * scale;
+  r->value = v / divisor;
 }
 
 static int compare_readings(const void *a, const void *b) {

@@ -451,7 +451,8 @@ static bool buf_room(nl_buf *b, size_t extra) {
 }
 
 void nl_buf_append(nl_buf *b, const char *s, size_t n) {
-  if (!buf_room(b, n))
+  /* The common case first: room, no call. */
+  if (!(b->len + n + 1 <= b->cap && !b->failed) && !buf_room(b, n))
     return;
   memcpy(b->data + b->len, s, n);
   b->len += n;

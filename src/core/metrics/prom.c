@@ -283,7 +283,7 @@ static void format_storage(const nl_storage_sample *st, unsigned skip,
       if (disk[c].scale == 1)
         nl_prom_u64(b, disk[c].name, device, v);
       else
-        nl_prom_double(b, disk[c].name, device, (double)v * disk[c].scale);
+        nl_prom_double(b, disk[c].name, device, (double)v / 1000);
     }
   }
 }

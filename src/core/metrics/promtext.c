@@ -1,7 +1,10 @@
 #include "promtext.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -72,6 +75,42 @@ void nl_prom_u64(nl_buf *b, const char *name, const char *const *labels,
   nl_buf_append(b, "\n", 1);
 }
 
+/* A value made by dividing a whole number by 10^k (k <= 6: ticks of 1/100
+ * s, milliseconds, microseconds), written with k decimals, trailing zeros
+ * dropped, without printf. That text parses back to exactly v: v is the
+ * double nearest whole/10^k, and so is what a parser makes of the text.
+ * False for any other value. */
+static bool put_decimal(nl_buf *b, double v) {
+  static const double scales[] = {1e1, 1e2, 1e3, 1e6};
+  static const int digits[] = {1, 2, 3, 6};
+  double magnitude = fabs(v);
+  if (magnitude >= 1e9)
+    return false;
+  for (size_t i = 0; i < sizeof scales / sizeof scales[0]; i++) {
+    double scaled = round(magnitude * scales[i]);
+    if (scaled / scales[i] != magnitude)
+      continue;
+    uint64_t whole = (uint64_t)scaled;
+    uint64_t unit = (uint64_t)scales[i];
+    char frac[8];
+    uint64_t rest = whole % unit;
+    int n = digits[i];
+    for (int d = n - 1; d >= 0; d--, rest /= 10)
+      frac[d] = (char)('0' + rest % 10);
+    while (n > 0 && frac[n - 1] == '0')
+      n--;
+    nl_buf_append(b, v < 0 ? " -" : " ", v < 0 ? 2 : 1);
+    put_u64(b, whole / unit);
+    if (n > 0) {
+      nl_buf_append(b, ".", 1);
+      nl_buf_append(b, frac, (size_t)n);
+    }
+    nl_buf_append(b, "\n", 1);
+    return true;
+  }
+  return false;
+}
+
 void nl_prom_double(nl_buf *b, const char *name, const char *const *labels,
                     double v) {
   series(b, name, labels);
@@ -84,9 +123,32 @@ void nl_prom_double(nl_buf *b, const char *name, const char *const *labels,
     nl_buf_append(b, v < 0 ? " -" : " ", v < 0 ? 2 : 1);
     put_u64(b, (uint64_t)fabs(v));
     nl_buf_append(b, "\n", 1);
-  } else {
-    nl_buf_printf(b, " %.15g\n", v);
+  } else if (!put_decimal(b, v)) {
+    /* 15 digits read well, but do not always read back as v; 17 do. */
+    char text[40];
+    snprintf(text, sizeof text, "%.15g", v);
+    if (strtod(text, NULL) != v)
+      snprintf(text, sizeof text, "%.17g", v);
+    nl_buf_append(b, " ", 1);
+    nl_buf_append(b, text, strlen(text));
+    nl_buf_append(b, "\n", 1);
   }
+}
+
+void nl_prom_concat(char *dst, size_t cap, ...) {
+  va_list ap;
+  size_t n = 0;
+  va_start(ap, cap);
+  for (const char *part = va_arg(ap, const char *); part != NULL;
+       part = va_arg(ap, const char *)) {
+    size_t len = strlen(part);
+    if (len > cap - 1 - n)
+      len = cap - 1 - n;
+    memcpy(dst + n, part, len);
+    n += len;
+  }
+  va_end(ap);
+  dst[n] = '\0';
 }
 
 void nl_prom_gauge(nl_buf *b, const char *name, const char *help, double v) {

@@ -16,6 +16,10 @@ void nl_prom_u64(nl_buf *b, const char *name, const char *const *labels,
                  uint64_t v);
 void nl_prom_double(nl_buf *b, const char *name, const char *const *labels,
                     double v);
+/* The strings after cap, up to a NULL, joined into dst (cut to fit): names
+ * and help texts without printf. */
+void nl_prom_concat(char *dst, size_t cap, ...);
+
 /* A family with a single unlabelled sample. */
 void nl_prom_gauge(nl_buf *b, const char *name, const char *help, double v);
 void nl_prom_counter(nl_buf *b, const char *name, const char *help, double v);
