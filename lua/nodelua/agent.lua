@@ -36,6 +36,9 @@ SIGHUP reloads the policies; SIGINT and SIGTERM stop it.
 
 -- Seconds a shutdown waits for transfers being received to end.
 local RECEIVERS_GRACE_SECONDS = 5
+-- /metrics is read afresh at most this often (seconds): far below any
+-- scrape interval, and a bound on what a client scraping in a loop costs.
+local METRICS_RENDER_INTERVAL = 0.1
 
 local GROUPS = { "cpu", "load", "memory", "network", "storage", "thermal", "self" }
 
@@ -235,11 +238,19 @@ function M.main(args)
 
   -- /metrics is read from the machine when it is scraped, and only then, as
   -- node_exporter's is: every counter is as old as the scrape, whatever the
-  -- sampling schedule, and nobody scraping costs nothing.
+  -- sampling schedule, and nobody scraping costs nothing. Someone scraping
+  -- in a loop costs at most one reading per METRICS_RENDER_INTERVAL: a
+  -- request within it gets the last one.
   if endpoint then
+    local rendered, rendered_at
     endpoint:on_demand("/metrics", "text/plain; version=0.0.4; charset=utf-8", function()
-      return metrics.scrape() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
-        updater:status())
+      local now = runtime.now()
+      if not rendered or now - rendered_at >= METRICS_RENDER_INTERVAL then
+        rendered = metrics.scrape() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
+          updater:status())
+        rendered_at = now
+      end
+      return rendered
     end, false, true)
   end
 

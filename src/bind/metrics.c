@@ -1,6 +1,7 @@
 /* nodelua.metrics: sample(groups) returns plain tables (docs/metrics.md);
- * prometheus() the text exposition of the latest samples. One collector per
- * Lua state, so that successive samples give rates. */
+ * scrape() what /metrics serves, read now by a collector of its own. One
+ * pair of collectors per Lua state: the scheduled one keeps its previous
+ * samples for rates, the scraping one never moves them. */
 #include "runtime.h"
 
 #include "core/metrics/metrics.h"

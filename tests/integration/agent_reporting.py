@@ -196,6 +196,23 @@ def normal_flow(work, receiver):
     check("/api/v1/metrics/latest is the last payload", status == 200 and "timestamp" in json.loads(latest))
     status, text = get(f"http://127.0.0.1:{agent.port}/metrics")
     check("/metrics answers", status == 200 and "node_cpu_seconds_total" in text and "nodelua_spool_reports" in text)
+    # Read when scraped: the clock on /metrics is the scrape's, and a second
+    # scrape within 100 ms gets the same reading (a loop of requests costs
+    # at most ten readings a second).
+    def clock(body):
+        line = next(li for li in body.splitlines() if li.startswith("node_time_seconds "))
+        return float(line.split()[1])
+    before = time.time()
+    first_text = get(f"http://127.0.0.1:{agent.port}/metrics")[1]
+    again = get(f"http://127.0.0.1:{agent.port}/metrics")[1]
+    after = time.time()
+    check("/metrics is read when scraped", before - 0.05 <= clock(first_text) <= after + 0.05,
+          f"{clock(first_text)} not in [{before}, {after}]")
+    check("a scrape within 100 ms gets the same reading",
+          after - before > 0.09 or clock(again) == clock(first_text))
+    time.sleep(0.2)
+    later = get(f"http://127.0.0.1:{agent.port}/metrics")[1]
+    check("a later scrape reads again", clock(later) > clock(first_text))
     lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
     # node_exporter's own names, which dashboards need as they are: the
     # camelCase field names of /proc/meminfo and /proc/net/*, and entropy in

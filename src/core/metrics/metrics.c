@@ -328,7 +328,8 @@ static int after_cpu(nl_metrics *m) {
   if (nl_metrics_reserve((void **)&m->prev_cores, &m->prev_core_cap,
                          cpu->core_count, sizeof *m->prev_cores) != 0)
     return -ENOMEM;
-  memcpy(m->prev_cores, cpu->cores, cpu->core_count * sizeof *cpu->cores);
+  if (cpu->core_count > 0)
+    memcpy(m->prev_cores, cpu->cores, cpu->core_count * sizeof *cpu->cores);
   m->prev_core_count = cpu->core_count;
   m->prev_total = cpu->total;
   m->cpu_has_prev = true;
@@ -361,7 +362,8 @@ static int after_network(nl_metrics *m, double now) {
   if (nl_metrics_reserve((void **)&m->prev_ifs, &m->prev_if_cap, net->count,
                          sizeof *m->prev_ifs) != 0)
     return -ENOMEM;
-  memcpy(m->prev_ifs, net->ifs, net->count * sizeof *net->ifs);
+  if (net->count > 0)
+    memcpy(m->prev_ifs, net->ifs, net->count * sizeof *net->ifs);
   m->prev_if_count = net->count;
   m->prev_net_time = now;
   return 0;
@@ -386,7 +388,8 @@ static int after_storage(nl_metrics *m, double now) {
   if (nl_metrics_reserve((void **)&m->prev_disks, &m->prev_disk_cap,
                          st->disk_count, sizeof *m->prev_disks) != 0)
     return -ENOMEM;
-  memcpy(m->prev_disks, st->disks, st->disk_count * sizeof *st->disks);
+  if (st->disk_count > 0) /* a scrape lists no disks here: disks is NULL */
+    memcpy(m->prev_disks, st->disks, st->disk_count * sizeof *st->disks);
   m->prev_disk_count = st->disk_count;
   m->prev_disk_time = now;
   return 0;
