@@ -1,7 +1,7 @@
 # Every test is its own process under ctest.
 
 # C unit tests.
-foreach(name envfile config log metrics export procfs spool txt probe hash frame transfer recvdir endpoint receiver trust control minisig update_state)
+foreach(name envfile config log metrics export hashpool procfs spool txt probe hash frame transfer recvdir endpoint receiver trust control minisig update_state)
   add_executable(test_${name} tests/unit/test_${name}.c)
   target_link_libraries(test_${name} PRIVATE nodelua_core)
   if(NODELUA_SANITIZE OR NODELUA_FUZZ)
@@ -108,6 +108,9 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
   if(NOT SYSTEM_PYTHON)
     message(FATAL_ERROR "/usr/bin/python3 is needed: run scripts/install-deps.sh")
   endif()
+  add_test(NAME integration_hash
+    COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/hash.py $<TARGET_FILE:nodelua>)
+  set_tests_properties(integration_hash PROPERTIES LABELS integration)
   add_test(NAME integration_metrics_accuracy
     COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/metrics_accuracy.py
             $<TARGET_FILE:nodelua>)

@@ -66,8 +66,8 @@ run_ctest build/asan build/asan.ctest.log -j "$jobs" -LE 'lint|leak'
 logs+=(build/asan.ctest.log)
 
 # The cores with threads of their own (transfer, receiver, receive folder,
-# endpoint, control socket, probes, spool) under ThreadSanitizer.
-tsan_tests=(transfer receiver recvdir endpoint control probe spool)
+# endpoint, control socket, probes, spool, hash pool) under ThreadSanitizer.
+tsan_tests=(transfer receiver recvdir endpoint control probe spool hashpool)
 echo "== build: ThreadSanitizer (${tsan_tests[*]})"
 cmake -S . -B build/tsan -DNODELUA_WERROR=ON -DCMAKE_BUILD_TYPE=Debug -DNODELUA_TSAN=ON \
   >build/tsan.configure.log 2>&1 || { cat build/tsan.configure.log; exit 1; }

@@ -52,6 +52,8 @@ static void print_main_help(FILE *out) {
           "metrics\n"
           "  send PEER PATH          Send a file to a peer (id, name or "
           "host:port)\n"
+          "  hash [--sha256] FILE... Print files' tree digests (every core), "
+          "or SHA-256\n"
           "  repl [COMMAND]          Ask the running agent: list, peers, "
           "status, help\n"
           "  update SUBCOMMAND       Self-update: status, check, apply "
@@ -493,5 +495,7 @@ int main(int argc, char **argv) {
     return cmd_update(&c);
   if (strcmp(command, "send") == 0)
     return run_on_loop(&c, "nodelua.cli.send");
+  if (strcmp(command, "hash") == 0)
+    return run_on_loop(&c, "nodelua.cli.hash");
   return usage_error("unknown command '%s'", command);
 }

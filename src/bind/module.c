@@ -13,5 +13,5 @@ __attribute__((used)) static const nl_lua_open nl_module_entries[] = {
     luaopen_nodelua_dnssd,         luaopen_nodelua_dns,
     luaopen_nodelua_port,          luaopen_nodelua_control,
     luaopen_nodelua_transfer,      luaopen_nodelua_trust,
-    luaopen_nodelua_update_native,
+    luaopen_nodelua_update_native, luaopen_nodelua_hash,
 };

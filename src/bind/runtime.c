@@ -454,6 +454,7 @@ void nl_runtime_preload(lua_State *L) {
       {"nodelua.port", luaopen_nodelua_port},
       {"nodelua.control", luaopen_nodelua_control},
       {"nodelua.transfer", luaopen_nodelua_transfer},
+      {"nodelua.hash", luaopen_nodelua_hash},
       {"nodelua.trust", luaopen_nodelua_trust},
       {"nodelua.update.native", luaopen_nodelua_update_native},
       {NULL, NULL},

@@ -59,6 +59,7 @@ int luaopen_nodelua_dns(lua_State *L);
 int luaopen_nodelua_port(lua_State *L);
 int luaopen_nodelua_control(lua_State *L);
 int luaopen_nodelua_transfer(lua_State *L);
+int luaopen_nodelua_hash(lua_State *L);
 int luaopen_nodelua_trust(lua_State *L);
 int luaopen_nodelua_update_native(lua_State *L);
 

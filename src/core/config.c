@@ -283,6 +283,16 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          .default_value = "168",
          .summary = "Hours after which a partial transfer nobody resumed is "
                     "swept (at start and daily)."},
+    [NL_CFG_TRANSFER_HASH_THREADS] =
+        {.name = "TRANSFER_HASH_THREADS",
+         .kind = NL_KIND_INTEGER,
+         .min = 0,
+         .max = 256,
+         .unit = "threads",
+         .note = "0: the online CPUs",
+         .default_value = "0",
+         .summary = "Workers that hash a file's chunks in parallel for its "
+                    "tree digest (nodelua hash)."},
     [NL_CFG_AUTO_UPDATE] =
         {.name = "AUTO_UPDATE",
          .kind = NL_KIND_BOOLEAN,

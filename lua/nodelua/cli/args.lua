@@ -35,6 +35,41 @@ function M.parse(args, spec)
   return given
 end
 
+--- Splits args into the flags (with the values of those spec says take
+-- one) and the positional arguments; after "--" everything is positional
+-- (a file named "-x"). Returns flags, positional.
+function M.split(args, spec)
+  local positional, flags = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      table.move(args, i + 1, #args, #positional + 1, positional)
+      break
+    elseif a:sub(1, 1) == "-" and #a > 1 then
+      flags[#flags + 1] = a
+      if spec[a] == "value" and args[i + 1] then
+        flags[#flags + 1] = args[i + 1]
+        i = i + 1
+      end
+    else
+      positional[#positional + 1] = a
+    end
+    i = i + 1
+  end
+  return flags, positional
+end
+
+--- A whole-number option given as --name: the number, or nil and the usage
+-- message when it is not a whole number from min to max.
+function M.integer(given, name, min, max)
+  local v = math.tointeger(tonumber(given[name]))
+  if not v or v < min or v > max then
+    return nil, ("--%s takes %d to %d, not '%s'"):format(name, min, max, given[name])
+  end
+  return v
+end
+
 --- The start of every command's main: parses, answers --help, reports a
 -- usage error. Returns the options, or nil and the exit status.
 function M.start(name, usage, args, spec, check)

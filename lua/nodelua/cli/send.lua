@@ -51,9 +51,10 @@ local function check(given)
     end
   end
   if given.streams then
-    opts.streams = math.tointeger(tonumber(given.streams))
-    if not opts.streams or opts.streams < 1 or opts.streams > 64 then
-      return nil, ("--streams takes 1 to 64, not '%s'"):format(given.streams)
+    local why
+    opts.streams, why = cli.integer(given, "streams", 1, 64)
+    if not opts.streams then
+      return nil, why
     end
   end
   return opts
@@ -118,23 +119,7 @@ function M.from_repl(args)
 end
 
 function M.main(args)
-  -- Flags (and the values of those that take one) apart from the two
-  -- positional arguments.
-  local positional, flags = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a:sub(1, 1) == "-" and #a > 1 then
-      flags[#flags + 1] = a
-      if SPEC[a] == "value" and args[i + 1] then
-        flags[#flags + 1] = args[i + 1]
-        i = i + 1
-      end
-    else
-      positional[#positional + 1] = a
-    end
-    i = i + 1
-  end
+  local flags, positional = cli.split(args, SPEC)
   local opts, status = cli.start("send", M.usage, flags, SPEC, check)
   if not opts then
     return status
