@@ -156,7 +156,9 @@ int main(void) {
    * once its client is gone. */
   int silent = idle_from("127.0.0.5", port);
   wait_preauth(r, 1);
-  CHECK(nl_receivers_wait_idle(50) == 1);
+  /* At least that one: under load, threads of the connections closed just
+   * before may not have ended yet (CI saw 2). */
+  CHECK(nl_receivers_wait_idle(50) >= 1);
   close(silent);
   CHECK(nl_receivers_wait_idle(10000) == 0);
 
