@@ -182,7 +182,9 @@ int nl_tree_hash_fd(int fd, uint64_t size, uint32_t chunk_size,
 
 int nl_sha256_fd(int fd, uint8_t out[NL_SHA256_SIZE]) {
   enum { BUF = 1024 * 1024 };
+#ifdef POSIX_FADV_SEQUENTIAL /* macOS has no posix_fadvise */
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
   uint8_t *buf = malloc(BUF);
   nl_sha256 *h = nl_sha256_new();
   int rc = 0;
