@@ -1,497 +1,8 @@
-#ifdef __linux__
-#define _GNU_SOURCE /* sync_file_range */
-#endif
-#include "transfer.h"
-
-#include "auth.h"
-#include "core/hash.h"
-#include "deadline.h"
-#include "core/log.h"
-#include "core/portable.h"
-#include "core/ratelimit.h"
-#include "tls.h"
-
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <netdb.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <sys/file.h>
-#ifdef __linux__
-#include <sys/sendfile.h>
-#endif
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
-
-#ifdef __APPLE__
-/* macOS has no fdatasync in its headers; fsync is the same promise here. */
-#define fdatasync(fd) fsync(fd)
-#endif
-
-enum {
-  ERR_REFUSED = 1,  /* authentication */
-  ERR_NAME = 2,     /* a file name that is not one safe component */
-  ERR_TOO_BIG = 3,  /* over the receiver's maximum */
-  ERR_NO_SPACE = 4, /* not enough free space, or the disk filled */
-  ERR_BUSY = 5,     /* the same file is being received already */
-  ERR_PROTOCOL = 6, /* a malformed or unexpected frame */
-  ERR_IO = 7,       /* the receiver could not write */
-  ERR_HASH = 8,     /* the whole file did not match */
-  ERR_EXISTS = 9,   /* a file of that name is there, and no replace asked */
-};
-
-static const char JOIN_LABEL[] = "nodelua-v2 join";
-/* From accept to authenticated, TLS included: a fixed deadline, so that
- * a peer without the key holds a thread for this long at the most. */
-#define HANDSHAKE_SECONDS 5
-#define PIECE (1024 * 1024) /* bytes of file per DATA frame */
-#define JOIN_GRACE_SECONDS 1
-
-static double seconds_since(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* ---- blocking frame I/O ---- */
-
-static void set_timeouts(int fd, int seconds) {
-  struct timeval tv = {.tv_sec = seconds > 0 ? seconds : 30};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  nl_socket_nosigpipe(fd); /* macOS: it has no MSG_NOSIGNAL */
-}
-
-static int send_all(int fd, const void *p, size_t n, int flags) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = send(fd, c, n, MSG_NOSIGNAL | flags);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    c += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int write_all(int fd, const void *p, size_t n) {
-  return send_all(fd, p, n, 0);
-}
-
-/* A connection: its socket, and TLS over it in the encrypted mode. On a
- * plain one, the bytes the listener read before the handover (pre) come
- * first; on a TLS one the TLS layer has them. */
-typedef struct {
-  int fd;
-  nl_tls *tls;
-  const uint8_t *pre;
-  size_t pre_len;
-  bool no_sendfile; /* the file's filesystem cannot sendfile */
-  /* Before authentication, every read and write ends by this deadline. */
-  const struct timespec *deadline;
-  /* Once authenticated (a control connection): every frame is MAC'd with
-   * this key over its direction and its number in that direction, so that
-   * none can be changed, replayed, dropped or injected unseen. */
-  const uint8_t *mac_key;
-  uint8_t out_dir, in_dir;
-  uint64_t out_seq, in_seq;
-} conn;
-
-/* The handshake's deadline over: from now on the connection's own I/O
- * timeouts apply. */
-static void conn_end_deadline(conn *c, int timeout_seconds) {
-  c->deadline = NULL;
-  if (c->tls != NULL)
-    nl_tls_set_deadline(c->tls, NULL);
-  set_timeouts(c->fd, timeout_seconds);
-}
-
-static int conn_write(conn *c, const void *p, size_t n) {
-  if (c->tls == NULL && c->deadline != NULL &&
-      nl_deadline_arm(c->fd, c->deadline) != 0)
-    return -1;
-  return c->tls != NULL ? nl_tls_write(c->tls, p, n) : write_all(c->fd, p, n);
-}
-
-/* Reads exactly n bytes. Returns 0, or -1 (closed, timed out, failed). */
-static int conn_read(conn *c, void *dst, size_t n) {
-  uint8_t *d = dst;
-  size_t take = c->pre_len < n ? c->pre_len : n;
-  if (take > 0) {
-    memcpy(d, c->pre, take);
-    c->pre += take;
-    c->pre_len -= take;
-  }
-  d += take;
-  n -= take;
-  while (n > 0) {
-    ssize_t r; /* -2: nothing yet (a TLS record that was not data, EINTR) */
-    if (c->tls != NULL)
-      r = nl_tls_read(c->tls, d, n);
-    else if (c->deadline != NULL && nl_deadline_arm(c->fd, c->deadline) != 0)
-      r = -1;
-    else if ((r = recv(c->fd, d, n, 0)) < 0 && errno == EINTR)
-      r = -2;
-    if (r == -2)
-      continue;
-    if (r <= 0)
-      return -1;
-    d += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
-/* A connection's read buffer, grown to the largest frame read so far. */
-typedef struct {
-  uint8_t *p;
-  size_t cap;
-} buffer;
-
-/* Reads one frame: header into hdr (payload_of: the header was read
- * already), payload into b (grown as needed up to the type's bound). A
- * frame of another type than want (or, if it is
- * not 0, also_want) is refused from its header, before anything is
- * allocated for it: in a handshake a peer gets no more memory than the
- * step expects (want 0: any type). Returns 0, or -1 (closed, timed out,
- * malformed, unexpected). */
-static int payload_of(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
-                      buffer *b, nl_frame_type *type, uint32_t *len,
-                      unsigned want, unsigned also_want) {
-  if (nl_frame_parse_header(hdr, type, len) != 0)
-    return -1;
-  if (want != 0 && *type != want && (also_want == 0 || *type != also_want))
-    return -1;
-  if (*len > b->cap) {
-    uint8_t *grown = realloc(b->p, *len);
-    if (grown == NULL)
-      return -1;
-    b->p = grown;
-    b->cap = *len;
-  }
-  return *len == 0 ? 0 : conn_read(c, b->p, *len);
-}
-
-static int recv_frame_of(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
-                         nl_frame_type *type, uint32_t *len, unsigned want,
-                         unsigned also_want) {
-  return conn_read(c, hdr, NL_FRAME_HEADER_SIZE) == 0
-             ? payload_of(c, hdr, b, type, len, want, also_want)
-             : -1;
-}
-
-static int recv_frame(conn *c, uint8_t hdr[NL_FRAME_HEADER_SIZE], buffer *b,
-                      nl_frame_type *type, uint32_t *len) {
-  return recv_frame_of(c, hdr, b, type, len, 0, 0);
-}
-
-/* Appends the MAC of the frame so far (header with its final length) and
- * finishes it: the connection's next frame in its direction. */
-static long finish_with_mac(nl_writer *w, conn *c) {
-  if (w->failed || w->cap - w->len < NL_AUTH_SIZE || c->mac_key == NULL)
-    return -1;
-  size_t payload = w->len - NL_FRAME_HEADER_SIZE + NL_AUTH_SIZE;
-  nl_put_be32(w->buf + 4, (uint32_t)payload);
-  uint8_t mac[NL_AUTH_SIZE];
-  if (nl_auth_frame_mac(c->mac_key, c->out_dir, c->out_seq, w->buf,
-                        w->buf + NL_FRAME_HEADER_SIZE,
-                        w->len - NL_FRAME_HEADER_SIZE, mac) != 0)
-    return -1;
-  c->out_seq++;
-  nl_write_bytes(w, mac, sizeof mac);
-  return nl_writer_finish(w);
-}
-
-/* Whether the last 32 bytes of a payload just read are its frame's MAC, as
- * the next frame of the peer's direction. Every frame read after
- * authentication takes its number, whether it matches or not. */
-static bool mac_ok(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
-                   const uint8_t *p, uint32_t len) {
-  uint8_t mac[NL_AUTH_SIZE];
-  uint64_t seq = c->in_seq++;
-  return c->mac_key != NULL && len >= NL_AUTH_SIZE &&
-         nl_auth_frame_mac(c->mac_key, c->in_dir, seq, hdr, p,
-                           len - NL_AUTH_SIZE, mac) == 0 &&
-         nl_mac_equal(mac, p + len - NL_AUTH_SIZE);
-}
-
-static int send_error(conn *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int send_error(conn *c, int code, const char *fmt, ...) {
-  char msg[NL_FRAME_MESSAGE_MAX + 1];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (c == NULL)
-    return -1;
-  uint8_t f[NL_FRAME_HEADER_SIZE + 4 + NL_FRAME_MESSAGE_MAX + NL_AUTH_SIZE];
-  nl_writer w;
-  nl_writer_begin(&w, f, sizeof f, NL_FRAME_ERROR);
-  nl_write_u16(&w, (uint16_t)code);
-  nl_write_string(&w, msg, strlen(msg));
-  /* After authentication an ERROR is MAC'd like every other frame: one
-   * injected on the way would otherwise end a transfer. */
-  long n = c->mac_key != NULL ? finish_with_mac(&w, c) : nl_writer_finish(&w);
-  return n > 0 ? conn_write(c, f, (size_t)n) : -1;
-}
-
-static int join_mac(const uint8_t control_key[NL_AUTH_SIZE],
-                    const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE], uint16_t index,
-                    const uint8_t cn[32], const uint8_t sn[32],
-                    uint8_t out[NL_AUTH_SIZE]) {
-  uint8_t a[sizeof JOIN_LABEL - 1 + NL_FRAME_TRANSFER_ID_SIZE + 2];
-  memcpy(a, JOIN_LABEL, sizeof JOIN_LABEL - 1);
-  memcpy(a + sizeof JOIN_LABEL - 1, id, NL_FRAME_TRANSFER_ID_SIZE);
-  a[sizeof a - 2] = (uint8_t)(index >> 8);
-  a[sizeof a - 1] = (uint8_t)index;
-  uint8_t b[64];
-  memcpy(b, cn, 32);
-  memcpy(b + 32, sn, 32);
-  return nl_mac(control_key, a, sizeof a, b, sizeof b, out);
-}
-
-/* ---- failures before authentication, logged at most once a minute per
- * source: a stranger can cause them at will ---- */
-
-static nl_ratelimit handshake_failures = NL_RATELIMIT_INIT(60);
-
-void nl_transfer_peer_address(int fd, char *out, size_t n) {
-  struct sockaddr_storage a;
-  socklen_t len = sizeof a;
-  snprintf(out, n, "?");
-  if (getpeername(fd, (struct sockaddr *)&a, &len) != 0)
-    return;
-  if (a.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, out,
-              (socklen_t)n);
-  } else if (a.ss_family == AF_INET6) {
-    const struct in6_addr *v6 = &((struct sockaddr_in6 *)&a)->sin6_addr;
-    /* An IPv4 peer on a dual-stack listener is the IPv4 address. */
-    if (IN6_IS_ADDR_V4MAPPED(v6))
-      inet_ntop(AF_INET, v6->s6_addr + 12, out, (socklen_t)n);
-    else
-      inet_ntop(AF_INET6, v6, out, (socklen_t)n);
-  }
-}
-
-static void handshake_failed(int fd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void handshake_failed(int fd, const char *fmt, ...) {
-  char from[64], what[400];
-  nl_transfer_peer_address(fd, from, sizeof from);
-  unsigned held_back = 0;
-  if (!nl_ratelimit_allow(&handshake_failures, from, time(NULL), &held_back))
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(what, sizeof what, fmt, ap);
-  va_end(ap);
-  if (held_back > 0)
-    nl_log_warn("transfer",
-                "%s, from %s (and %u more from there in the last minute)", what,
-                from, held_back);
-  else
-    nl_log_warn("transfer", "%s, from %s", what, from);
-}
-
-/* ---- the handshake ---- */
-
-typedef struct {
-  uint8_t cn[32], sn[32];
-  uint8_t key[NL_AUTH_SIZE]; /* the connection key */
-  char peer_id[NL_FRAME_ID_MAX + 1];
-} handshake;
-
-/* Reads an ERROR frame's message into err, if the frame is one. On an
- * authenticated connection its MAC must match first (the caller has not
- * checked it): an ERROR that does not match was changed or injected on
- * the way, and says nothing of what the receiver said. */
-static void error_from(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
-                       const uint8_t *p, uint32_t len, nl_frame_type type,
-                       char *err, size_t errlen, const char *otherwise) {
-  nl_frame_error e;
-  char why[64];
-  if (type == NL_FRAME_ERROR && c->mac_key != NULL) {
-    if (!mac_ok(c, hdr, p, len)) {
-      snprintf(err, errlen,
-               "an ERROR frame whose MAC does not match (changed or injected "
-               "on the way): the transfer was stopped");
-      return;
-    }
-    len -= NL_AUTH_SIZE;
-  }
-  if (type == NL_FRAME_ERROR &&
-      nl_frame_parse_error(p, len, &e, why, sizeof why) == 0)
-    snprintf(err, errlen, "the receiver refused: %s", e.message);
-  else
-    snprintf(err, errlen, "%s", otherwise);
-}
-
-/* An id as the handshake binds it: hex in lower case, as the frames'
- * parser gives it, whatever case a side was configured with. */
-static void canonical_id(char out[NL_FRAME_ID_MAX + 1], const char *id) {
-  size_t i = 0;
-  for (; id[i] != '\0' && i < NL_FRAME_ID_MAX; i++)
-    out[i] = (char)tolower((unsigned char)id[i]);
-  out[i] = '\0';
-}
-
-static int derive(const nl_transfer_config *cfg, nl_auth_label label,
-                  const handshake *hs, uint8_t role, const char *sender_id,
-                  const char *receiver_id, uint8_t out[NL_AUTH_SIZE]) {
-  char sender[NL_FRAME_ID_MAX + 1], receiver[NL_FRAME_ID_MAX + 1];
-  canonical_id(sender, sender_id);
-  canonical_id(receiver, receiver_id);
-  nl_auth_binding b = {.client_nonce = hs->cn,
-                       .server_nonce = hs->sn,
-                       .role = role,
-                       .sender_id = sender,
-                       .receiver_id = receiver};
-  return nl_auth_derive(cfg->key, cfg->key_len, label, &b, out);
-}
-
-static bool same_id(const char *a, const char *b) {
-  return strcasecmp(a, b) == 0;
-}
-
-static int client_handshake(conn *c, const nl_transfer_config *cfg,
-                            uint8_t role, handshake *hs, buffer *b, char *err,
-                            size_t errlen) {
-  uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE];
-  if (nl_random(hs->cn, 32) != 0) {
-    snprintf(err, errlen, "no random bytes");
-    return -1;
-  }
-  nl_writer w;
-  nl_writer_begin(&w, f, sizeof f, NL_FRAME_HELLO);
-  nl_write_u8(&w, role);
-  nl_write_bytes(&w, hs->cn, 32);
-  nl_write_string(&w, cfg->node_id, strlen(cfg->node_id));
-  long n = nl_writer_finish(&w);
-  nl_frame_type type;
-  uint32_t len;
-  if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
-      recv_frame_of(c, hdr, b, &type, &len, NL_FRAME_CHALLENGE,
-                    NL_FRAME_ERROR) != 0) {
-    snprintf(err, errlen,
-             "the receiver closed the connection during the handshake (a "
-             "node of another protocol version, or not nodelua?)");
-    return -1;
-  }
-  nl_frame_challenge ch;
-  char why[128];
-  if (type != NL_FRAME_CHALLENGE ||
-      nl_frame_parse_challenge(b->p, len, &ch, why, sizeof why) != 0) {
-    error_from(c, hdr, b->p, len, type, err, errlen,
-               "the receiver does not speak the nodelua protocol");
-    return -1;
-  }
-  memcpy(hs->sn, ch.nonce, 32);
-  snprintf(hs->peer_id, sizeof hs->peer_id, "%s", ch.id);
-  /* The proof is bound to both ids as stated: the receiver's id below is
-   * the one it proved, not one a relay put in. */
-  uint8_t expected[NL_AUTH_SIZE], proof[NL_AUTH_SIZE];
-  if (derive(cfg, NL_AUTH_SERVER_PROOF, hs, role, cfg->node_id, ch.id,
-             expected) != 0 ||
-      !nl_mac_equal(expected, ch.proof)) {
-    snprintf(err, errlen,
-             "the receiver does not hold this cluster's key "
-             "(NODELUA_CLUSTER_KEY differs): nothing was sent");
-    return -1;
-  }
-  if (cfg->expect_id != NULL && cfg->expect_id[0] != '\0' &&
-      !same_id(ch.id, cfg->expect_id)) {
-    snprintf(err, errlen,
-             "the node that answered is %s, not %s that was meant (an "
-             "address that moved to another node, or a redirected "
-             "connection): nothing was sent",
-             ch.id, cfg->expect_id);
-    return -1;
-  }
-  if (derive(cfg, NL_AUTH_CLIENT_PROOF, hs, role, cfg->node_id, ch.id, proof) !=
-          0 ||
-      derive(cfg, NL_AUTH_SESSION_KEY, hs, role, cfg->node_id, ch.id,
-             hs->key) != 0) {
-    snprintf(err, errlen, "cannot compute the proof");
-    return -1;
-  }
-  nl_writer_begin(&w, f, sizeof f, NL_FRAME_AUTH);
-  nl_write_bytes(&w, proof, sizeof proof);
-  n = nl_writer_finish(&w);
-  if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
-      recv_frame_of(c, hdr, b, &type, &len, NL_FRAME_OK, NL_FRAME_ERROR) != 0) {
-    snprintf(err, errlen, "the receiver closed the connection");
-    return -1;
-  }
-  if (type != NL_FRAME_OK) {
-    error_from(c, hdr, b->p, len, type, err, errlen,
-               "unexpected answer to AUTH");
-    return -1;
-  }
-  return 0;
-}
-
-/* The receiver's half, after HELLO was read into hello. */
-static int server_handshake(conn *c, const nl_transfer_config *cfg,
-                            const nl_frame_hello *hello, handshake *hs,
-                            buffer *b) {
-  uint8_t f[256], hdr[NL_FRAME_HEADER_SIZE], proof[NL_AUTH_SIZE];
-  memcpy(hs->cn, hello->nonce, 32);
-  snprintf(hs->peer_id, sizeof hs->peer_id, "%s", hello->id);
-  if (nl_random(hs->sn, 32) != 0 ||
-      derive(cfg, NL_AUTH_SERVER_PROOF, hs, hello->role, hello->id,
-             cfg->node_id, proof) != 0)
-    return -1;
-  nl_writer w;
-  nl_writer_begin(&w, f, sizeof f, NL_FRAME_CHALLENGE);
-  nl_write_bytes(&w, hs->sn, 32);
-  nl_write_bytes(&w, proof, sizeof proof);
-  nl_write_string(&w, cfg->node_id, strlen(cfg->node_id));
-  long n = nl_writer_finish(&w);
-  nl_frame_type type;
-  uint32_t len;
-  if (n < 0 || conn_write(c, f, (size_t)n) != 0 ||
-      recv_frame_of(c, hdr, b, &type, &len, NL_FRAME_AUTH, 0) != 0 ||
-      len != NL_AUTH_SIZE)
-    return -1;
-  uint8_t expected[NL_AUTH_SIZE];
-  if (derive(cfg, NL_AUTH_CLIENT_PROOF, hs, hello->role, hello->id,
-             cfg->node_id, expected) != 0 ||
-      !nl_mac_equal(expected, b->p)) {
-    send_error(c, ERR_REFUSED, "refused: not this cluster's key");
-    handshake_failed(c->fd,
-                     "refused a sender (node %s) that does not hold the "
-                     "cluster key",
-                     hs->peer_id);
-    return -1;
-  }
-  if (derive(cfg, NL_AUTH_SESSION_KEY, hs, hello->role, hello->id, cfg->node_id,
-             hs->key) != 0)
-    return -1;
-  nl_writer_begin(&w, f, sizeof f, NL_FRAME_OK);
-  n = nl_writer_finish(&w);
-  return n > 0 ? conn_write(c, f, (size_t)n) : -1;
-}
+/* The receiving side of the transfer core: the registry of sessions, each
+ * session's staging file, journal of verified chunks, whole-file hash and
+ * publish (fsync, rename, directory fsync), and serving a connection,
+ * control or data, once the port has handed it over. */
+#include "transfer_internal.h"
 
 /* ---- the receiver's sessions ---- */
 
@@ -649,8 +160,8 @@ static uint32_t chunk_len(const session *s, uint32_t i) {
 static void control_send(session *s, nl_writer *w) {
   if (s->control == NULL)
     return;
-  long n = finish_with_mac(w, s->control);
-  if (n < 0 || conn_write(s->control, w->buf, (size_t)n) != 0)
+  long n = nl_tx_finish_with_mac(w, s->control);
+  if (n < 0 || nl_tx_conn_write(s->control, w->buf, (size_t)n) != 0)
     s->control = NULL;
 }
 
@@ -930,8 +441,9 @@ static void session_finish(session *s) {
   }
   pthread_mutex_lock(&s->lock);
   if (!whole_ok) {
-    send_error(s->control, ERR_HASH,
-               "the whole file's SHA-256 does not match; nothing published");
+    nl_tx_send_error(
+        s->control, ERR_HASH,
+        "the whole file's SHA-256 does not match; nothing published");
     unlinkat(s->rd->partial_fd, s->part_name, 0);
     unlinkat(s->rd->partial_fd, s->journal_name, 0);
     s->failed = true;
@@ -940,8 +452,8 @@ static void session_finish(session *s) {
   }
   if (ftruncate(s->data_fd, (off_t)s->size) != 0 ||
       nl_fsync_full(s->data_fd) != 0) {
-    send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
-               strerror(errno));
+    nl_tx_send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
+                     strerror(errno));
     s->failed = true;
     pthread_mutex_unlock(&s->lock);
     return;
@@ -949,13 +461,13 @@ static void session_finish(session *s) {
   if (publish_rename(s) != 0) {
     int e = errno;
     if (e == EEXIST)
-      send_error(s->control, ERR_EXISTS,
-                 "%s exists on the receiver (it appeared during the "
-                 "transfer); send again with --force to replace it",
-                 s->name);
+      nl_tx_send_error(s->control, ERR_EXISTS,
+                       "%s exists on the receiver (it appeared during the "
+                       "transfer); send again with --force to replace it",
+                       s->name);
     else
-      send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
-                 strerror(e));
+      nl_tx_send_error(s->control, ERR_IO, "cannot publish %s: %s", s->name,
+                       strerror(e));
     s->failed = true;
     pthread_mutex_unlock(&s->lock);
     return;
@@ -1090,8 +602,8 @@ static int session_data(session *s, stream_chunk *sc, const nl_frame_data *d) {
   if (written != (ssize_t)d->len) {
     int e = written < 0 ? errno : ENOSPC;
     pthread_mutex_lock(&s->lock);
-    send_error(s->control, e == ENOSPC ? ERR_NO_SPACE : ERR_IO,
-               "the receiver cannot write %s: %s", s->name, strerror(e));
+    nl_tx_send_error(s->control, e == ENOSPC ? ERR_NO_SPACE : ERR_IO,
+                     "the receiver cannot write %s: %s", s->name, strerror(e));
     if (e == ENOSPC && !s->failed) {
       /* A full disk is everybody's problem: give the space back now
        * rather than keep the part for a resume that could not fit. */
@@ -1133,7 +645,7 @@ static void await_close(session *s, conn *c, const nl_transfer_config *cfg) {
       return;
     pthread_mutex_lock(&s->lock);
     bool idle =
-        s->streams == 0 && seconds_since(&s->active_at) > (double)timeout;
+        s->streams == 0 && nl_tx_seconds_since(&s->active_at) > (double)timeout;
     ssize_t got = -2;
     if (ready > 0) {
       if (c->tls != NULL)
@@ -1153,28 +665,29 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  if (recv_frame(c, hdr, b, &type, &len) != 0)
+  if (nl_tx_recv_frame(c, hdr, b, &type, &len) != 0)
     return;
   char why[256];
   nl_frame_offer o;
   if (type != NL_FRAME_OFFER) {
-    send_error(c, ERR_PROTOCOL, "expected an OFFER");
+    nl_tx_send_error(c, ERR_PROTOCOL, "expected an OFFER");
     return;
   }
-  if (!mac_ok(c, hdr, b->p, len)) {
-    send_error(c, ERR_PROTOCOL, "the OFFER's MAC does not match");
+  if (!nl_tx_mac_ok(c, hdr, b->p, len)) {
+    nl_tx_send_error(c, ERR_PROTOCOL, "the OFFER's MAC does not match");
     return;
   }
   if (nl_frame_parse_offer(b->p, len, &o, why, sizeof why) != 0) {
-    send_error(c, strstr(why, "name") ? ERR_NAME : ERR_PROTOCOL, "%s", why);
+    nl_tx_send_error(c, strstr(why, "name") ? ERR_NAME : ERR_PROTOCOL, "%s",
+                     why);
     return;
   }
   if (o.size > cfg->max_bytes) {
-    send_error(c, ERR_TOO_BIG,
-               "%s is %llu bytes, over this receiver's maximum of %llu "
-               "(TRANSFER_MAX_BYTES)",
-               o.name, (unsigned long long)o.size,
-               (unsigned long long)cfg->max_bytes);
+    nl_tx_send_error(c, ERR_TOO_BIG,
+                     "%s is %llu bytes, over this receiver's maximum of %llu "
+                     "(TRANSFER_MAX_BYTES)",
+                     o.name, (unsigned long long)o.size,
+                     (unsigned long long)cfg->max_bytes);
     return;
   }
   /* A file of that name stays unless the sender asked to replace it; the
@@ -1182,9 +695,9 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   struct stat existing;
   if (!o.replace && fstatat(cfg->recv_dir->dir_fd, o.name, &existing,
                             AT_SYMLINK_NOFOLLOW) == 0) {
-    send_error(c, ERR_EXISTS,
-               "%s exists on the receiver; send with --force to replace it",
-               o.name);
+    nl_tx_send_error(
+        c, ERR_EXISTS,
+        "%s exists on the receiver; send with --force to replace it", o.name);
     return;
   }
   nl_recv_dir_sweep_if_due(cfg->recv_dir);
@@ -1223,7 +736,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
   int code = session_open_files(s, why, sizeof why);
   if (code != 0) {
     nl_log_warn("transfer", "refused %s from %s: %s", s->name, s->peer_id, why);
-    send_error(c, code, "%s", why);
+    nl_tx_send_error(c, code, "%s", why);
     session_release(s);
     return;
   }
@@ -1286,19 +799,19 @@ static void serve_data(conn *c, handshake *hs, buffer *b) {
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  if (recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
+  if (nl_tx_recv_frame(c, hdr, b, &type, &len) != 0 || type != NL_FRAME_JOIN ||
       len != NL_FRAME_TRANSFER_ID_SIZE + 2 + NL_AUTH_SIZE)
     return;
   session *s = session_find(b->p);
   if (s == NULL) {
-    send_error(c, ERR_PROTOCOL, "no such transfer");
+    nl_tx_send_error(c, ERR_PROTOCOL, "no such transfer");
     return;
   }
   uint16_t index = (uint16_t)(b->p[16] << 8 | b->p[17]);
   uint8_t expected[NL_AUTH_SIZE];
-  if (join_mac(s->key, b->p, index, hs->cn, hs->sn, expected) != 0 ||
+  if (nl_tx_join_mac(s->key, b->p, index, hs->cn, hs->sn, expected) != 0 ||
       !nl_mac_equal(expected, b->p + 18)) {
-    send_error(c, ERR_REFUSED, "JOIN refused");
+    nl_tx_send_error(c, ERR_REFUSED, "JOIN refused");
     session_release(s);
     return;
   }
@@ -1307,7 +820,7 @@ static void serve_data(conn *c, handshake *hs, buffer *b) {
   pthread_mutex_unlock(&s->lock);
   char why[128];
   stream_chunk sc = {.hash = nl_sha256_new()};
-  while (sc.hash != NULL && recv_frame(c, hdr, b, &type, &len) == 0) {
+  while (sc.hash != NULL && nl_tx_recv_frame(c, hdr, b, &type, &len) == 0) {
     nl_frame_data d;
     if (type != NL_FRAME_DATA ||
         nl_frame_parse_data(b->p, len, s->chunk_size, &d, why, sizeof why) !=
@@ -1340,7 +853,7 @@ static void refuse_version(conn *c, uint8_t version) {
   long len = nl_writer_finish(&w);
   f[2] = version;
   if (len > 0)
-    conn_write(c, f, (size_t)len);
+    nl_tx_conn_write(c, f, (size_t)len);
 }
 
 void nl_transfer_serve(int fd, const void *prefix, size_t prefix_len,
@@ -1369,10 +882,10 @@ void nl_transfer_serve_gated(int fd, const void *prefix, size_t prefix_len,
     c.tls = nl_tls_server(fd, prefix, prefix_len, cfg->key, cfg->key_len,
                           &deadline, why, sizeof why);
     if (c.tls == NULL) {
-      handshake_failed(fd,
-                       "refused an encrypted connection: %s (a sender "
-                       "without this cluster's key?)",
-                       why);
+      nl_tx_handshake_failed(fd,
+                             "refused an encrypted connection: %s (a sender "
+                             "without this cluster's key?)",
+                             why);
       close(fd);
       return;
     }
@@ -1387,28 +900,29 @@ void nl_transfer_serve_gated(int fd, const void *prefix, size_t prefix_len,
   nl_frame_hello hello;
   handshake hs;
   /* The first header by hand: a peer of another version is told so. */
-  bool have_header = conn_read(&c, hdr, NL_FRAME_HEADER_SIZE) == 0;
+  bool have_header = nl_tx_conn_read(&c, hdr, NL_FRAME_HEADER_SIZE) == 0;
   bool other_version = have_header && hdr[0] == 'N' && hdr[1] == 'L' &&
                        hdr[2] != NL_FRAME_VERSION;
   if (other_version) {
     refuse_version(&c, hdr[2]);
   } else if (have_header && !encrypted && cfg->encrypt) {
-    send_error(&c, ERR_REFUSED,
-               "this node takes encrypted transfers only: set "
-               "TRANSFER_ENCRYPT=true at the sender too");
+    nl_tx_send_error(&c, ERR_REFUSED,
+                     "this node takes encrypted transfers only: set "
+                     "TRANSFER_ENCRYPT=true at the sender too");
   } else if (have_header &&
-             payload_of(&c, hdr, &b, &type, &len, NL_FRAME_HELLO, 0) == 0 &&
+             nl_tx_payload_of(&c, hdr, &b, &type, &len, NL_FRAME_HELLO, 0) ==
+                 0 &&
              nl_frame_parse_hello(b.p, len, &hello, why, sizeof why) == 0 &&
-             server_handshake(&c, cfg, &hello, &hs, &b) == 0) {
-    conn_end_deadline(&c, cfg->timeout_seconds);
+             nl_tx_server_handshake(&c, cfg, &hello, &hs, &b) == 0) {
+    nl_tx_conn_end_deadline(&c, cfg->timeout_seconds);
     /* From here every frame this side sends, ERRORs included, is MAC'd. */
     c.mac_key = hs.key;
     c.out_dir = NL_AUTH_TO_SENDER;
     c.in_dir = NL_AUTH_TO_RECEIVER;
     if (admit != NULL && !admit(ud))
-      send_error(&c, ERR_BUSY,
-                 "this node is serving as many transfers as it can; try "
-                 "again shortly");
+      nl_tx_send_error(&c, ERR_BUSY,
+                       "this node is serving as many transfers as it can; try "
+                       "again shortly");
     else if (hello.role == 0)
       serve_control(&c, cfg, &hs, &b);
     else
@@ -1417,562 +931,4 @@ void nl_transfer_serve_gated(int fd, const void *prefix, size_t prefix_len,
   free(b.p);
   nl_tls_free(c.tls);
   close(fd);
-}
-
-/* ---- the sender ---- */
-
-typedef struct {
-  const nl_transfer_config *cfg;
-  const char *host;
-  int port;
-  int file_fd;
-  uint64_t size;
-  uint32_t chunk_size, chunk_count;
-  uint8_t id[NL_FRAME_TRANSFER_ID_SIZE];
-  uint8_t control_key[NL_AUTH_SIZE];
-  conn control;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  uint32_t *queue;   /* chunks to send, a ring of chunk_count slots */
-  uint8_t *in_queue; /* per chunk: in the ring now */
-  uint8_t *verified; /* per chunk: the receiver said CHUNK_OK */
-  /* Per chunk, the stream that last sent it (-1: none). A stream that
-   * fails loses what it had in flight, however much of it was written:
-   * its chunks not yet verified are queued again. */
-  int8_t *sent_on;
-  size_t head, queued;
-  int live_streams;
-  int stream_fds[64];
-  bool stop, killed;
-  uint32_t sent_attempts;
-  nl_transfer_result *result;
-  nl_transfer_progress_cb progress;
-  void *ud;
-  char stream_error[256];
-} sender;
-
-static int connect_to(const char *host, int port, int timeout, char *err,
-                      size_t errlen) {
-  char service[8];
-  snprintf(service, sizeof service, "%d", port);
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  struct addrinfo *res = NULL;
-  int rc = getaddrinfo(host, service, &hints, &res);
-  if (rc != 0) {
-    snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-    return -1;
-  }
-  int fd = -1, e = 0;
-  for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-    fd = nl_socket(ai->ai_family, ai->ai_socktype, 0);
-    if (fd < 0)
-      continue;
-    set_timeouts(fd, timeout);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      e = errno;
-      close(fd);
-      fd = -1;
-    }
-  }
-  freeaddrinfo(res);
-  if (fd < 0)
-    snprintf(err, errlen, "cannot connect to %s port %d: %s", host, port,
-             strerror(e ? e : ECONNREFUSED));
-  return fd;
-}
-
-/* Connects c to host:port, with TLS over it in the encrypted mode. */
-static int open_conn(conn *c, const char *host, int port,
-                     const nl_transfer_config *cfg, char *err, size_t errlen) {
-  *c = (conn){.fd = connect_to(host, port, cfg->timeout_seconds, err, errlen)};
-  if (c->fd < 0 || !cfg->encrypt)
-    return c->fd < 0 ? -1 : 0;
-  char why[200];
-  c->tls = nl_tls_client(c->fd, cfg->key, cfg->key_len, why, sizeof why);
-  if (c->tls == NULL && strncmp(why, "the receiver refused", 20) == 0) {
-    snprintf(err, errlen, "%s", why); /* it said why, in clear */
-    return -1;
-  }
-  if (c->tls == NULL) {
-    snprintf(err, errlen,
-             "the encrypted handshake with %s port %d failed: it does not "
-             "hold this cluster's key (NODELUA_CLUSTER_KEY differs), or does "
-             "not take encrypted transfers (%s)",
-             host, port, why);
-    return -1;
-  }
-  return 0;
-}
-
-static void close_conn(conn *c) {
-  nl_tls_free(c->tls);
-  if (c->fd >= 0)
-    close(c->fd);
-  *c = (conn){.fd = -1};
-}
-
-/* Queues a chunk to send, once: a chunk both refused by the receiver and
- * on a stream that failed must not take two slots of the ring. */
-static void queue_push(sender *s, uint32_t chunk) {
-  if (s->in_queue[chunk] || s->queued >= s->chunk_count)
-    return;
-  s->in_queue[chunk] = 1;
-  s->queue[(s->head + s->queued) % s->chunk_count] = chunk;
-  s->queued++;
-}
-
-typedef struct {
-  sender *s;
-  uint16_t index;
-  pthread_t thread;
-} stream;
-
-/* Sends a DATA frame: its head (header, chunk and offset), built in buf,
- * then n bytes of the file at offset. On plain Linux connections the
- * file's bytes go from the page cache to the socket with sendfile, never
- * through this process; otherwise (TLS, or not Linux) they are read into
- * buf after the head. Returns 0, -1 (the connection failed) or -2 (the
- * file could not be read, errno set, or 0 for a file that got shorter). */
-static int send_piece(conn *c, uint8_t *buf, size_t head, int file_fd,
-                      off_t offset, size_t n) {
-  size_t from = 0; /* of buf, what is still to go */
-#ifdef __linux__
-  if (c->tls == NULL && !c->no_sendfile) {
-    if (send_all(c->fd, buf, head, MSG_MORE) != 0)
-      return -1;
-    from = head;
-    size_t sent = 0;
-    while (sent < n) {
-      ssize_t w = sendfile(c->fd, file_fd, &offset, n - sent);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0 && (errno == EINVAL || errno == ENOSYS) && sent == 0) {
-        c->no_sendfile = true; /* this filesystem: read and write, below */
-        break;
-      }
-      if (w < 0 && errno != EIO)
-        return -1; /* the socket */
-      if (w <= 0) {
-        if (w == 0)
-          errno = 0;
-        return -2;
-      }
-      sent += (size_t)w;
-    }
-    if (sent == n)
-      return 0;
-  }
-#endif
-  ssize_t got = pread(file_fd, buf + head, n, offset);
-  if (got != (ssize_t)n) {
-    if (got >= 0)
-      errno = 0;
-    return -2;
-  }
-  return conn_write(c, buf + from, head + n - from) == 0 ? 0 : -1;
-}
-
-/* A stream failed: other streams take every chunk it sent that is not
- * verified yet. Called with the lock. */
-static void lose_stream(sender *s, uint16_t index) {
-  for (uint32_t i = 0; i < s->chunk_count; i++)
-    if (s->sent_on[i] == (int8_t)index && !s->verified[i])
-      queue_push(s, i);
-  pthread_cond_broadcast(&s->cond);
-}
-
-/* Whether the peer closed fd (or sent something, which on a data stream
- * is an ERROR before it closes). */
-static bool peer_closed(int fd) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  return poll(&p, 1, 0) > 0;
-}
-
-void nl_transfer_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
-                           int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000 * 1000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
-  pthread_cond_timedwait(cond, lock, &until);
-}
-
-static void *stream_main(void *arg) {
-  stream *st = arg;
-  sender *s = st->s;
-#ifdef __linux__
-  /* sendfile has no MSG_NOSIGNAL: a peer gone is an error here, not a
-   * SIGPIPE that ends the process. */
-  sigset_t pipe_only;
-  sigemptyset(&pipe_only);
-  sigaddset(&pipe_only, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
-#endif
-  char err[256] = "";
-  buffer b = {0};
-  uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 8 + PIECE);
-  conn c = {.fd = -1};
-  handshake hs;
-  if (f == NULL)
-    snprintf(err, sizeof err, "out of memory");
-  bool ok = f != NULL &&
-            open_conn(&c, s->host, s->port, s->cfg, err, sizeof err) == 0 &&
-            client_handshake(&c, s->cfg, 1, &hs, &b, err, sizeof err) == 0;
-  if (ok) {
-    int one = 1;
-    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    uint8_t j[NL_FRAME_HEADER_SIZE + 64], mac[NL_AUTH_SIZE];
-    nl_writer w;
-    nl_writer_begin(&w, j, sizeof j, NL_FRAME_JOIN);
-    nl_write_bytes(&w, s->id, sizeof s->id);
-    nl_write_u16(&w, st->index);
-    ok = join_mac(s->control_key, s->id, st->index, hs.cn, hs.sn, mac) == 0;
-    nl_write_bytes(&w, mac, sizeof mac);
-    long n = nl_writer_finish(&w);
-    ok = ok && n > 0 && conn_write(&c, j, (size_t)n) == 0;
-  }
-  pthread_mutex_lock(&s->lock);
-  if (ok)
-    s->stream_fds[st->index] = c.fd;
-  pthread_mutex_unlock(&s->lock);
-  while (ok) {
-    pthread_mutex_lock(&s->lock);
-    /* While there is nothing to send, watch the connection too: the
-     * receiver says nothing on a data stream, so anything readable is its
-     * end, and what this stream sent may not all have arrived. */
-    while (!s->stop && s->queued == 0 && !peer_closed(c.fd))
-      nl_transfer_cond_wait(&s->cond, &s->lock, 200);
-    if (!s->stop && s->queued == 0) {
-      lose_stream(s, st->index);
-      snprintf(err, sizeof err, "the receiver closed a data stream");
-      pthread_mutex_unlock(&s->lock);
-      break;
-    }
-    if (s->stop) {
-      pthread_mutex_unlock(&s->lock);
-      break;
-    }
-    uint32_t chunk = s->queue[s->head];
-    s->head = (s->head + 1) % s->chunk_count;
-    s->queued--;
-    s->in_queue[chunk] = 0;
-    pthread_mutex_unlock(&s->lock);
-    uint64_t start = (uint64_t)chunk * s->chunk_size;
-    uint64_t left = s->size - start;
-    uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
-    for (uint32_t off = 0; ok && off < len; off += PIECE) {
-      uint32_t n = len - off < PIECE ? len - off : PIECE;
-      nl_writer w;
-      nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 8 + PIECE, NL_FRAME_DATA);
-      nl_write_u32(&w, chunk);
-      nl_write_u32(&w, off);
-      size_t head = w.len;
-      w.len += n; /* the header counts the file's bytes that follow */
-      long total = nl_writer_finish(&w);
-      int sent = total > 0 ? send_piece(&c, f, head, s->file_fd,
-                                        (off_t)(start + off), n)
-                           : -1;
-      ok = sent == 0;
-      if (sent == -2)
-        snprintf(err, sizeof err, "cannot read the file: %s",
-                 errno ? strerror(errno) : "it got shorter");
-      else if (!ok)
-        snprintf(err, sizeof err, "a data stream was cut: %s", strerror(errno));
-    }
-    pthread_mutex_lock(&s->lock);
-    s->sent_on[chunk] = (int8_t)st->index;
-    if (!ok) {
-      lose_stream(s, st->index);
-    } else {
-      s->result->chunks_sent++;
-      s->result->bytes_sent += len;
-      s->sent_attempts++;
-      if (s->cfg->stop_after_chunks &&
-          s->sent_attempts >= s->cfg->stop_after_chunks) {
-        /* As if killed: every connection dropped, nothing said. */
-        s->killed = s->stop = true;
-        shutdown(s->control.fd, SHUT_RDWR);
-        pthread_cond_broadcast(&s->cond);
-      }
-    }
-    pthread_mutex_unlock(&s->lock);
-  }
-  pthread_mutex_lock(&s->lock);
-  if (--s->live_streams == 0 && !s->stop) {
-    /* No stream is left to carry the rest. */
-    snprintf(s->stream_error, sizeof s->stream_error, "%s", err);
-    s->stop = true;
-    shutdown(s->control.fd, SHUT_RDWR);
-  }
-  s->stream_fds[st->index] = -1;
-  pthread_mutex_unlock(&s->lock);
-  close_conn(&c);
-  free(f);
-  free(b.p);
-  return NULL;
-}
-
-typedef struct {
-  int fd;
-  uint64_t size;
-  uint8_t digest[32];
-  int rc;
-} whole_job;
-
-static void *hash_whole(void *arg) {
-  whole_job *j = arg;
-  j->rc = nl_sha256_file_range(j->fd, 0, j->size, j->digest);
-  return NULL;
-}
-
-/* Hashes every chunk here and the whole file on a second thread at the
- * same time: two passes over the page cache, on two cores. */
-static int hash_file(sender *s, uint8_t *digests, uint8_t file_digest[32]) {
-  whole_job whole = {.fd = s->file_fd, .size = s->size, .rc = -1};
-  pthread_t thread;
-  bool threaded = pthread_create(&thread, NULL, hash_whole, &whole) == 0;
-  int rc = 0;
-  for (uint32_t c = 0; c < s->chunk_count && rc == 0; c++) {
-    uint64_t start = (uint64_t)c * s->chunk_size;
-    uint64_t left = s->size - start;
-    uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
-    rc = nl_sha256_file_range(s->file_fd, start, len, digests + (size_t)c * 32);
-  }
-  if (threaded)
-    pthread_join(thread, NULL);
-  else
-    hash_whole(&whole);
-  memcpy(file_digest, whole.digest, 32);
-  return rc == 0 && whole.rc == 0 ? 0 : -1;
-}
-
-int nl_transfer_send(const char *host, int port, const char *path,
-                     const char *remote_name, const nl_transfer_config *cfg,
-                     nl_transfer_progress_cb progress, void *ud,
-                     nl_transfer_result *result, char *err, size_t errlen) {
-  memset(result, 0, sizeof *result);
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  /* A sender without an id of its own is a new stranger each time, never
-   * a fixed id (all zeros) that every such sender would share. */
-  nl_transfer_config with_id;
-  char random_id[33];
-  if (cfg->node_id == NULL || cfg->node_id[0] == '\0') {
-    uint8_t raw[16];
-    if (nl_random(raw, sizeof raw) != 0) {
-      snprintf(err, errlen, "no random bytes for a node id");
-      return -1;
-    }
-    nl_hex(raw, sizeof raw, random_id);
-    with_id = *cfg;
-    with_id.node_id = random_id;
-    cfg = &with_id;
-  }
-  if (remote_name == NULL) {
-    const char *slash = strrchr(path, '/');
-    remote_name = slash ? slash + 1 : path;
-  }
-  if (nl_frame_name_check(remote_name, strlen(remote_name), err, errlen) != 0)
-    return -1;
-  uint32_t cs = cfg->chunk_size;
-  if (cs < NL_FRAME_CHUNK_MIN || cs > NL_FRAME_CHUNK_MAX || (cs & (cs - 1)) ||
-      cfg->streams < 1 || cfg->streams > 64) {
-    snprintf(err, errlen, "bad chunk size or stream count");
-    return -1;
-  }
-  sender s = {.cfg = cfg,
-              .host = host,
-              .port = port,
-              .control = {.fd = -1},
-              .result = result,
-              .progress = progress,
-              .ud = ud};
-  s.file_fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  if (s.file_fd < 0 || fstat(s.file_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(err, errlen, "%s: %s", path,
-             s.file_fd < 0 ? strerror(errno) : "not a regular file");
-    if (s.file_fd >= 0)
-      close(s.file_fd);
-    return -1;
-  }
-  s.size = (uint64_t)st.st_size;
-  s.chunk_size = cs;
-  uint64_t chunks = s.size / cs + (s.size % cs != 0);
-  if ((chunks + 2) * 32 + 300 > NL_FRAME_OFFER_MAX) {
-    snprintf(err, errlen,
-             "%s has too many chunks for one offer: use a "
-             "larger chunk size",
-             path);
-    close(s.file_fd);
-    return -1;
-  }
-  s.chunk_count = (uint32_t)chunks;
-  result->size = s.size;
-  result->chunks = s.chunk_count;
-  size_t offer_cap = NL_FRAME_HEADER_SIZE + 2 + strlen(remote_name) + 1 + 8 +
-                     4 + 32 + (size_t)s.chunk_count * 32 + 32;
-  uint8_t *offer = malloc(offer_cap);
-  uint8_t *digests = malloc(s.chunk_count ? (size_t)s.chunk_count * 32 : 1);
-  s.queue = malloc((s.chunk_count ? s.chunk_count : 1) * sizeof *s.queue);
-  s.in_queue = calloc(s.chunk_count ? s.chunk_count : 1, 1);
-  s.verified = calloc(s.chunk_count ? s.chunk_count : 1, 1);
-  s.sent_on = malloc(s.chunk_count ? s.chunk_count : 1);
-  if (s.sent_on != NULL)
-    memset(s.sent_on, -1, s.chunk_count ? s.chunk_count : 1);
-  buffer b = {0};
-  stream streams[64];
-  int started = 0, rc = -1;
-  uint8_t file_digest[32];
-  pthread_mutex_init(&s.lock, NULL);
-  pthread_cond_init(&s.cond, NULL);
-  for (int i = 0; i < 64; i++)
-    s.stream_fds[i] = -1;
-  if (offer == NULL || digests == NULL || s.queue == NULL ||
-      s.in_queue == NULL || s.verified == NULL || s.sent_on == NULL) {
-    snprintf(err, errlen, "out of memory");
-    goto done;
-  }
-  if (hash_file(&s, digests, file_digest) != 0) {
-    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-    goto done;
-  }
-  nl_sha256_hex(file_digest, result->sha256);
-
-  handshake hs;
-  if (open_conn(&s.control, host, port, cfg, err, errlen) != 0 ||
-      client_handshake(&s.control, cfg, 0, &hs, &b, err, errlen) != 0)
-    goto done;
-  memcpy(s.control_key, hs.key, sizeof s.control_key);
-  s.control.mac_key = s.control_key;
-  s.control.out_dir = NL_AUTH_TO_RECEIVER;
-  s.control.in_dir = NL_AUTH_TO_SENDER;
-  snprintf(result->peer_id, sizeof result->peer_id, "%s", hs.peer_id);
-
-  nl_writer w;
-  nl_writer_begin(&w, offer, offer_cap, NL_FRAME_OFFER);
-  nl_write_string(&w, remote_name, strlen(remote_name));
-  nl_write_u8(&w, cfg->replace ? NL_OFFER_REPLACE : 0);
-  nl_write_u64(&w, s.size);
-  nl_write_u32(&w, cs);
-  nl_write_bytes(&w, file_digest, 32);
-  nl_write_bytes(&w, digests, (size_t)s.chunk_count * 32);
-  long n = finish_with_mac(&w, &s.control);
-  uint8_t hdr[NL_FRAME_HEADER_SIZE];
-  nl_frame_type type;
-  uint32_t len;
-  if (n < 0 || conn_write(&s.control, offer, (size_t)n) != 0 ||
-      recv_frame(&s.control, hdr, &b, &type, &len) != 0) {
-    snprintf(err, errlen, "the receiver closed the connection");
-    goto done;
-  }
-  size_t bitmap = (s.chunk_count + 7) / 8;
-  if (type != NL_FRAME_ACCEPT || len != 16 + bitmap + 32 ||
-      !mac_ok(&s.control, hdr, b.p, len)) {
-    error_from(&s.control, hdr, b.p, len, type, err, errlen,
-               type == NL_FRAME_ACCEPT ? "the ACCEPT's MAC does not match"
-                                       : "unexpected answer to the offer");
-    goto done;
-  }
-  memcpy(s.id, b.p, 16);
-  for (uint32_t c = 0; c < s.chunk_count; c++) {
-    if (b.p[16 + c / 8] & (0x80 >> (c % 8)))
-      queue_push(&s, c);
-    else {
-      s.verified[c] = 1;
-      result->chunks_skipped++;
-    }
-  }
-  int want = (int)s.queued < cfg->streams ? (int)s.queued : cfg->streams;
-  s.live_streams = want;
-  for (; started < want; started++) {
-    streams[started] = (stream){.s = &s, .index = (uint16_t)started};
-    if (pthread_create(&streams[started].thread, NULL, stream_main,
-                       &streams[started]) != 0) {
-      pthread_mutex_lock(&s.lock);
-      s.live_streams -= want - started;
-      pthread_mutex_unlock(&s.lock);
-      break;
-    }
-  }
-  /* The control connection: chunks verified or refused, then DONE. */
-  for (;;) {
-    if (recv_frame(&s.control, hdr, &b, &type, &len) != 0) {
-      pthread_mutex_lock(&s.lock);
-      if (s.killed)
-        snprintf(err, errlen, "stopped after %u chunks, as asked",
-                 s.sent_attempts);
-      else if (s.stream_error[0])
-        snprintf(err, errlen, "%s", s.stream_error);
-      else
-        snprintf(err, errlen, "the receiver went away");
-      pthread_mutex_unlock(&s.lock);
-      break;
-    }
-    if (type == NL_FRAME_ERROR) {
-      error_from(&s.control, hdr, b.p, len, type, err, errlen,
-                 "the receiver failed");
-      break;
-    }
-    if (!mac_ok(&s.control, hdr, b.p, len)) {
-      snprintf(err, errlen,
-               "a control frame's MAC does not match (changed, replayed or "
-               "injected on the way): the transfer was stopped");
-      break;
-    }
-    if (type == NL_FRAME_CHUNK && len == 4 + 1 + 32) {
-      uint32_t c = nl_get_be32(b.p);
-      if (c >= s.chunk_count)
-        continue;
-      pthread_mutex_lock(&s.lock);
-      if (b.p[4] == 1 && !s.verified[c]) {
-        s.verified[c] = 1;
-        result->seconds = seconds_since(&t0);
-        if (progress)
-          progress(ud, result);
-      } else if (b.p[4] == 0) {
-        result->chunks_resent++;
-        queue_push(&s, c);
-        pthread_cond_broadcast(&s.cond);
-      }
-      pthread_mutex_unlock(&s.lock);
-    } else if (type == NL_FRAME_DONE && len == 64) {
-      if (memcmp(b.p, file_digest, 32) != 0) {
-        snprintf(err, errlen, "the receiver's SHA-256 differs from ours");
-        break;
-      }
-      rc = 0;
-      break;
-    } else {
-      snprintf(err, errlen, "unexpected frame %d from the receiver", type);
-      break;
-    }
-  }
-done:
-  pthread_mutex_lock(&s.lock);
-  s.stop = true;
-  for (int i = 0; i < 64; i++)
-    if (s.stream_fds[i] >= 0)
-      shutdown(s.stream_fds[i], SHUT_RDWR);
-  pthread_cond_broadcast(&s.cond);
-  pthread_mutex_unlock(&s.lock);
-  for (int i = 0; i < started; i++)
-    pthread_join(streams[i].thread, NULL);
-  close_conn(&s.control);
-  close(s.file_fd);
-  pthread_cond_destroy(&s.cond);
-  pthread_mutex_destroy(&s.lock);
-  result->seconds = seconds_since(&t0);
-  free(offer);
-  free(digests);
-  free(s.queue);
-  free(s.in_queue);
-  free(s.verified);
-  free(s.sent_on);
-  free(b.p);
-  return rc;
 }
