@@ -66,11 +66,6 @@ int nl_metrics_os_export(nl_metrics *m, nl_buf *out) {
   return out->failed ? -ENOMEM : 0;
 }
 
-/* Reads HOST_PROC/rel into os->buf. */
-static bool read_proc(nl_metrics *m, const char *rel) {
-  return nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "%s", rel)) > 0;
-}
-
 /* ---- stat: /proc/stat beyond the cpu lines ---- */
 
 typedef struct {
@@ -111,7 +106,7 @@ static int take_guest(void *ud, int index, const unsigned long long *ticks) {
 }
 
 bool nl_export_stat(nl_metrics *m, nl_buf *out) {
-  if (!read_proc(m, "/stat"))
+  if (!nl_linux_read_proc(m, "/stat"))
     return false;
   stat_counts c = {NAN, NAN, NAN, NAN, NAN};
   nl_procfs_keyvalues(m->os->buf, take_stat, &c);
@@ -172,7 +167,7 @@ static void take_meminfo(void *ud, const char *name, double value, bool kb) {
 }
 
 bool nl_export_meminfo(nl_metrics *m, nl_buf *out) {
-  if (!read_proc(m, "/meminfo"))
+  if (!nl_linux_read_proc(m, "/meminfo"))
     return false;
   nl_procfs_keyvalues(m->os->buf, take_meminfo, out);
   nl_memory_sample mem;
@@ -206,7 +201,7 @@ static void take_vmstat(void *ud, const char *name, double value, bool kb) {
 }
 
 bool nl_export_vmstat(nl_metrics *m, nl_buf *out) {
-  if (!read_proc(m, "/vmstat"))
+  if (!nl_linux_read_proc(m, "/vmstat"))
     return false;
   nl_procfs_keyvalues(m->os->buf, take_vmstat, out);
   return true;
@@ -272,7 +267,8 @@ bool nl_export_pressure(nl_metrics *m, nl_buf *out) {
     char rel[32];
     snprintf(rel, sizeof rel, "/pressure/%s", kinds[i].resource);
     double some, full;
-    if (!read_proc(m, rel) || nl_procfs_pressure(m->os->buf, &some, &full) != 0)
+    if (!nl_linux_read_proc(m, rel) ||
+        nl_procfs_pressure(m->os->buf, &some, &full) != 0)
       continue;
     any = true;
     if (kinds[i].some_name && some >= 0)
@@ -285,14 +281,9 @@ bool nl_export_pressure(nl_metrics *m, nl_buf *out) {
 
 /* ---- schedstat ---- */
 
-typedef struct {
-  nl_metrics *m;
-  size_t count;
-} row_fill;
-
 static int take_schedstat(void *ud, int cpu, double running_ns,
                           double waiting_ns, double timeslices) {
-  row_fill *f = ud;
+  nl_row_fill *f = ud;
   nl_row *row = nl_linux_add_cpu_row(f->m->os, &f->count, cpu);
   if (row == NULL)
     return -ENOMEM;
@@ -310,8 +301,8 @@ bool nl_export_schedstat(nl_metrics *m, nl_buf *out) {
       "Number of seconds CPU spent running a process.",
       "Number of seconds spent by processing waiting for this CPU.",
       "Number of timeslices executed by CPU."};
-  row_fill f = {m, 0};
-  if (!read_proc(m, "/schedstat") ||
+  nl_row_fill f = {m, 0};
+  if (!nl_linux_read_proc(m, "/schedstat") ||
       nl_procfs_schedstat(m->os->buf, take_schedstat, &f) != 0 || f.count == 0)
     return false;
   for (int k = 0; k < 3; k++) {

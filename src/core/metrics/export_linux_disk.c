@@ -59,13 +59,8 @@ bool nl_diskstats_device_excluded(const char *name) {
   return false;
 }
 
-typedef struct {
-  nl_metrics *m;
-  size_t count;
-} disk_fill;
-
 static int take_disk(void *ud, const nl_diskstat *d) {
-  disk_fill *f = ud;
+  nl_row_fill *f = ud;
   if (nl_diskstats_device_excluded(d->name))
     return 0;
   nl_row *row = nl_linux_add_row(f->m->os, &f->count, d->name);
@@ -151,9 +146,8 @@ bool nl_export_diskstats(nl_metrics *m, nl_buf *out) {
        "This is the total number of seconds spent by all flush requests.",
        0.001},
   };
-  disk_fill f = {m, 0};
-  if (nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "/diskstats")) <=
-          0 ||
+  nl_row_fill f = {m, 0};
+  if (!nl_linux_read_proc(m, "/diskstats") ||
       nl_procfs_diskstats(m->os->buf, take_disk, &f) != 0)
     return false;
   const nl_row *rows = m->os->rows;

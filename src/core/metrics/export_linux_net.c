@@ -25,10 +25,6 @@
 #define IFF_DORMANT 0x20000
 #endif
 
-static bool read_proc(nl_metrics *m, const char *rel) {
-  return nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "%s", rel)) > 0;
-}
-
 /* ---- netdev ---- */
 
 bool nl_export_netdev(nl_metrics *m, nl_buf *out) {
@@ -59,18 +55,15 @@ bool nl_export_netdev(nl_metrics *m, nl_buf *out) {
 
 /* ---- netclass ---- */
 
-/* What sysfs has and netlink does not: read per device under HOST_SYS.
- * An attribute the kernel refuses (a down link's duplex) is absent. */
+/* What sysfs has and netlink does not: read per device under HOST_SYS
+ * (decimal, or hexadecimal with 0x: dev_id, flags). An attribute the
+ * kernel refuses (a down link's duplex) is absent. */
 static bool sysfs_attr(nl_metrics *m, const char *dev, const char *attr,
-                       int base, double *out) {
-  char text[64];
-  if (nl_linux_read_small(
-          nl_linux_path(m, NL_HOST_SYS, "/class/net/%s/%s", dev, attr), text,
-          sizeof text) <= 0)
-    return false;
-  char *end;
-  long long v = strtoll(text, &end, base);
-  if (end == text)
+                       double *out) {
+  long long v;
+  if (nl_linux_read_int64(
+          nl_linux_path(m, NL_HOST_SYS, "/class/net/%s/%s", dev, attr), &v) !=
+      0)
     return false;
   *out = (double)v;
   return true;
@@ -90,7 +83,7 @@ static bool link_value(nl_metrics *m, const nl_netif *nif, int which,
   const bool running = (nif->link.flags & IFF_UP) != 0;
   switch (which) {
   case 0:
-    return sysfs_attr(m, nif->name, "addr_assign_type", 10, v);
+    return sysfs_attr(m, nif->name, "addr_assign_type", v);
   case 1: /* sysfs refuses carrier and dormant while the link is down */
     *v = nif->link.carrier;
     return running && nif->link.carrier >= 0;
@@ -104,12 +97,12 @@ static bool link_value(nl_metrics *m, const nl_netif *nif, int which,
     *v = (double)nif->link.carrier_up;
     return nif->link.carrier_up >= 0;
   case 5:
-    return sysfs_attr(m, nif->name, "dev_id", 16, v);
+    return sysfs_attr(m, nif->name, "dev_id", v);
   case 6:
     *v = (nif->link.flags & IFF_DORMANT) ? 1 : 0;
     return running;
   case 7: /* dev->flags, which netlink reports changed */
-    return sysfs_attr(m, nif->name, "flags", 16, v);
+    return sysfs_attr(m, nif->name, "flags", v);
   case 8:
     *v = nif->ifindex;
     return true;
@@ -123,7 +116,7 @@ static bool link_value(nl_metrics *m, const nl_netif *nif, int which,
     *v = nif->mtu;
     return true;
   case 12:
-    return sysfs_attr(m, nif->name, "name_assign_type", 10, v);
+    return sysfs_attr(m, nif->name, "name_assign_type", v);
   case 13:
     *v = nif->link.group;
     return true;
@@ -284,15 +277,15 @@ static void take_snmp6(void *ud, const char *name, double value, bool kb) {
 
 bool nl_export_netstat(nl_metrics *m, nl_buf *out) {
   bool any = false;
-  if (read_proc(m, "/net/netstat")) {
+  if (nl_linux_read_proc(m, "/net/netstat")) {
     nl_procfs_header_pairs(m->os->buf, take_netstat, out);
     any = true;
   }
-  if (read_proc(m, "/net/snmp")) {
+  if (nl_linux_read_proc(m, "/net/snmp")) {
     nl_procfs_header_pairs(m->os->buf, take_netstat, out);
     any = true;
   }
-  if (read_proc(m, "/net/snmp6"))
+  if (nl_linux_read_proc(m, "/net/snmp6"))
     nl_procfs_keyvalues(m->os->buf, take_snmp6, out);
   return any;
 }
@@ -319,23 +312,18 @@ static void take_sockstat(void *ud, const char *group, const char *field,
 
 bool nl_export_sockstat(nl_metrics *m, nl_buf *out) {
   void *ud[2] = {m, out};
-  if (!read_proc(m, "/net/sockstat"))
+  if (!nl_linux_read_proc(m, "/net/sockstat"))
     return false;
   nl_procfs_sockstat(m->os->buf, take_sockstat, ud);
-  if (read_proc(m, "/net/sockstat6"))
+  if (nl_linux_read_proc(m, "/net/sockstat6"))
     nl_procfs_sockstat(m->os->buf, take_sockstat, ud);
   return true;
 }
 
 /* ---- softnet ---- */
 
-typedef struct {
-  nl_metrics *m;
-  size_t count;
-} row_fill;
-
 static int take_softnet(void *ud, int cpu, const unsigned long long *v) {
-  row_fill *f = ud;
+  nl_row_fill *f = ud;
   nl_row *row = nl_linux_add_cpu_row(f->m->os, &f->count, cpu);
   if (row == NULL)
     return -ENOMEM;
@@ -354,8 +342,8 @@ bool nl_export_softnet(nl_metrics *m, nl_buf *out) {
       "Number of times processing packets ran out of quota",
       "Number of times cpu woken up received_rps",
       "Number of times flow limit has been reached"};
-  row_fill f = {m, 0};
-  if (!read_proc(m, "/net/softnet_stat") ||
+  nl_row_fill f = {m, 0};
+  if (!nl_linux_read_proc(m, "/net/softnet_stat") ||
       nl_procfs_softnet(m->os->buf, take_softnet, &f) != 0 || f.count == 0)
     return false;
   for (int k = 0; k < NL_SOFTNET_FIELDS; k++) {
@@ -371,7 +359,7 @@ bool nl_export_softnet(nl_metrics *m, nl_buf *out) {
 /* ---- arp ---- */
 
 static int take_arp(void *ud, const char *device) {
-  row_fill *f = ud;
+  nl_row_fill *f = ud;
   nl_metrics_os *os = f->m->os;
   for (size_t i = 0; i < f->count; i++) {
     if (strcmp(os->rows[i].name, device) == 0) {
@@ -387,8 +375,9 @@ static int take_arp(void *ud, const char *device) {
 }
 
 bool nl_export_arp(nl_metrics *m, nl_buf *out) {
-  row_fill f = {m, 0};
-  if (!read_proc(m, "/net/arp") || nl_procfs_arp(m->os->buf, take_arp, &f) != 0)
+  nl_row_fill f = {m, 0};
+  if (!nl_linux_read_proc(m, "/net/arp") ||
+      nl_procfs_arp(m->os->buf, take_arp, &f) != 0)
     return false;
   if (f.count == 0)
     return true;
@@ -404,10 +393,10 @@ bool nl_export_arp(nl_metrics *m, nl_buf *out) {
 
 bool nl_export_udp_queues(nl_metrics *m, nl_buf *out) {
   double tx4, rx4, tx6, rx6;
-  if (!read_proc(m, "/net/udp") ||
+  if (!nl_linux_read_proc(m, "/net/udp") ||
       nl_procfs_udp_queues(m->os->buf, &tx4, &rx4) != 0)
     return false;
-  bool v6 = read_proc(m, "/net/udp6") &&
+  bool v6 = nl_linux_read_proc(m, "/net/udp6") &&
             nl_procfs_udp_queues(m->os->buf, &tx6, &rx6) == 0;
   nl_prom_family(out, "node_udp_queues", "gauge",
                  "Number of allocated memory in the kernel for UDP datagrams "

@@ -87,8 +87,8 @@ static void clean_name(char *dst, size_t cap, const char *src, size_t len) {
 /* The chip label: "<bus>_<device>" from the device link, as node_exporter
  * derives it ("platform_coretemp_0", "pci0000:00_0000:00:18_3"), else the
  * chip's name file. */
-static bool chip_label(nl_metrics *m, const char *hwmon, char *chip,
-                       size_t cap) {
+static bool chip_label(nl_metrics *m, const char *hwmon, const char *name_file,
+                       char *chip, size_t cap) {
   char target[NL_PATH_MAX];
   const char *dir =
       nl_linux_path(m, NL_HOST_SYS, "/class/hwmon/%s/device", hwmon);
@@ -117,11 +117,8 @@ static bool chip_label(nl_metrics *m, const char *hwmon, char *chip,
       }
     }
   }
-  char raw[64];
-  if (nl_linux_read_small(
-          nl_linux_path(m, NL_HOST_SYS, "/class/hwmon/%s/name", hwmon), raw,
-          sizeof raw) > 0) {
-    clean_name(chip, cap, raw, strlen(raw));
+  if (name_file[0]) {
+    clean_name(chip, cap, name_file, strlen(name_file));
     if (chip[0])
       return true;
   }
@@ -227,13 +224,17 @@ static int compare_readings(const void *a, const void *b) {
  * not look under device/, which only old drivers use). */
 static void read_chip(nl_metrics *m, const char *hwmon) {
   nl_metrics_os *os = m->os;
-  char chip[64];
-  if (!chip_label(m, hwmon, chip, sizeof chip))
-    return;
-  char raw[64];
+  /* The chip's name file, read once: a label of its own, and the chip's
+   * name when it has no device link. */
+  char raw[64] = "";
   if (nl_linux_read_small(
           nl_linux_path(m, NL_HOST_SYS, "/class/hwmon/%s/name", hwmon), raw,
-          sizeof raw) > 0) {
+          sizeof raw) <= 0)
+    raw[0] = '\0';
+  char chip[64];
+  if (!chip_label(m, hwmon, raw, chip, sizeof chip))
+    return;
+  if (raw[0]) {
     nl_hwmon_reading *r = add_reading(os);
     if (r != NULL) {
       snprintf(r->family, sizeof r->family, "node_hwmon_chip_names");

@@ -200,6 +200,10 @@ int nl_linux_read_double(const char *path, double *out) {
 
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
+bool nl_linux_read_proc(nl_metrics *m, const char *rel) {
+  return nl_linux_slurp(m->os, nl_linux_path(m, NL_HOST_PROC, "%s", rel)) > 0;
+}
+
 nl_row *nl_linux_add_row(nl_metrics_os *os, size_t *count, const char *name) {
   if (nl_metrics_reserve((void **)&os->rows, &os->row_cap, *count + 1,
                          sizeof *os->rows) != 0)

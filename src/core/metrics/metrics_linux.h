@@ -106,6 +106,16 @@ int nl_linux_list_dir(nl_metrics_os *os, const char *path, size_t limit,
 void nl_linux_sort(void *base, size_t n, size_t size,
                    int (*cmp)(const void *, const void *));
 
+/* Reads HOST_PROC/rel into os->buf; false when it cannot be read. */
+bool nl_linux_read_proc(nl_metrics *m, const char *rel);
+
+/* What a parser's callback needs to fill os->rows: the collector, and the
+ * rows filled so far. */
+typedef struct {
+  nl_metrics *m;
+  size_t count;
+} nl_row_fill;
+
 /* The next row of os->rows (growing it once to the machine), zeroed and
  * named; *count is the number of rows in use. NULL when out of memory.
  * A cpu index is named with nl_linux_add_cpu_row. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *next_line(const char *line) {
+const char *nl_procfs_next_line(const char *line) {
   const char *eol = strchr(line, '\n');
   return eol ? eol + 1 : NULL;
 }
@@ -13,7 +13,8 @@ static const char *next_line(const char *line) {
 int nl_procfs_stat_cpu(const char *buf, nl_procfs_cpu_cb cb, void *ud) {
   int cores = 0;
   bool total = false;
-  for (const char *line = buf; line && *line; line = next_line(line)) {
+  for (const char *line = buf; line && *line;
+       line = nl_procfs_next_line(line)) {
     if (strncmp(line, "cpu", 3) != 0)
       break; /* the cpu lines come first */
     const char *p = line + 3;
@@ -85,7 +86,8 @@ int nl_procfs_meminfo(const char *buf, nl_memory_sample *mem) {
   uint64_t *all = (uint64_t *)mem;
   for (size_t i = 0; i < sizeof *mem / sizeof(uint64_t); i++)
     all[i] = NL_ABSENT;
-  for (const char *line = buf; line && *line; line = next_line(line)) {
+  for (const char *line = buf; line && *line;
+       line = nl_procfs_next_line(line)) {
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
       size_t klen = strlen(fields[i].key);
       if (strncmp(line, fields[i].key, klen) == 0) {
@@ -126,7 +128,8 @@ int nl_procfs_loadavg(const char *buf, nl_load_sample *load) {
 
 void nl_procfs_cpuinfo_mhz(const char *buf, nl_procfs_mhz_cb cb, void *ud) {
   int processor = -1;
-  for (const char *line = buf; line && *line; line = next_line(line)) {
+  for (const char *line = buf; line && *line;
+       line = nl_procfs_next_line(line)) {
     const char *colon = strchr(line, ':');
     const char *eol = strchr(line, '\n');
     if (colon == NULL || (eol != NULL && colon > eol))
@@ -178,7 +181,8 @@ int nl_procfs_mounts(char *buf, nl_procfs_mount_cb cb, void *ud) {
 }
 
 int nl_procfs_diskstats(const char *buf, nl_procfs_disk_cb cb, void *ud) {
-  for (const char *line = buf; line && *line; line = next_line(line)) {
+  for (const char *line = buf; line && *line;
+       line = nl_procfs_next_line(line)) {
     nl_diskstat d;
     int used = 0;
     if (sscanf(line, "%u %u %31s%n", &d.major, &d.minor, d.name, &used) < 3)

@@ -7,6 +7,9 @@
 
 #include "metrics.h"
 
+/* The line after line in a NUL-terminated text, or NULL at the end. */
+const char *nl_procfs_next_line(const char *line);
+
 /* The cpu lines of /proc/stat: cb(ud, -1, ticks) for the total line, then
  * cb(ud, N, ticks) for each cpuN line. ticks has NL_PROCFS_CPU_TICKS
  * entries: the NL_CPU_MODE_COUNT modes, then guest and guest_nice (0 where

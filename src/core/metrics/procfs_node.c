@@ -13,11 +13,6 @@
 #define NAME_MAX_LEN 64
 #define LINE_MAX_LEN 8192
 
-static const char *next_line(const char *line) {
-  const char *eol = strchr(line, '\n');
-  return eol ? eol + 1 : NULL;
-}
-
 static size_t line_length(const char *line) {
   const char *eol = strchr(line, '\n');
   return eol ? (size_t)(eol - line) : strlen(line);
@@ -56,6 +51,17 @@ static bool number_end(char c) {
   return c == '\0' || c == ' ' || c == '\t' || c == '\n';
 }
 
+/* The n-th (1-based) space-separated token of line into out; false when
+ * the line has fewer (out is then not to be read). */
+static bool nth_token(const char *line, int n, char *out, size_t cap) {
+  const char *p = line;
+  for (int i = 0; i < n; i++) {
+    if (!next_token(&p, out, cap))
+      return false;
+  }
+  return true;
+}
+
 static bool parse_number(const char *s, double *out) {
   char *end;
   if (!((*s >= '0' && *s <= '9') || *s == '-'))
@@ -79,7 +85,7 @@ static bool parse_number(const char *s, double *out) {
 
 void nl_procfs_keyvalues(const char *buf, nl_procfs_kv_cb cb, void *ud) {
   char line[LINE_MAX_LEN];
-  for (const char *at = buf; at && *at; at = next_line(at)) {
+  for (const char *at = buf; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     const char *p = line;
     char name[NAME_MAX_LEN + 1], value[64], unit[8];
@@ -125,12 +131,12 @@ static void emit_pairs(const char **names, const char **numbers,
 void nl_procfs_header_pairs(const char *buf, nl_procfs_pair_cb cb, void *ud) {
   char header[LINE_MAX_LEN], values[LINE_MAX_LEN];
   for (const char *at = buf; at && *at;) {
-    const char *second = next_line(at);
+    const char *second = nl_procfs_next_line(at);
     if (second == NULL || *second == '\0')
       return;
     copy_line(header, sizeof header, at);
     copy_line(values, sizeof values, second);
-    at = next_line(second);
+    at = nl_procfs_next_line(second);
     char group[NAME_MAX_LEN], other[NAME_MAX_LEN];
     const char *h = split_group(header, group);
     const char *v = split_group(values, other);
@@ -143,7 +149,7 @@ void nl_procfs_header_pairs(const char *buf, nl_procfs_pair_cb cb, void *ud) {
 
 void nl_procfs_sockstat(const char *buf, nl_procfs_pair_cb cb, void *ud) {
   char line[LINE_MAX_LEN];
-  for (const char *at = buf; at && *at; at = next_line(at)) {
+  for (const char *at = buf; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     char group[NAME_MAX_LEN];
     const char *p = split_group(line, group);
@@ -154,7 +160,7 @@ void nl_procfs_sockstat(const char *buf, nl_procfs_pair_cb cb, void *ud) {
 
 int nl_procfs_netdev(const char *buf, nl_procfs_netdev_cb cb, void *ud) {
   char line[LINE_MAX_LEN];
-  for (const char *at = buf; at && *at; at = next_line(at)) {
+  for (const char *at = buf; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     char *colon = strchr(line, ':');
     if (colon == NULL)
@@ -194,7 +200,7 @@ static double total_of(const char *line) {
 int nl_procfs_pressure(const char *buf, double *some_us, double *full_us) {
   char line[256];
   *some_us = *full_us = -1;
-  for (const char *at = buf; at && *at; at = next_line(at)) {
+  for (const char *at = buf; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     if (strncmp(line, "some ", 5) == 0)
       *some_us = total_of(line);
@@ -207,7 +213,7 @@ int nl_procfs_pressure(const char *buf, double *some_us, double *full_us) {
 int nl_procfs_softnet(const char *buf, nl_procfs_softnet_cb cb, void *ud) {
   char line[LINE_MAX_LEN];
   int cpu = 0;
-  for (const char *at = buf; at && *at; at = next_line(at)) {
+  for (const char *at = buf; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     unsigned long long col[11] = {0};
     const char *p = line;
@@ -235,18 +241,14 @@ int nl_procfs_softnet(const char *buf, nl_procfs_softnet_cb cb, void *ud) {
 
 int nl_procfs_arp(const char *buf, nl_procfs_name_cb cb, void *ud) {
   char line[LINE_MAX_LEN];
-  const char *at = next_line(buf); /* the header */
-  for (; at && *at; at = next_line(at)) {
+  const char *at = nl_procfs_next_line(buf); /* the header */
+  for (; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     /* IP address, HW type, Flags, HW address, Mask, Device */
-    const char *p = line;
-    char field[64];
-    int n = 0;
-    while (n < 6 && next_token(&p, field, sizeof field))
-      n++;
-    if (n < 6)
+    char device[64];
+    if (!nth_token(line, 6, device, sizeof device))
       continue;
-    int rc = cb(ud, field);
+    int rc = cb(ud, device);
     if (rc < 0)
       return rc;
   }
@@ -258,17 +260,13 @@ int nl_procfs_udp_queues(const char *buf, double *tx, double *rx) {
   *tx = *rx = 0;
   if (strstr(buf, "tx_queue") == NULL)
     return -1;
-  const char *at = next_line(buf);
-  for (; at && *at; at = next_line(at)) {
+  const char *at = nl_procfs_next_line(buf);
+  for (; at && *at; at = nl_procfs_next_line(at)) {
     copy_line(line, sizeof line, at);
     /* sl local_address rem_address st tx_queue:rx_queue ... */
-    const char *p = line;
     char field[96];
-    int n = 0;
-    while (n < 5 && next_token(&p, field, sizeof field))
-      n++;
-    if (n < 5)
-      continue; /* field holds nothing, or not the fifth token */
+    if (!nth_token(line, 5, field, sizeof field))
+      continue;
     char *colon = strchr(field, ':');
     if (colon == NULL)
       continue;
@@ -280,7 +278,7 @@ int nl_procfs_udp_queues(const char *buf, double *tx, double *rx) {
 
 int nl_procfs_schedstat(const char *buf, nl_procfs_schedstat_cb cb, void *ud) {
   char line[LINE_MAX_LEN];
-  for (const char *at = buf; at && *at; at = next_line(at)) {
+  for (const char *at = buf; at && *at; at = nl_procfs_next_line(at)) {
     if (strncmp(at, "cpu", 3) != 0 || at[3] < '0' || at[3] > '9')
       continue;
     copy_line(line, sizeof line, at);
