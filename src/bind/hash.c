@@ -66,7 +66,8 @@ static int l_file(lua_State *L) {
   uint64_t chunks = nl_tree_chunks((uint64_t)st.st_size, (uint32_t)chunk);
   int rc;
   if (opt_flag(L, "sha256")) {
-    rc = nl_sha256_fd(fd, root);
+    rc = nl_sha256_file_range(fd, 0, (uint64_t)st.st_size, root) == 0 ? 0
+                                                                      : -errno;
   } else {
     uint8_t *digests = malloc(chunks ? chunks * NL_SHA256_SIZE : 1);
     rc = digests == NULL

@@ -90,7 +90,7 @@ static void test_sizes(void) {
 
   /* Plain SHA-256 of the whole file, as sha256sum has it. */
   uint8_t whole[32], expect_whole[32];
-  CHECK(nl_sha256_fd(fd, whole) == 0);
+  CHECK(nl_sha256_file_range(fd, 0, sizes[5], whole) == 0);
   CHECK(nl_sha256_buffer(data, sizes[5], expect_whole) == 0);
   CHECK(memcmp(whole, expect_whole, 32) == 0);
   close(fd);

@@ -7,7 +7,6 @@
 #include "hashpool.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -178,39 +177,4 @@ int nl_tree_hash_fd(int fd, uint64_t size, uint32_t chunk_size,
     return job.error;
   return nl_tree_root(size, chunk_size, digests, job.chunks, root) == 0 ? 0
                                                                         : -EIO;
-}
-
-int nl_sha256_fd(int fd, uint8_t out[NL_SHA256_SIZE]) {
-  enum { BUF = 1024 * 1024 };
-#ifdef POSIX_FADV_SEQUENTIAL /* macOS has no posix_fadvise */
-  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-#endif
-  uint8_t *buf = malloc(BUF);
-  nl_sha256 *h = nl_sha256_new();
-  int rc = 0;
-  if (buf == NULL || h == NULL) {
-    rc = -ENOMEM;
-    goto done;
-  }
-  for (off_t at = 0;;) {
-    ssize_t n = pread(fd, buf, BUF, at);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = -errno;
-      goto done;
-    }
-    if (n == 0)
-      break;
-    if (nl_sha256_update(h, buf, (size_t)n) != 0) {
-      rc = -EIO;
-      goto done;
-    }
-    at += n;
-  }
-  rc = nl_sha256_final(h, out) == 0 ? 0 : -EIO;
-done:
-  nl_sha256_free(h);
-  free(buf);
-  return rc;
 }

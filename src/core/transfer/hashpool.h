@@ -47,8 +47,4 @@ int nl_tree_hash_fd(int fd, uint64_t size, uint32_t chunk_size,
                     uint8_t root[NL_SHA256_SIZE], nl_tree_chunk_cb chunk_done,
                     void *ud);
 
-/* The plain SHA-256 of the whole of fd, read in order with readahead
- * advised: sha256sum's digest. Returns 0 or -errno. */
-int nl_sha256_fd(int fd, uint8_t out[NL_SHA256_SIZE]);
-
 #endif
