@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -341,6 +342,11 @@ static void test_textfile(void) {
   put("ignored.txt", "not a prom file\n");
   put("target.prom.real", "stolen_secret 1\n");
   link_to("link.prom", "target.prom.real");
+  /* A file any local user could have written. */
+  put("open.prom", "planted_by_anyone 1\n");
+  char open_path[128];
+  snprintf(open_path, sizeof open_path, "%s/open.prom", fixture);
+  CHECK(chmod(open_path, 0666) == 0);
   nl_metrics *m = nl_metrics_open();
   CHECK(nl_metrics_set_textfile_dir(m, "relative") == -EINVAL);
   CHECK(nl_metrics_set_textfile_dir(m, fixture) == 0);
@@ -352,13 +358,14 @@ static void test_textfile(void) {
   CHECK(strstr(t, "job=\"x\"") == NULL);
   CHECK(strstr(t, "not a prom file") == NULL);
   CHECK(strstr(t, "stolen_secret") == NULL); /* a symlink is not followed */
+  CHECK(strstr(t, "planted_by_anyone") == NULL);
   CHECK_CONTAINS(t, "\nnode_textfile_scrape_error 1\n");
   /* A directory anyone may write into is not read at all. */
   char cmd[320];
   snprintf(cmd, sizeof cmd,
-           "rm -f '%s/bad.prom' '%s/link.prom' && chmod "
+           "rm -f '%s/bad.prom' '%s/link.prom' '%s/open.prom' && chmod "
            "0777 '%s'",
-           fixture, fixture, fixture);
+           fixture, fixture, fixture, fixture);
   CHECK(system(cmd) == 0);
   CHECK(nl_metrics_scrape(m, &out) == 0);
   t = out.data ? out.data : "";
