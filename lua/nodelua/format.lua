@@ -87,8 +87,8 @@ function M.progress(size, chunk_size, on_tty)
   end
 end
 
---- The line a finished send prints: size, time, rate, digest, and what was
--- resumed or sent again.
+--- The line a finished send prints: size, time, rate, the tree digest (and
+-- the plain SHA-256 when asked), and what was resumed or sent again.
 function M.sent_line(path, peer_label, result)
   local notes = {}
   if result.chunks_skipped > 0 then
@@ -97,9 +97,10 @@ function M.sent_line(path, peer_label, result)
   if result.chunks_resent > 0 then
     notes[#notes + 1] = ("%d chunks sent again after a failed check"):format(result.chunks_resent)
   end
-  return ("sent %s to %s: %s in %.2f s (%s/s), sha256 %s%s\n"):format(path, peer_label,
+  return ("sent %s to %s: %s in %.2f s (%s/s), tree %s%s%s\n"):format(path, peer_label,
     M.human_bytes(result.size), result.seconds, M.human_bytes(M.rate(result.bytes_sent, result.seconds)),
-    result.sha256, #notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or "")
+    result.tree, result.sha256 and (", sha256 " .. result.sha256) or "",
+    #notes > 0 and (" (" .. table.concat(notes, "; ") .. ")") or "")
 end
 
 --- "ethernet 10 Gb/s", "wifi", ...: a path's link, at the slower end's

@@ -2,13 +2,17 @@
  *
  *   local result, err, code = transfer.send_file({host = , port = , path = ,
  *     name = nil, key = , node_id = nil, expect_id = nil, streams = 4,
- *     chunk_size = 4 MiB, timeout = 30, encrypt = false, replace = false},
+ *     chunk_size = 4 MiB, timeout = 30, encrypt = false, replace = false,
+ *     sha256 = false, hash_threads = 0},
  *     function(so_far) end)
  *   node_id: this node's id (nil: a random one for this send);
  *   expect_id: the id the receiver must prove (nil: any, for host:port);
- *   replace: replace a file of the same name (else "exists" fails it).
+ *   replace: replace a file of the same name (else "exists" fails it);
+ *   sha256: both sides also compute and compare the plain SHA-256;
+ *   hash_threads: workers hashing chunks (0: the online CPUs).
  *   result: {size, chunks, chunks_skipped, chunks_sent, chunks_resent,
- *            bytes_sent, seconds, sha256, peer_id}
+ *            bytes_sent, seconds, tree, sha256 (with sha256), peer_id,
+ *            hashed_at_first_data}
  *
  * It blocks the calling Lua thread (the transfer itself runs on worker
  * threads) and calls the progress function from it every 0.2 s while
@@ -89,8 +93,14 @@ static void push_result(lua_State *L, const nl_transfer_result *r) {
   lua_setfield(L, -2, "bytes_sent");
   lua_pushnumber(L, r->seconds);
   lua_setfield(L, -2, "seconds");
-  lua_pushstring(L, r->sha256);
-  lua_setfield(L, -2, "sha256");
+  lua_pushstring(L, r->tree);
+  lua_setfield(L, -2, "tree");
+  if (r->sha256[0] != '\0') {
+    lua_pushstring(L, r->sha256);
+    lua_setfield(L, -2, "sha256");
+  }
+  lua_pushinteger(L, r->hashed_at_first_data);
+  lua_setfield(L, -2, "hashed_at_first_data");
   lua_pushstring(L, r->peer_id);
   lua_setfield(L, -2, "peer_id");
 }
@@ -140,6 +150,11 @@ static int l_send_file(lua_State *L) {
   lua_pop(L, 1);
   lua_getfield(L, 1, "replace");
   j->cfg.replace = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "sha256");
+  j->cfg.sha256 = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  j->cfg.hash_threads = (unsigned)opt_int(L, "hash_threads", 0, 0, 256);
   lua_pop(L, 1);
   pthread_mutex_init(&j->lock, NULL);
   pthread_cond_init(&j->cond, NULL);

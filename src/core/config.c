@@ -292,7 +292,7 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          .note = "0: the online CPUs",
          .default_value = "0",
          .summary = "Workers that hash a file's chunks in parallel for its "
-                    "tree digest (nodelua hash)."},
+                    "tree digest (nodelua hash, nodelua send)."},
     [NL_CFG_AUTO_UPDATE] =
         {.name = "AUTO_UPDATE",
          .kind = NL_KIND_BOOLEAN,

@@ -1,3 +1,6 @@
+#ifdef __linux__
+#define _GNU_SOURCE /* pipe2 */
+#endif
 #include "portable.h"
 
 #include <fcntl.h>
@@ -46,6 +49,20 @@ int nl_socket(int domain, int type, int protocol) {
   if (fd >= 0)
     nl_socket_nosigpipe(fd);
   return fd;
+}
+
+int nl_pipe_nonblocking(int fds[2]) {
+#ifdef __linux__
+  return pipe2(fds, O_CLOEXEC | O_NONBLOCK);
+#else
+  if (pipe(fds) != 0)
+    return -1;
+  for (int i = 0; i < 2; i++) {
+    fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+  }
+  return 0;
+#endif
 }
 
 char **nl_environ(void) {

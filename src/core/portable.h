@@ -28,6 +28,10 @@ int nl_socket(int domain, int type, int protocol);
  * closed fails with EPIPE instead of killing the process. */
 void nl_socket_nosigpipe(int fd);
 
+/* pipe(2) with both ends close-on-exec and non-blocking (pipe2 where the
+ * system has it; macOS sets the flags after). 0, or -1 with errno set. */
+int nl_pipe_nonblocking(int fds[2]);
+
 /* The absolute path of this process's executable (Linux: /proc/self/exe;
  * macOS: _NSGetExecutablePath, resolved). 0, or -1. */
 int nl_self_path(char *out, size_t outlen);

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   const uint8_t *p = size > 0 ? data + 1 : data;
   size_t n = size > 0 ? size - 1 : 0;
-  switch (size > 0 ? data[0] % 5 : 0) {
+  switch (size > 0 ? data[0] % 6 : 0) {
   case 0: {
     nl_frame_hello h;
     if (nl_frame_parse_hello(p, n, &h, err, sizeof err) == 0) {
@@ -60,9 +60,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           strchr(o.name, '/') != NULL)
         abort();
       uint64_t chunks = o.size / o.chunk_size + (o.size % o.chunk_size != 0);
-      if (chunks != o.chunk_count ||
-          o.chunk_digests + (size_t)o.chunk_count * 32 > p + n ||
+      if (chunks != o.chunk_count || chunks > NL_FRAME_CHUNKS_MAX ||
           o.mac + 32 != p + n)
+        abort();
+    }
+    break;
+  }
+  case 5: {
+    /* The chunk count comes from the offer the sender made: any of them. */
+    uint32_t chunks = n > 0 ? (uint32_t)p[0] * 7 : 0;
+    nl_frame_accept a;
+    if (nl_frame_parse_accept(p, n, chunks, &a, err, sizeof err) == 0) {
+      uint32_t held = 0;
+      for (uint32_t i = 0; i < (chunks + 7) / 8 * 8; i++)
+        if (nl_frame_bit(a.held, i) && (i >= chunks || ++held == 0))
+          abort();
+      if (held != a.held_count || a.digests + (size_t)held * 32 != a.mac ||
+          a.mac + 32 != p + n)
         abort();
     }
     break;

@@ -7,21 +7,19 @@ Usage: hash.py path/to/nodelua
 """
 import hashlib
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 import checks
+import treehash
 from checks import check
 
 NODELUA = sys.argv[1]
 CHUNK = 4 * 1024 * 1024
 
 
-def tree(data):
-    digests = b"".join(hashlib.sha256(data[i:i + CHUNK]).digest() for i in range(0, len(data), CHUNK))
-    return hashlib.sha256(b"nodelua-tree-v1\0" + struct.pack(">QI", len(data), CHUNK) + digests).hexdigest()
+tree = treehash.tree_of_bytes
 
 
 def run(*args, env=None):

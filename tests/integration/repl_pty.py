@@ -17,6 +17,7 @@ import pexpect
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import check, finish, free_port, wait_for  # noqa: E402
+import treehash  # noqa: E402
 
 NODELUA = os.path.abspath(sys.argv[1])
 work = tempfile.mkdtemp(prefix="nodelua-repl-")
@@ -62,12 +63,12 @@ def main():
         c.send("send bra\t")  # completes the peer's name
         c.expect("vo ")
         c.send(data + "\r")
-        c.expect(r"sha256 ([0-9a-f]{64})")
+        c.expect(r"tree ([0-9a-f]{64})")
         shown = c.match.group(1)
         progress = c.before
         check("send: a progress bar with percent, rate and ETA",
               re.search(r"\[#+ *\] +\d+%\s+[\d.]+ \w+/s\s+ETA \d+s", progress) is not None, repr(progress[-300:]))
-        check("send: the last line's SHA-256 is the file's", shown == digest, shown)
+        check("send: the last line's tree digest is the file's", shown == treehash.tree_of_file(data), shown)
         arrived = os.path.join(work, "bravo-files", "payload.bin")
         check("send: the file arrived whole",
               os.path.exists(arrived) and hashlib.sha256(open(arrived, "rb").read()).hexdigest() == digest)

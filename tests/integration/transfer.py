@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from checks import check, finish, free_port, skip, wait_for  # noqa: E402
+import treehash  # noqa: E402
 
 NODELUA = os.path.abspath(sys.argv[1])
 CHUNK = 4 * 1024 * 1024
@@ -178,10 +179,18 @@ def main():
             r = send(path)
             check(f"{size} B: exit 0", r.returncode == 0, r.stderr)
             got = os.path.join(recv_dir, f"f{size}")
-            digest = sha256(path)
+            digest, tree = sha256(path), treehash.tree_of_file(path)
             check(f"{size} B: arrived whole", os.path.exists(got) and sha256(got) == digest)
-            check(f"{size} B: the sender prints the hash", f"sha256 {digest}" in r.stdout, r.stdout)
-            check(f"{size} B: so does the receiver", wait_for(lambda: f"sha256 {digest}" in agent.text(), 5))
+            check(f"{size} B: the sender prints the tree digest", f"tree {tree}" in r.stdout, r.stdout)
+            check(f"{size} B: so does the receiver", wait_for(lambda: f"tree {tree}" in agent.text(), 5))
+            check(f"{size} B: no plain SHA-256 unless asked", "sha256" not in r.stdout, r.stdout)
+        # --sha256: both sides hash the whole file too, and print it.
+        path = make("with-sha256", CHUNK + 5)
+        r = send(path, "--sha256")
+        digest, tree = sha256(path), treehash.tree_of_file(path)
+        check("--sha256: exit 0", r.returncode == 0, r.stderr)
+        check("--sha256: the sender prints both digests", f"tree {tree}, sha256 {digest}" in r.stdout, r.stdout)
+        check("--sha256: so does the receiver", wait_for(lambda: f"tree {tree}, sha256 {digest}" in agent.text(), 5))
         big = make("sparse-1GiB", 1 << 30, sparse=True)
         started = time.time()
         r = send(big)
@@ -189,8 +198,8 @@ def main():
         check("1 GiB sparse: arrived whole", sha256(os.path.join(recv_dir, "sparse-1GiB")) == sha256(big))
         print(f"  1 GiB sparse over loopback: {time.time() - started:.2f} s in all")
         last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-        check("the last line gives size, time, throughput and SHA-256",
-              re.match(r"^sent .* 1\.0 GiB in [\d.]+ s \([\d.]+ \w+/s\), sha256 [0-9a-f]{64}", last) is not None, last)
+        check("the last line gives size, time, throughput and the tree digest",
+              re.match(r"^sent .* 1\.0 GiB in [\d.]+ s \([\d.]+ \w+/s\), tree [0-9a-f]{64}$", last) is not None, last)
         check("received files are 0600 in a 0700 directory",
               os.stat(recv_dir).st_mode & 0o777 == 0o700 and
               os.stat(os.path.join(recv_dir, "f1")).st_mode & 0o777 == 0o600)

@@ -20,21 +20,28 @@ static void headers(void) {
   CHECK(nl_frame_parse_header(buf, &type, &len) == 0);
   CHECK(type == NL_FRAME_OK && len == 0);
 
-  static const uint8_t bad_magic[] = {'N', 'X', 2, 4, 0, 0, 0, 0};
-  static const uint8_t bad_version[] = {'N', 'L', 1, 4, 0, 0, 0, 0};
-  static const uint8_t next_version[] = {'N', 'L', 3, 4, 0, 0, 0, 0};
-  static const uint8_t bad_type[] = {'N', 'L', 2, 0x09, 0, 0, 0, 0};
-  static const uint8_t too_long[] = {'N', 'L', 2, 0x03, 0, 0, 0, 33};
-  static const uint8_t huge[] = {'N', 'L', 2, 0x13, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t bad_magic[] = {'N', 'X', 3, 4, 0, 0, 0, 0};
+  static const uint8_t old_version[] = {'N', 'L', 2, 4, 0, 0, 0, 0};
+  static const uint8_t next_version[] = {'N', 'L', 4, 4, 0, 0, 0, 0};
+  static const uint8_t bad_type[] = {'N', 'L', 3, 0x09, 0, 0, 0, 0};
+  static const uint8_t past_types[] = {'N', 'L', 3, 0x18, 0, 0, 0, 0};
+  static const uint8_t too_long[] = {'N', 'L', 3, 0x03, 0, 0, 0, 33};
+  static const uint8_t huge[] = {'N', 'L', 3, 0x13, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t digest_long[] = {'N', 'L', 3, 0x16, 0, 0, 0, 69};
   CHECK(nl_frame_parse_header(bad_magic, &type, &len) == -1);
-  CHECK(nl_frame_parse_header(bad_version, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(old_version, &type, &len) == -1);
   CHECK(nl_frame_parse_header(next_version, &type, &len) == -1);
   CHECK(nl_frame_parse_header(bad_type, &type, &len) == -1);
+  CHECK(nl_frame_parse_header(past_types, &type, &len) == -1);
   CHECK(nl_frame_parse_header(too_long, &type, &len) == -1);
   CHECK(nl_frame_parse_header(huge, &type, &len) == -1);
-  static const uint8_t data_max[] = {'N', 'L', 2, 0x13, 0, 0x10, 0, 8};
+  CHECK(nl_frame_parse_header(digest_long, &type, &len) == -1);
+  static const uint8_t data_max[] = {'N', 'L', 3, 0x13, 0, 0x10, 0, 8};
   CHECK(nl_frame_parse_header(data_max, &type, &len) == 0 &&
         len == NL_FRAME_DATA_MAX + 8);
+  static const uint8_t end_max[] = {'N', 'L', 3, 0x17, 0, 0, 0, 96};
+  CHECK(nl_frame_parse_header(end_max, &type, &len) == 0 &&
+        type == NL_FRAME_END);
 
   /* A writer refuses what does not fit its buffer or its type. */
   uint8_t small[12];
@@ -109,29 +116,22 @@ static void names(void) {
 }
 
 static long offer_flags(const char *name, uint8_t flags, uint64_t size,
-                        uint32_t chunk_size, uint32_t digests, uint8_t *out,
-                        size_t cap) {
+                        uint32_t chunk_size, uint8_t *out, size_t cap) {
   nl_writer w;
   nl_writer_begin(&w, out, cap, NL_FRAME_OFFER);
   nl_write_string(&w, name, strlen(name));
   nl_write_u8(&w, flags);
   nl_write_u64(&w, size);
   nl_write_u32(&w, chunk_size);
-  uint8_t d[32];
-  memset(d, 0xaa, sizeof d);
-  nl_write_bytes(&w, d, sizeof d);
-  for (uint32_t i = 0; i < digests; i++) {
-    d[0] = (uint8_t)i;
-    nl_write_bytes(&w, d, sizeof d);
-  }
-  memset(d, 0x55, sizeof d);
-  nl_write_bytes(&w, d, sizeof d); /* the MAC */
+  uint8_t mac[32];
+  memset(mac, 0x55, sizeof mac);
+  nl_write_bytes(&w, mac, sizeof mac);
   return nl_writer_finish(&w);
 }
 
 static long offer(const char *name, uint64_t size, uint32_t chunk_size,
-                  uint32_t digests, uint8_t *out, size_t cap) {
-  return offer_flags(name, 0, size, chunk_size, digests, out, cap);
+                  uint8_t *out, size_t cap) {
+  return offer_flags(name, 0, size, chunk_size, out, cap);
 }
 
 static void offers(void) {
@@ -140,51 +140,101 @@ static void offers(void) {
   nl_frame_offer o;
   const uint32_t chunk = 4 * 1024 * 1024;
   /* 0 bytes: no chunk; chunk-1, chunk: one; chunk+1: two. */
-  long n = offer("empty", 0, chunk, 0, f, cap);
+  long n = offer("empty", 0, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
   CHECK(o.chunk_count == 0 && o.size == 0);
-  n = offer("x", chunk - 1, chunk, 1, f, cap);
+  n = offer("x", chunk - 1, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
   CHECK(o.chunk_count == 1);
-  n = offer("x", chunk, chunk, 1, f, cap);
+  n = offer("x", chunk, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
-  n = offer("x", (uint64_t)chunk + 1, chunk, 2, f, cap);
+  CHECK(o.chunk_count == 1);
+  n = offer("x", (uint64_t)chunk + 1, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
-  CHECK(o.chunk_count == 2 && o.chunk_digests[32] == 1 && o.mac[0] == 0x55);
+  CHECK(o.chunk_count == 2 && o.mac[0] == 0x55);
   CHECK_STR(o.name, "x");
-  /* One digest short or too many: refused. */
-  n = offer("x", (uint64_t)chunk + 1, chunk, 1, f, cap);
+  /* A byte more or less: refused whole. */
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 9, &o, err, sizeof err) == -1);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 7, &o, err, sizeof err) == -1);
+  /* More chunks than an ACCEPT could list: refused. */
+  n = offer("x", (uint64_t)NL_FRAME_CHUNKS_MAX * NL_FRAME_CHUNK_MIN,
+            NL_FRAME_CHUNK_MIN, f, cap);
+  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
+  n = offer("x", (uint64_t)NL_FRAME_CHUNKS_MAX * NL_FRAME_CHUNK_MIN + 1,
+            NL_FRAME_CHUNK_MIN, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
-  CHECK_CONTAINS(err, "one digest per chunk");
-  n = offer("x", chunk, chunk, 2, f, cap);
-  CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
-  /* A huge size whose digest count cannot be there. */
-  n = offer("x", UINT64_MAX, NL_FRAME_CHUNK_MIN, 3, f, cap);
+  CHECK_CONTAINS(err, "too many chunks");
+  n = offer("x", UINT64_MAX, NL_FRAME_CHUNK_MIN, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
   /* Chunk sizes: powers of two from 64 KiB to 64 MiB. */
-  n = offer("x", 10, 3 * 65536, 1, f, cap);
+  n = offer("x", 10, 3 * 65536, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
-  n = offer("x", 10, 32768, 1, f, cap);
+  n = offer("x", 10, 32768, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
   /* A traversal name is refused with the reason the sender will see. */
-  n = offer("../../etc/cron.d/x", 10, chunk, 1, f, cap);
+  n = offer("../../etc/cron.d/x", 10, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
-  /* The flags: replace asked or not; a flag this version does not know
-   * is refused, not ignored. */
-  n = offer_flags("x", NL_OFFER_REPLACE, 10, chunk, 1, f, cap);
+  /* The flags: replace and sha256 asked or not; a flag this version does
+   * not know is refused, not ignored. */
+  n = offer_flags("x", NL_OFFER_REPLACE, 10, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
-  CHECK(o.replace);
-  n = offer("x", 10, chunk, 1, f, cap);
+  CHECK(o.replace && !o.sha256);
+  n = offer_flags("x", NL_OFFER_SHA256, 10, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == 0);
-  CHECK(!o.replace);
-  n = offer_flags("x", 0x80, 10, chunk, 1, f, cap);
+  CHECK(!o.replace && o.sha256);
+  n = offer_flags("x", 0x80, 10, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
   CHECK_CONTAINS(err, "unknown flags");
   /* The staging folder's name is never a file's. */
-  n = offer(".nodelua-partial", 10, chunk, 1, f, cap);
+  n = offer(".nodelua-partial", 10, chunk, f, cap);
   CHECK(nl_frame_parse_offer(f + 8, (size_t)n - 8, &o, err, sizeof err) == -1);
   CHECK_CONTAINS(err, "staging folder");
   free(f);
+}
+
+/* An ACCEPT for chunks chunks, holding those whose bit is set in held (a
+ * one-byte bitmap), with digests digests listed. */
+static long accept_frame(uint8_t held, uint32_t digests, uint8_t *out,
+                         size_t cap) {
+  nl_writer w;
+  nl_writer_begin(&w, out, cap, NL_FRAME_ACCEPT);
+  uint8_t id[16] = {7};
+  nl_write_bytes(&w, id, sizeof id);
+  nl_write_u8(&w, held);
+  uint8_t d[32];
+  for (uint32_t i = 0; i < digests + 1; i++) { /* the digests, the MAC */
+    memset(d, i < digests ? (int)i + 1 : 0x55, sizeof d);
+    nl_write_bytes(&w, d, sizeof d);
+  }
+  return nl_writer_finish(&w);
+}
+
+static void accepts(void) {
+  uint8_t f[512];
+  nl_frame_accept a;
+  /* Nothing held; chunks 0 and 2 of 5 held, with their digests. */
+  long n = accept_frame(0, 0, f, sizeof f);
+  CHECK(nl_frame_parse_accept(f + 8, (size_t)n - 8, 5, &a, err, sizeof err) ==
+        0);
+  CHECK(a.held_count == 0 && a.id[0] == 7 && a.mac[0] == 0x55);
+  n = accept_frame(0xa0, 2, f, sizeof f);
+  CHECK(nl_frame_parse_accept(f + 8, (size_t)n - 8, 5, &a, err, sizeof err) ==
+        0);
+  CHECK(a.held_count == 2 && nl_frame_bit(a.held, 0) &&
+        !nl_frame_bit(a.held, 1) && nl_frame_bit(a.held, 2));
+  CHECK(a.digests[0] == 1 && a.digests[32] == 2 && a.mac[0] == 0x55);
+  /* A digest short or too many: refused. */
+  n = accept_frame(0xa0, 1, f, sizeof f);
+  CHECK(nl_frame_parse_accept(f + 8, (size_t)n - 8, 5, &a, err, sizeof err) ==
+        -1);
+  n = accept_frame(0xa0, 3, f, sizeof f);
+  CHECK(nl_frame_parse_accept(f + 8, (size_t)n - 8, 5, &a, err, sizeof err) ==
+        -1);
+  /* A chunk past the file's end (bit 5 of a 5-chunk file). */
+  n = accept_frame(0x04, 1, f, sizeof f);
+  CHECK(nl_frame_parse_accept(f + 8, (size_t)n - 8, 5, &a, err, sizeof err) ==
+        -1);
+  CHECK_CONTAINS(err, "past the file's end");
 }
 
 static void data_frames(void) {
@@ -331,6 +381,7 @@ int main(void) {
   hellos();
   names();
   offers();
+  accepts();
   data_frames();
   error_frames();
   handshake();

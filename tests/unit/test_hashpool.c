@@ -23,11 +23,18 @@ typedef struct {
   atomic_uint seen[64];
 } counts;
 
-static void on_chunk(void *ud, uint64_t index) {
+static int on_chunk(void *ud, uint64_t index) {
   counts *c = ud;
   atomic_fetch_add(&c->calls, 1);
   if (index < 64)
     atomic_fetch_add(&c->seen[index], 1);
+  return 0;
+}
+
+/* Says stop at the third chunk hashed. */
+static int stop_at_three(void *ud, uint64_t index) {
+  (void)index;
+  return atomic_fetch_add((atomic_int *)ud, 1) + 1 >= 3;
 }
 
 /* The definition, one chunk at a time on this thread. */
@@ -86,6 +93,12 @@ static void test_sizes(void) {
         -EINVAL);
   CHECK(nl_tree_hash_fd(-1, CHUNK, CHUNK, 2, digests, root, NULL, NULL) ==
         -EBADF);
+  /* A caller that says stop (a sender whose receiver failed) gets its
+   * thread back without the rest of the file being hashed. */
+  atomic_int calls = 0;
+  CHECK(nl_tree_hash_fd(fd, 32 * CHUNK, CHUNK, 2, digests, root, stop_at_three,
+                        &calls) == -ECANCELED);
+  CHECK(atomic_load(&calls) >= 3 && atomic_load(&calls) < 32);
   free(digests);
 
   /* Plain SHA-256 of the whole file, as sha256sum has it. */

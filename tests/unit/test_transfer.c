@@ -9,6 +9,7 @@
  * else, a sender with another key. */
 #include "check.h"
 #include "core/hash.h"
+#include "core/transfer/hashpool.h"
 #include "core/transfer/transfer.h"
 #include "net.h"
 
@@ -123,6 +124,20 @@ static int send_file(int port, const char *name, size_t size, int streams,
                           errlen);
 }
 
+/* The tree digest of the file at path, on one thread. */
+static void tree_hex(const char *path, uint32_t chunk_size, char hex[65]) {
+  int fd = open(path, O_RDONLY);
+  struct stat st;
+  CHECK(fd >= 0 && fstat(fd, &st) == 0);
+  uint64_t chunks = nl_tree_chunks((uint64_t)st.st_size, chunk_size);
+  uint8_t *digests = malloc(chunks * 32 + 1), root[32];
+  CHECK(nl_tree_hash_fd(fd, (uint64_t)st.st_size, chunk_size, 1, digests, root,
+                        NULL, NULL) == 0);
+  nl_sha256_hex(root, hex);
+  free(digests);
+  close(fd);
+}
+
 static void round_trips(int port) {
   const size_t sizes[] = {0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 9 * CHUNK + 17};
   for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -141,14 +156,13 @@ static void round_trips(int port) {
     CHECK(r.chunks_sent == r.chunks && r.chunks_resent == 0 &&
           r.chunks_skipped == 0);
     CHECK_STR(r.peer_id, "7ec0");
-    /* The hash both sides agreed on is the file's. */
-    uint8_t d[32];
+    /* The tree digest both sides agreed on is the file's, as nodelua hash
+     * computes it; no plain SHA-256 unless asked for. */
     char hex[65];
-    int fd = open(got, O_RDONLY);
-    nl_sha256_file_range(fd, 0, sizes[i], d);
-    close(fd);
-    nl_sha256_hex(d, hex);
-    CHECK_STR(r.sha256, hex);
+    tree_hex(got, CHUNK, hex);
+    CHECK_STR(r.tree, hex);
+    CHECK_STR(r.sha256, "");
+    CHECK(r.hashed_at_first_data <= r.chunks);
     wait_idle();
   }
 }
@@ -217,6 +231,149 @@ static void resume(int port) {
   wait_idle();
 }
 
+/* The staging names of a file: the key of (name, size, chunk size). */
+static void staging_hex(const char *path, const char *name, char hex[65]) {
+  struct stat st;
+  CHECK(stat(path, &st) == 0);
+  uint8_t key[32], tail[12];
+  for (int i = 0; i < 8; i++)
+    tail[i] = (uint8_t)((uint64_t)st.st_size >> (56 - 8 * i));
+  for (int i = 0; i < 4; i++)
+    tail[8 + i] = (uint8_t)((uint32_t)CHUNK >> (24 - 8 * i));
+  nl_sha256 *h = nl_sha256_new();
+  nl_sha256_update(h, name, strlen(name) + 1);
+  nl_sha256_update(h, tail, sizeof tail);
+  nl_sha256_final(h, key);
+  nl_sha256_free(h);
+  nl_sha256_hex(key, hex);
+  hex[32] = '\0';
+}
+
+/* With sha256 asked for, both sides compute the plain SHA-256 too, and
+ * the sender reports it: sha256sum's digest of the file. */
+static void plain_sha256(int port) {
+  char path[256], got[256], err[256], hex[65];
+  snprintf(path, sizeof path, "%s/plain.bin", send_dir);
+  snprintf(got, sizeof got, "%s/plain.bin", recv_dir);
+  write_file(path, 5 * CHUNK + 3, 41);
+  nl_transfer_config c = sender_cfg(2);
+  c.sha256 = true;
+  nl_transfer_result r;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  uint8_t d[32];
+  int fd = open(path, O_RDONLY);
+  CHECK(nl_sha256_file_range(fd, 0, 5 * CHUNK + 3, d) == 0);
+  close(fd);
+  nl_sha256_hex(d, hex);
+  CHECK_STR(r.sha256, hex);
+  tree_hex(path, CHUNK, hex);
+  CHECK_STR(r.tree, hex);
+  CHECK(same_content(path, got));
+  wait_idle();
+}
+
+/* The journal's path for a file sent from path as name. */
+static void journal_path(const char *path, const char *name, char *out,
+                         size_t n) {
+  char hex[65];
+  staging_hex(path, name, hex);
+  snprintf(out, n, "%s/.nodelua-partial/%s.journal", recv_dir, hex);
+}
+
+/* Resume goes by digest: after a cut send, a file of the same name and
+ * size whose chunks partly changed has the unchanged held chunks skipped
+ * and the changed ones sent again; what is published is the new file. A
+ * torn record at the journal's end and a corrupt one in it only cost
+ * their chunks. */
+static void resume_by_digest(int port) {
+  char path[256], got[256], err[256], journal[512];
+  snprintf(path, sizeof path, "%s/changed.bin", send_dir);
+  snprintf(got, sizeof got, "%s/changed.bin", recv_dir);
+  write_file(path, 12 * CHUNK, 51);
+  nl_transfer_config c = sender_cfg(1);
+  c.stop_after_chunks = 8;
+  nl_transfer_result r;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  wait_idle();
+  /* Chunks 1 and 2 change; the journal gets a torn tail. */
+  int fd = open(path, O_WRONLY);
+  CHECK(pwrite(fd, "changed", 7, CHUNK + 5) == 7 &&
+        pwrite(fd, "changed", 7, 2 * CHUNK + 5) == 7);
+  close(fd);
+  journal_path(path, "changed.bin", journal, sizeof journal);
+  struct stat st;
+  CHECK(stat(journal, &st) == 0);
+  int j = open(journal, O_WRONLY | O_APPEND);
+  CHECK(j >= 0 && write(j, "torn", 4) == 4);
+  close(j);
+  c.stop_after_chunks = 0;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  /* The first send verified some of its 8 chunks; of those, 1 and 2 are
+   * sent again. */
+  CHECK(r.chunks_skipped >= 1 && r.chunks_skipped <= 6);
+  CHECK(r.chunks_sent == r.chunks - r.chunks_skipped);
+  CHECK(same_content(path, got));
+  wait_idle();
+
+  /* A record whose check does not match is not believed: that chunk,
+   * held by the journal, comes again. */
+  snprintf(path, sizeof path, "%s/corrupt-record.bin", send_dir);
+  write_file(path, 6 * CHUNK, 53);
+  c.stop_after_chunks = 4;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == -1);
+  wait_idle();
+  journal_path(path, "corrupt-record.bin", journal, sizeof journal);
+  CHECK(stat(journal, &st) == 0 && st.st_size >= 40);
+  j = open(journal, O_RDWR);
+  uint8_t byte;
+  CHECK(pread(j, &byte, 1, st.st_size - 20) == 1);
+  byte ^= 0xff;
+  CHECK(pwrite(j, &byte, 1, st.st_size - 20) == 1); /* the last record */
+  close(j);
+  uint32_t records = (uint32_t)((st.st_size - 4 - 8 - 4 - 2 - 18) / 40);
+  c.stop_after_chunks = 0;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  CHECK(records >= 1 && r.chunks_skipped == records - 1);
+  snprintf(got, sizeof got, "%s/corrupt-record.bin", recv_dir);
+  CHECK(same_content(path, got));
+  wait_idle();
+}
+
+/* The sender sends while it hashes: on a 1 GiB file (sparse: no disk
+ * needed at this end) hashed by one worker, the first DATA goes out
+ * long before the last chunk is hashed. */
+static void send_while_hashing(int port) {
+  char path[256], got[256], err[256];
+  snprintf(path, sizeof path, "%s/sparse-1GiB", send_dir);
+  snprintf(got, sizeof got, "%s/sparse-1GiB", recv_dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0 && ftruncate(fd, 1024L * 1024 * 1024) == 0 &&
+        pwrite(fd, "end", 3, 1024L * 1024 * 1024 - 3) == 3);
+  close(fd);
+  nl_transfer_config c = sender_cfg(2);
+  c.chunk_size = 4 * 1024 * 1024;
+  c.hash_threads = 1;
+  nl_transfer_result r;
+  CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r, err,
+                         sizeof err) == 0);
+  CHECK(r.chunks == 256);
+  CHECK(r.hashed_at_first_data >= 1 && r.hashed_at_first_data < r.chunks);
+  printf("  1 GiB: the first DATA went out after %u of %u chunks were "
+         "hashed\n",
+         r.hashed_at_first_data, r.chunks);
+  char hex[65];
+  tree_hex(got, 4 * 1024 * 1024, hex);
+  CHECK_STR(r.tree, hex);
+  unlink(got);
+  unlink(path);
+  wait_idle();
+}
+
 /* A session that finishes while the next one waits for its lock: it
  * publishes the part and unlinks the journal the waiter then holds. The
  * waiter must start afresh, not trust the unlinked journal's records
@@ -236,27 +393,6 @@ static void *send_in_thread(void *arg) {
   j->rc = nl_transfer_send("127.0.0.1", j->port, j->path, NULL, &c, NULL, NULL,
                            &j->r, j->err, sizeof j->err);
   return NULL;
-}
-
-/* The staging names of a file: the key of (name, size, whole-file hash). */
-static void staging_hex(const char *path, const char *name, char hex[65]) {
-  int fd = open(path, O_RDONLY);
-  struct stat st;
-  fstat(fd, &st);
-  uint64_t size = (uint64_t)st.st_size;
-  uint8_t digest[32], key[32], size_be[8];
-  nl_sha256_file_range(fd, 0, size, digest);
-  close(fd);
-  for (int i = 0; i < 8; i++)
-    size_be[i] = (uint8_t)(size >> (56 - 8 * i));
-  nl_sha256 *h = nl_sha256_new();
-  nl_sha256_update(h, name, strlen(name) + 1);
-  nl_sha256_update(h, size_be, 8);
-  nl_sha256_update(h, digest, 32);
-  nl_sha256_final(h, key);
-  nl_sha256_free(h);
-  nl_sha256_hex(key, hex);
-  hex[32] = '\0';
 }
 
 static void finished_while_waiting(int port) {
@@ -311,6 +447,7 @@ typedef struct {
   pthread_mutex_t lock;
   uint8_t *seen; /* every upstream byte of every connection */
   size_t seen_len, seen_cap;
+  int pumps; /* running, under lock: the proxy outlives them all */
 } proxy;
 
 typedef struct {
@@ -321,7 +458,19 @@ typedef struct {
   int tamper; /* pump_frames: a copy, the proxy may be gone first */
 } pipe_job;
 
-enum { TAMPER_NONE, TAMPER_REPLAY_CHUNK, TAMPER_INJECT_ERROR };
+enum {
+  TAMPER_NONE,
+  TAMPER_REPLAY_CHUNK,
+  TAMPER_INJECT_ERROR,
+  TAMPER_REPLAY_DIGEST /* the sender's side */
+};
+
+static void pump_done(pipe_job *j) {
+  pthread_mutex_lock(&j->p->lock);
+  j->p->pumps--;
+  pthread_mutex_unlock(&j->p->lock);
+  free(j);
+}
 
 static bool read_exactly(int fd, uint8_t *p, size_t n) {
   while (n > 0) {
@@ -348,7 +497,8 @@ static void *pump_frames(void *arg) {
     if (len > 1024 * 1024 || !read_exactly(j->from, frame + 8, len) ||
         send(j->to, frame, 8 + len, MSG_NOSIGNAL) != (ssize_t)(8 + len))
       break;
-    if (j->tamper == TAMPER_REPLAY_CHUNK && frame[3] == NL_FRAME_CHUNK &&
+    if (((j->tamper == TAMPER_REPLAY_CHUNK && frame[3] == NL_FRAME_CHUNK) ||
+         (j->tamper == TAMPER_REPLAY_DIGEST && frame[3] == NL_FRAME_DIGEST)) &&
         !replayed) {
       replayed = true;
       send(j->to, frame, 8 + len, MSG_NOSIGNAL);
@@ -368,7 +518,7 @@ static void *pump_frames(void *arg) {
   shutdown(j->to, SHUT_WR);
   shutdown(j->from, SHUT_RD);
   free(frame);
-  free(j);
+  pump_done(j);
   return NULL;
 }
 
@@ -401,7 +551,7 @@ static void *pump(void *arg) {
     shutdown(j->to, SHUT_WR);
     shutdown(j->from, SHUT_RD);
   }
-  free(j);
+  pump_done(j);
   return NULL;
 }
 
@@ -427,11 +577,18 @@ static void *proxy_loop(void *arg) {
                      TAMPER_NONE};
     *down = (pipe_job){p, server, client, false, -1, -1, p->tamper};
     pthread_t a, b;
-    pthread_create(&a, NULL, pump, up);
+    pthread_mutex_lock(&p->lock);
+    p->pumps += 2;
+    pthread_mutex_unlock(&p->lock);
     bool control = p->connections == 1;
-    pthread_create(&b, NULL,
-                   control && p->tamper != TAMPER_NONE ? pump_frames : pump,
-                   down);
+    bool upstream = p->tamper == TAMPER_REPLAY_DIGEST;
+    if (upstream)
+      up->tamper = p->tamper;
+    pthread_create(&a, NULL, control && upstream ? pump_frames : pump, up);
+    pthread_create(
+        &b, NULL,
+        control && p->tamper != TAMPER_NONE && !upstream ? pump_frames : pump,
+        down);
     pthread_detach(a);
     pthread_detach(b);
   }
@@ -453,8 +610,19 @@ static void proxy_stop(proxy *p, pthread_t t) {
   close(p->listener);
   pthread_join(t, NULL);
   wait_idle(); /* the pumps end with their connections */
+  for (int i = 0; i < 500; i++) {
+    pthread_mutex_lock(&p->lock);
+    int running = p->pumps;
+    pthread_mutex_unlock(&p->lock);
+    if (running == 0)
+      break;
+    usleep(10 * 1000);
+  }
+  pthread_mutex_lock(&p->lock);
+  CHECK(p->pumps == 0);
   free(p->seen);
   p->seen = NULL;
+  pthread_mutex_unlock(&p->lock);
 }
 
 /* Sends path through a proxy set up by the caller; 0 or -1. */
@@ -733,8 +901,9 @@ static void tampered_answers(int port) {
   nl_transfer_result r;
   snprintf(path, sizeof path, "%s/tampered.bin", send_dir);
   write_file(path, 6 * CHUNK, 37);
-  const int modes[] = {TAMPER_REPLAY_CHUNK, TAMPER_INJECT_ERROR};
-  for (size_t i = 0; i < 2; i++) {
+  const int modes[] = {TAMPER_REPLAY_CHUNK, TAMPER_INJECT_ERROR,
+                       TAMPER_REPLAY_DIGEST};
+  for (size_t i = 0; i < 3; i++) {
     proxy p;
     pthread_t t;
     int proxy_port = proxy_start(&p, port, &t);
@@ -755,11 +924,11 @@ static int connect_to_port(int port) {
   return fd;
 }
 
-/* A sender of protocol version 1 gets an ERROR it can read (its own
+/* A sender of protocol version 2 gets an ERROR it can read (its own
  * version's header) that names both versions, not a silent close. */
 static void old_version(int port) {
   int fd = connect_to_port(port);
-  uint8_t hello[8 + 1 + 32 + 2 + 4] = {'N', 'L', 1, NL_FRAME_HELLO,
+  uint8_t hello[8 + 1 + 32 + 2 + 4] = {'N', 'L', 2, NL_FRAME_HELLO,
                                        0,   0,   0, 39};
   hello[8 + 1 + 32 + 1] = 4; /* the id's length, then the id */
   memcpy(hello + 8 + 1 + 32 + 2, "abcd", 4);
@@ -770,14 +939,14 @@ static void old_version(int port) {
          (r = recv(fd, answer + n, sizeof answer - (size_t)n, 0)) > 0)
     n += r;
   close(fd);
-  CHECK(n > 12 && answer[0] == 'N' && answer[1] == 'L' && answer[2] == 1 &&
+  CHECK(n > 12 && answer[0] == 'N' && answer[1] == 'L' && answer[2] == 2 &&
         answer[3] == NL_FRAME_ERROR);
   nl_frame_error e;
   char why[64];
   CHECK(n > 12 && nl_frame_parse_error(answer + 8, (size_t)n - 8, &e, why,
                                        sizeof why) == 0);
-  CHECK_CONTAINS(e.message, "protocol version 1 is not spoken here");
-  CHECK_CONTAINS(e.message, "version 2");
+  CHECK_CONTAINS(e.message, "protocol version 2 is not spoken here");
+  CHECK_CONTAINS(e.message, "version 3");
 }
 
 int main(void) {
@@ -800,6 +969,9 @@ int main(void) {
   round_trips(port);
   refusals(port);
   resume(port);
+  plain_sha256(port);
+  resume_by_digest(port);
+  send_while_hashing(port);
   finished_while_waiting(port);
   flipped_byte(port);
   cut_stream(port);

@@ -13,19 +13,20 @@ local transfer = require("nodelua.transfer")
 local M = {}
 
 M.usage = [[
-Usage: nodelua send [--wait SECONDS] [--streams N] [--force] [--encrypt] <node-id|name|host:port> <path>
+Usage: nodelua send [--wait SECONDS] [--streams N] [--force] [--encrypt] [--sha256] <node-id|name|host:port> <path>
 
 Sends the file at <path> to a peer: by host:port, or by node id (or a
 prefix of it) or name, found over mDNS and NODELUA_PEERS within --wait
 seconds (default 3). Both nodes need the same cluster key
 (NODELUA_CLUSTER_KEY or NODELUA_CLUSTER_KEY_FILE). The file appears on the
-peer, in its TRANSFER_DIR, only once its SHA-256 matches; a send that was
-cut resumes when the same file is sent again. A file of the same name
+peer, in its TRANSFER_DIR, only once every chunk's SHA-256 and the tree
+digest over them match (what `nodelua hash` prints); a send that was cut
+resumes when the same file is sent again. A file of the same name
 already there is kept, and the send fails with "exists", unless --force.
 A peer named by id or name must prove it is that node; a host:port send
 takes whichever node answers there (with the cluster key). Progress goes to standard
 error; the last line, on standard output, gives size, time, throughput and
-SHA-256. Exit status 1 on any failure, with one line saying why.
+the tree digest. Exit status 1 on any failure, with one line saying why.
 
   --wait SECS   seconds to look for the peer, from 0.1 to 600
   --streams N   parallel data streams, 1 to 64 (default TRANSFER_STREAMS)
@@ -33,9 +34,17 @@ SHA-256. Exit status 1 on any failure, with one line saying why.
   --encrypt     encrypt the data (TLS 1.3 keyed by the cluster key) even
                 where TRANSFER_ENCRYPT=false; the default is that setting
                 (true)
+  --sha256      both sides also compute the plain SHA-256 (sha256sum's) while
+                sending, and compare it; the last line prints it too
 ]]
 
-local SPEC = { ["--wait"] = "value", ["--streams"] = "value", ["--encrypt"] = "flag", ["--force"] = "flag" }
+local SPEC = {
+  ["--wait"] = "value",
+  ["--streams"] = "value",
+  ["--encrypt"] = "flag",
+  ["--force"] = "flag",
+  ["--sha256"] = "flag",
+}
 
 local function check(given)
   local opts = {
@@ -43,6 +52,7 @@ local function check(given)
     streams = config.get("TRANSFER_STREAMS"),
     encrypt = given.encrypt or config.get("TRANSFER_ENCRYPT"),
     force = given.force or false,
+    sha256 = given.sha256 or false,
   }
   if given.wait then
     opts.wait = tonumber(given.wait)
@@ -92,6 +102,8 @@ local function send(opts, host, port, path, peer_label, expect_id)
     streams = opts.streams,
     chunk_size = chunk_size,
     encrypt = opts.encrypt,
+    sha256 = opts.sha256,
+    hash_threads = config.get("TRANSFER_HASH_THREADS"),
   }, format.progress(size, chunk_size, tty))
   if tty then
     io.stderr:write("\n")
@@ -114,7 +126,12 @@ function M.from_repl(args)
   if not (host and port and label and path) then
     return fail("the REPL asked for a send without host, port, peer and path")
   end
-  local opts = { streams = config.get("TRANSFER_STREAMS"), encrypt = config.get("TRANSFER_ENCRYPT"), force = false }
+  local opts = {
+    streams = config.get("TRANSFER_STREAMS"),
+    encrypt = config.get("TRANSFER_ENCRYPT"),
+    force = false,
+    sha256 = false,
+  }
   return send(opts, host, port, path, label, expect_id)
 end
 

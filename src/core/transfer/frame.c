@@ -17,11 +17,15 @@ size_t nl_frame_max_payload(unsigned type) {
   case NL_FRAME_OFFER:
     return NL_FRAME_OFFER_MAX;
   case NL_FRAME_ACCEPT:
-    return 1024 * 1024;
+    return NL_FRAME_ACCEPT_MAX;
   case NL_FRAME_JOIN:
   case NL_FRAME_CHUNK:
-  case NL_FRAME_DONE:
     return 64;
+  case NL_FRAME_DIGEST:
+    return 4 + 2 * NL_FRAME_DIGEST_SIZE;
+  case NL_FRAME_END:
+  case NL_FRAME_DONE:
+    return 3 * NL_FRAME_DIGEST_SIZE; /* tree, SHA-256 when asked, MAC */
   case NL_FRAME_DATA:
     return NL_FRAME_DATA_MAX + 8;
   default:
@@ -31,7 +35,7 @@ size_t nl_frame_max_payload(unsigned type) {
 
 static bool known_type(unsigned type) {
   return (type >= NL_FRAME_HELLO && type <= NL_FRAME_ERROR) ||
-         (type >= NL_FRAME_OFFER && type <= NL_FRAME_DONE);
+         (type >= NL_FRAME_OFFER && type <= NL_FRAME_END);
 }
 
 int nl_frame_parse_header(const uint8_t h[NL_FRAME_HEADER_SIZE],
@@ -293,12 +297,13 @@ int nl_frame_parse_offer(const uint8_t *p, size_t len, nl_frame_offer *out,
   const char *name = nl_read_string(&r, NL_FRAME_NAME_MAX, &name_len);
   uint8_t flags = nl_read_u8(&r);
   out->replace = (flags & NL_OFFER_REPLACE) != 0;
+  out->sha256 = (flags & NL_OFFER_SHA256) != 0;
   out->size = nl_read_u64(&r);
   out->chunk_size = nl_read_u32(&r);
-  out->file_digest = nl_read_bytes(&r, NL_FRAME_DIGEST_SIZE);
-  if (r.failed || name == NULL)
+  out->mac = nl_read_bytes(&r, NL_FRAME_DIGEST_SIZE);
+  if (!nl_reader_done(&r) || name == NULL)
     return fail(err, errlen, "malformed OFFER");
-  if ((flags & ~NL_OFFER_REPLACE) != 0)
+  if ((flags & ~(NL_OFFER_REPLACE | NL_OFFER_SHA256)) != 0)
     return fail(err, errlen, "OFFER: unknown flags");
   if (nl_frame_name_check(name, name_len, err, errlen) != 0)
     return -1;
@@ -310,17 +315,33 @@ int nl_frame_parse_offer(const uint8_t *p, size_t len, nl_frame_offer *out,
                 "OFFER: the chunk size is not a power of two from 64 KiB "
                 "to 64 MiB");
   uint64_t chunks = out->size / cs + (out->size % cs != 0);
-  /* What is left is the digests and the MAC: their count must match. */
-  size_t left = r.len - r.pos;
-  if (left < NL_FRAME_DIGEST_SIZE ||
-      (left - NL_FRAME_DIGEST_SIZE) / NL_FRAME_DIGEST_SIZE != chunks ||
-      (left - NL_FRAME_DIGEST_SIZE) % NL_FRAME_DIGEST_SIZE != 0)
-    return fail(err, errlen, "OFFER: not one digest per chunk");
+  if (chunks > NL_FRAME_CHUNKS_MAX)
+    return fail(err, errlen, "OFFER: too many chunks for this chunk size");
   out->chunk_count = (uint32_t)chunks;
-  out->chunk_digests = nl_read_bytes(&r, (size_t)chunks * NL_FRAME_DIGEST_SIZE);
+  return 0;
+}
+
+int nl_frame_parse_accept(const uint8_t *p, size_t len, uint32_t chunk_count,
+                          nl_frame_accept *out, char *err, size_t errlen) {
+  nl_reader r;
+  nl_reader_init(&r, p, len);
+  size_t bitmap = ((size_t)chunk_count + 7) / 8;
+  out->id = nl_read_bytes(&r, NL_FRAME_TRANSFER_ID_SIZE);
+  out->held = nl_read_bytes(&r, bitmap);
+  if (r.failed)
+    return fail(err, errlen, "malformed ACCEPT");
+  uint32_t held = 0;
+  for (size_t i = 0; i < bitmap * 8; i++) {
+    bool set = (out->held[i / 8] & (0x80 >> (i % 8))) != 0;
+    if (set && i >= chunk_count)
+      return fail(err, errlen, "ACCEPT: a chunk past the file's end");
+    held += set;
+  }
+  out->held_count = held;
+  out->digests = nl_read_bytes(&r, (size_t)held * NL_FRAME_DIGEST_SIZE);
   out->mac = nl_read_bytes(&r, NL_FRAME_DIGEST_SIZE);
   if (!nl_reader_done(&r))
-    return fail(err, errlen, "malformed OFFER");
+    return fail(err, errlen, "malformed ACCEPT");
   return 0;
 }
 

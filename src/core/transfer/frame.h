@@ -1,5 +1,5 @@
 /* Frames of the peer protocol (docs/protocol.md): an 8-byte header ("NL",
- * version 2, type, big-endian length) and a payload whose fields are read
+ * version 3, type, big-endian length) and a payload whose fields are read
  * with bounds checks. Every type has a maximum length, and a payload must
  * parse to exactly its length: a frame that does not is refused whole.
  * Nothing here allocates; parsed byte fields point into the payload. */
@@ -26,7 +26,7 @@ static inline void nl_put_be64(uint8_t *p, uint64_t v) {
 }
 
 #define NL_FRAME_HEADER_SIZE 8
-#define NL_FRAME_VERSION 2
+#define NL_FRAME_VERSION 3
 /* The staging folder inside the receive folder: never a file's name. */
 #define NL_FRAME_RESERVED_NAME ".nodelua-partial"
 #define NL_FRAME_NONCE_SIZE 32
@@ -38,8 +38,13 @@ static inline void nl_put_be64(uint8_t *p, uint64_t v) {
 #define NL_FRAME_DATA_MAX (1024 * 1024)
 #define NL_FRAME_CHUNK_MIN (64 * 1024)
 #define NL_FRAME_CHUNK_MAX (64 * 1024 * 1024)
-/* An offer lists one digest per chunk and must fit its frame. */
-#define NL_FRAME_OFFER_MAX (4 * 1024 * 1024)
+/* The most chunks a file may have: the ACCEPT, which may list a digest
+ * for each, must fit its frame. */
+#define NL_FRAME_CHUNKS_MAX (128 * 1024)
+#define NL_FRAME_OFFER_MAX 512
+#define NL_FRAME_ACCEPT_MAX                                                    \
+  (NL_FRAME_TRANSFER_ID_SIZE + NL_FRAME_CHUNKS_MAX / 8 +                       \
+   NL_FRAME_CHUNKS_MAX * 32 + 32)
 
 typedef enum {
   NL_FRAME_HELLO = 0x01,
@@ -53,6 +58,8 @@ typedef enum {
   NL_FRAME_DATA = 0x13,
   NL_FRAME_CHUNK = 0x14,
   NL_FRAME_DONE = 0x15,
+  NL_FRAME_DIGEST = 0x16,
+  NL_FRAME_END = 0x17,
 } nl_frame_type;
 
 /* The largest payload of a type, or 0 for a type that does not exist. */
@@ -124,17 +131,32 @@ typedef struct {
 
 /* OFFER flags. */
 #define NL_OFFER_REPLACE 0x01 /* replace a file of the same name */
+#define NL_OFFER_SHA256 0x02  /* both sides also hash the whole file */
 
 typedef struct {
   char name[NL_FRAME_NAME_MAX + 1];
-  bool replace;
+  bool replace, sha256;
   uint64_t size;
   uint32_t chunk_size;
   uint32_t chunk_count;
-  const uint8_t *file_digest;
-  const uint8_t *chunk_digests; /* chunk_count * 32 bytes */
   const uint8_t *mac;
 } nl_frame_offer;
+
+/* The receiver's answer: the chunks it holds already (from its journal),
+ * each with the digest it recorded, so that the sender sends only the
+ * chunks whose digests differ. */
+typedef struct {
+  const uint8_t *id;      /* NL_FRAME_TRANSFER_ID_SIZE bytes */
+  const uint8_t *held;    /* a bitmap, most significant bit first */
+  const uint8_t *digests; /* held_count * 32 bytes, in chunk order */
+  uint32_t held_count;
+  const uint8_t *mac;
+} nl_frame_accept;
+
+/* Whether chunk i is set in a bitmap of the ACCEPT's layout. */
+static inline bool nl_frame_bit(const uint8_t *bitmap, uint32_t i) {
+  return (bitmap[i / 8] & (0x80 >> (i % 8))) != 0;
+}
 
 typedef struct {
   uint32_t chunk;
@@ -151,10 +173,15 @@ int nl_frame_parse_challenge(const uint8_t *p, size_t len,
                              nl_frame_challenge *out, char *err, size_t errlen);
 int nl_frame_parse_error(const uint8_t *p, size_t len, nl_frame_error *out,
                          char *err, size_t errlen);
-/* Checks the name (nl_frame_name_check), the chunk size (a power of two
- * from 64 KiB to 64 MiB) and that there is one digest per chunk. */
+/* Checks the name (nl_frame_name_check), the flags, the chunk size (a
+ * power of two from 64 KiB to 64 MiB) and the chunk count (at most
+ * NL_FRAME_CHUNKS_MAX). */
 int nl_frame_parse_offer(const uint8_t *p, size_t len, nl_frame_offer *out,
                          char *err, size_t errlen);
+/* An ACCEPT for an offer of chunk_count chunks: the bitmap's spare bits
+ * are 0, and there is one digest per bit set. */
+int nl_frame_parse_accept(const uint8_t *p, size_t len, uint32_t chunk_count,
+                          nl_frame_accept *out, char *err, size_t errlen);
 /* data chunk and offset are within the offered chunk_size; the caller
  * checks them against the file. */
 int nl_frame_parse_data(const uint8_t *p, size_t len, uint32_t chunk_size,

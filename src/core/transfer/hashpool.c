@@ -124,8 +124,10 @@ static void *worker(void *arg) {
       fail(job, -EIO);
       break;
     }
-    if (job->chunk_done != NULL)
-      job->chunk_done(job->ud, index);
+    if (job->chunk_done != NULL && job->chunk_done(job->ud, index) != 0) {
+      fail(job, -ECANCELED);
+      break;
+    }
   }
 done:
   EVP_MD_CTX_free(ctx);

@@ -30,8 +30,9 @@ int nl_tree_root(uint64_t size, uint32_t chunk_size, const uint8_t *digests,
                  uint64_t chunks, uint8_t root[NL_SHA256_SIZE]);
 
 /* Called from a worker as each chunk is hashed, in no particular order, with
- * its digest already in place. */
-typedef void (*nl_tree_chunk_cb)(void *ud, uint64_t index);
+ * its digest already in place. A non-zero answer stops the hashing: the
+ * workers take no new chunk, and nl_tree_hash_fd returns -ECANCELED. */
+typedef int (*nl_tree_chunk_cb)(void *ud, uint64_t index);
 
 /* The online CPUs: the default number of workers. */
 unsigned nl_hash_threads_default(void);
@@ -41,7 +42,8 @@ unsigned nl_hash_threads_default(void);
  * NL_TREE_MAX_THREADS): digests receives chunks x NL_SHA256_SIZE bytes,
  * root the tree digest. chunk_done may be NULL. Returns 0, or -errno: the
  * first read error any worker met (EIO for a file shorter than size), or
- * -ENOMEM, -EINVAL for a bad chunk size. */
+ * -ENOMEM, -EINVAL for a bad chunk size, -ECANCELED when chunk_done said
+ * stop. */
 int nl_tree_hash_fd(int fd, uint64_t size, uint32_t chunk_size,
                     unsigned threads, uint8_t *digests,
                     uint8_t root[NL_SHA256_SIZE], nl_tree_chunk_cb chunk_done,

@@ -1,7 +1,10 @@
-/* The sending side of the transfer core: the file's chunk and whole-file
- * digests, the control connection (offer, acknowledgements, DONE), the
- * data streams that take chunks from a shared queue, and the requeueing of
- * what a lost stream had in flight. */
+/* The sending side of the transfer core: the OFFER and ACCEPT, the
+ * hashing of the file's chunks on a pool of workers while it is sent (each
+ * chunk goes to the streams as soon as its digest is known, and its
+ * DIGEST frame on the control connection), the data streams that take
+ * chunks from a shared queue, the requeueing of what a lost stream had in
+ * flight, and END and DONE. */
+#include "hashpool.h"
 #include "transfer_internal.h"
 
 /* ---- the sender ---- */
@@ -20,7 +23,7 @@ typedef struct {
   pthread_cond_t cond;
   uint32_t *queue;   /* chunks to send, a ring of chunk_count slots */
   uint8_t *in_queue; /* per chunk: in the ring now */
-  uint8_t *verified; /* per chunk: the receiver said CHUNK_OK */
+  uint8_t *verified; /* per chunk: the receiver has it, verified */
   /* Per chunk, the stream that last sent it (-1: none). A stream that
    * fails loses what it had in flight, however much of it was written:
    * its chunks not yet verified are queued again. */
@@ -30,6 +33,19 @@ typedef struct {
   int stream_fds[64];
   bool stop, killed;
   uint32_t sent_attempts;
+  /* The hashing, on its own thread and pool: chunk digests as they come
+   * (hashed, in the order they came, for the control connection to send
+   * as DIGEST frames: digests_sent of them so far), then the tree digest;
+   * with cfg->sha256 the plain SHA-256 on a thread of its own. */
+  uint8_t *digests;
+  uint32_t *hashed, hashed_count, digests_sent;
+  const uint8_t *held, *held_digests; /* from the ACCEPT */
+  uint32_t *held_at;                  /* chunk -> index in held_digests */
+  bool hash_done, sha_done, first_data;
+  int hash_rc, sha_rc;
+  uint8_t tree[32], sha[32];
+  /* Wakes the control thread for new digests (a pipe: poll sees it). */
+  int wake[2];
   nl_transfer_result *result;
   nl_transfer_progress_cb progress;
   void *ud;
@@ -186,6 +202,111 @@ void nl_transfer_cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
   pthread_cond_timedwait(cond, lock, &until);
 }
 
+/* Connects a data stream, authenticates it and JOINs it to the transfer.
+ * Returns true, or false with err set. */
+static bool stream_open(stream *st, conn *c, buffer *b, char *err,
+                        size_t errlen) {
+  sender *s = st->s;
+  handshake hs;
+  if (open_conn(c, s->host, s->port, s->cfg, err, errlen) != 0 ||
+      nl_tx_client_handshake(c, s->cfg, 1, &hs, b, err, errlen) != 0)
+    return false;
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  uint8_t j[NL_FRAME_HEADER_SIZE + 64], mac[NL_AUTH_SIZE];
+  nl_writer w;
+  nl_writer_begin(&w, j, sizeof j, NL_FRAME_JOIN);
+  nl_write_bytes(&w, s->id, sizeof s->id);
+  nl_write_u16(&w, st->index);
+  bool ok =
+      nl_tx_join_mac(s->control_key, s->id, st->index, hs.cn, hs.sn, mac) == 0;
+  nl_write_bytes(&w, mac, sizeof mac);
+  long n = nl_writer_finish(&w);
+  ok = ok && n > 0 && nl_tx_conn_write(c, j, (size_t)n) == 0;
+  if (!ok)
+    snprintf(err, errlen, "a data stream could not join the transfer");
+  return ok;
+}
+
+/* Takes the next chunk to send, waiting for one. Returns false when the
+ * stream is to end: the transfer stopped, or the receiver closed this
+ * stream (err set, and its chunks queued for the others). */
+static bool stream_take(stream *st, int fd, uint32_t *chunk, char *err,
+                        size_t errlen) {
+  sender *s = st->s;
+  pthread_mutex_lock(&s->lock);
+  /* While there is nothing to send, watch the connection too: the
+   * receiver says nothing on a data stream, so anything readable is its
+   * end, and what this stream sent may not all have arrived. */
+  while (!s->stop && s->queued == 0 && !peer_closed(fd))
+    nl_transfer_cond_wait(&s->cond, &s->lock, 200);
+  bool take = !s->stop && s->queued > 0;
+  if (take) {
+    *chunk = s->queue[s->head];
+    s->head = (s->head + 1) % s->chunk_count;
+    s->queued--;
+    s->in_queue[*chunk] = 0;
+    if (!s->first_data) {
+      s->first_data = true;
+      s->result->hashed_at_first_data = s->hashed_count;
+    }
+  } else if (!s->stop) {
+    lose_stream(s, st->index);
+    snprintf(err, errlen, "the receiver closed a data stream");
+  }
+  pthread_mutex_unlock(&s->lock);
+  return take;
+}
+
+/* Sends one chunk's DATA frames on c. Returns true, or false with err. */
+static bool stream_send_chunk(sender *s, conn *c, uint8_t *f, uint32_t chunk,
+                              uint32_t len, char *err, size_t errlen) {
+  uint64_t start = (uint64_t)chunk * s->chunk_size;
+  for (uint32_t off = 0; off < len; off += PIECE) {
+    uint32_t n = len - off < PIECE ? len - off : PIECE;
+    nl_writer w;
+    nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 8 + PIECE, NL_FRAME_DATA);
+    nl_write_u32(&w, chunk);
+    nl_write_u32(&w, off);
+    size_t head = w.len;
+    w.len += n; /* the header counts the file's bytes that follow */
+    long total = nl_writer_finish(&w);
+    int sent = total > 0
+                   ? send_piece(c, f, head, s->file_fd, (off_t)(start + off), n)
+                   : -1;
+    if (sent == -2)
+      snprintf(err, errlen, "cannot read the file: %s",
+               errno ? strerror(errno) : "it got shorter");
+    else if (sent != 0)
+      snprintf(err, errlen, "a data stream was cut: %s", strerror(errno));
+    if (sent != 0)
+      return false;
+  }
+  return true;
+}
+
+/* A chunk went (ok) or its stream failed: account for it. */
+static void stream_sent(stream *st, uint32_t chunk, uint32_t len, bool ok) {
+  sender *s = st->s;
+  pthread_mutex_lock(&s->lock);
+  s->sent_on[chunk] = (int8_t)st->index;
+  if (!ok) {
+    lose_stream(s, st->index);
+  } else {
+    s->result->chunks_sent++;
+    s->result->bytes_sent += len;
+    s->sent_attempts++;
+    if (s->cfg->stop_after_chunks &&
+        s->sent_attempts >= s->cfg->stop_after_chunks) {
+      /* As if killed: every connection dropped, nothing said. */
+      s->killed = s->stop = true;
+      shutdown(s->control.fd, SHUT_RDWR);
+      pthread_cond_broadcast(&s->cond);
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
 static void *stream_main(void *arg) {
   stream *st = arg;
   sender *s = st->s;
@@ -197,96 +318,21 @@ static void *stream_main(void *arg) {
   sigaddset(&pipe_only, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
 #endif
-  char err[256] = "";
+  char err[256] = "out of memory";
   buffer b = {0};
   uint8_t *f = malloc(NL_FRAME_HEADER_SIZE + 8 + PIECE);
   conn c = {.fd = -1};
-  handshake hs;
-  if (f == NULL)
-    snprintf(err, sizeof err, "out of memory");
-  bool ok =
-      f != NULL &&
-      open_conn(&c, s->host, s->port, s->cfg, err, sizeof err) == 0 &&
-      nl_tx_client_handshake(&c, s->cfg, 1, &hs, &b, err, sizeof err) == 0;
-  if (ok) {
-    int one = 1;
-    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    uint8_t j[NL_FRAME_HEADER_SIZE + 64], mac[NL_AUTH_SIZE];
-    nl_writer w;
-    nl_writer_begin(&w, j, sizeof j, NL_FRAME_JOIN);
-    nl_write_bytes(&w, s->id, sizeof s->id);
-    nl_write_u16(&w, st->index);
-    ok = nl_tx_join_mac(s->control_key, s->id, st->index, hs.cn, hs.sn, mac) ==
-         0;
-    nl_write_bytes(&w, mac, sizeof mac);
-    long n = nl_writer_finish(&w);
-    ok = ok && n > 0 && nl_tx_conn_write(&c, j, (size_t)n) == 0;
-  }
+  bool ok = f != NULL && stream_open(st, &c, &b, err, sizeof err);
   pthread_mutex_lock(&s->lock);
   if (ok)
     s->stream_fds[st->index] = c.fd;
   pthread_mutex_unlock(&s->lock);
-  while (ok) {
-    pthread_mutex_lock(&s->lock);
-    /* While there is nothing to send, watch the connection too: the
-     * receiver says nothing on a data stream, so anything readable is its
-     * end, and what this stream sent may not all have arrived. */
-    while (!s->stop && s->queued == 0 && !peer_closed(c.fd))
-      nl_transfer_cond_wait(&s->cond, &s->lock, 200);
-    if (!s->stop && s->queued == 0) {
-      lose_stream(s, st->index);
-      snprintf(err, sizeof err, "the receiver closed a data stream");
-      pthread_mutex_unlock(&s->lock);
-      break;
-    }
-    if (s->stop) {
-      pthread_mutex_unlock(&s->lock);
-      break;
-    }
-    uint32_t chunk = s->queue[s->head];
-    s->head = (s->head + 1) % s->chunk_count;
-    s->queued--;
-    s->in_queue[chunk] = 0;
-    pthread_mutex_unlock(&s->lock);
-    uint64_t start = (uint64_t)chunk * s->chunk_size;
-    uint64_t left = s->size - start;
+  uint32_t chunk;
+  while (ok && stream_take(st, c.fd, &chunk, err, sizeof err)) {
+    uint64_t left = s->size - (uint64_t)chunk * s->chunk_size;
     uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
-    for (uint32_t off = 0; ok && off < len; off += PIECE) {
-      uint32_t n = len - off < PIECE ? len - off : PIECE;
-      nl_writer w;
-      nl_writer_begin(&w, f, NL_FRAME_HEADER_SIZE + 8 + PIECE, NL_FRAME_DATA);
-      nl_write_u32(&w, chunk);
-      nl_write_u32(&w, off);
-      size_t head = w.len;
-      w.len += n; /* the header counts the file's bytes that follow */
-      long total = nl_writer_finish(&w);
-      int sent = total > 0 ? send_piece(&c, f, head, s->file_fd,
-                                        (off_t)(start + off), n)
-                           : -1;
-      ok = sent == 0;
-      if (sent == -2)
-        snprintf(err, sizeof err, "cannot read the file: %s",
-                 errno ? strerror(errno) : "it got shorter");
-      else if (!ok)
-        snprintf(err, sizeof err, "a data stream was cut: %s", strerror(errno));
-    }
-    pthread_mutex_lock(&s->lock);
-    s->sent_on[chunk] = (int8_t)st->index;
-    if (!ok) {
-      lose_stream(s, st->index);
-    } else {
-      s->result->chunks_sent++;
-      s->result->bytes_sent += len;
-      s->sent_attempts++;
-      if (s->cfg->stop_after_chunks &&
-          s->sent_attempts >= s->cfg->stop_after_chunks) {
-        /* As if killed: every connection dropped, nothing said. */
-        s->killed = s->stop = true;
-        shutdown(s->control.fd, SHUT_RDWR);
-        pthread_cond_broadcast(&s->cond);
-      }
-    }
-    pthread_mutex_unlock(&s->lock);
+    ok = stream_send_chunk(s, &c, f, chunk, len, err, sizeof err);
+    stream_sent(st, chunk, len, ok);
   }
   pthread_mutex_lock(&s->lock);
   if (--s->live_streams == 0 && !s->stop) {
@@ -303,38 +349,435 @@ static void *stream_main(void *arg) {
   return NULL;
 }
 
-typedef struct {
-  int fd;
-  uint64_t size;
-  uint8_t digest[32];
-  int rc;
-} whole_job;
+/* ---- hashing while sending ---- */
 
-static void *hash_whole(void *arg) {
-  whole_job *j = arg;
-  j->rc = nl_sha256_file_range(j->fd, 0, j->size, j->digest);
+static void wake_control(sender *s) {
+  char one = 1;
+  if (write(s->wake[1], &one, 1) < 0) {
+    /* the pipe is full: the control thread has a wake-up pending anyway */
+  }
+}
+
+/* A chunk's digest is in: the control thread sends it as a DIGEST, then
+ * hands the chunk to the streams. Stops the hashing once the transfer is
+ * over. */
+static int on_hashed(void *ud, uint64_t index) {
+  sender *s = ud;
+  pthread_mutex_lock(&s->lock);
+  bool stop = s->stop;
+  s->hashed[s->hashed_count++] = (uint32_t)index;
+  pthread_mutex_unlock(&s->lock);
+  wake_control(s);
+  return stop;
+}
+
+/* Chunks whose DIGEST went out go to the streams, unless the receiver
+ * holds them already with that digest. Called with the lock. */
+static void release_chunks(sender *s, uint32_t from, uint32_t to) {
+  for (uint32_t i = from; i < to; i++) {
+    uint32_t c = s->hashed[i];
+    if (nl_frame_bit(s->held, c) &&
+        memcmp(s->held_digests + (size_t)s->held_at[c] * 32,
+               s->digests + (size_t)c * 32, 32) == 0) {
+      s->verified[c] = 1;
+      s->result->chunks_skipped++;
+    } else {
+      queue_push(s, c);
+    }
+  }
+  pthread_cond_broadcast(&s->cond);
+}
+
+static void *hash_chunks(void *arg) {
+  sender *s = arg;
+  uint8_t tree[32];
+  int rc =
+      nl_tree_hash_fd(s->file_fd, s->size, s->chunk_size, s->cfg->hash_threads,
+                      s->digests, tree, on_hashed, s);
+  pthread_mutex_lock(&s->lock);
+  memcpy(s->tree, tree, 32);
+  s->hash_rc = rc;
+  s->hash_done = true;
+  pthread_mutex_unlock(&s->lock);
+  wake_control(s);
   return NULL;
 }
 
-/* Hashes every chunk here and the whole file on a second thread at the
- * same time: two passes over the page cache, on two cores. */
-static int hash_file(sender *s, uint8_t *digests, uint8_t file_digest[32]) {
-  whole_job whole = {.fd = s->file_fd, .size = s->size, .rc = -1};
-  pthread_t thread;
-  bool threaded = pthread_create(&thread, NULL, hash_whole, &whole) == 0;
-  int rc = 0;
-  for (uint32_t c = 0; c < s->chunk_count && rc == 0; c++) {
-    uint64_t start = (uint64_t)c * s->chunk_size;
-    uint64_t left = s->size - start;
-    uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
-    rc = nl_sha256_file_range(s->file_fd, start, len, digests + (size_t)c * 32);
-  }
-  if (threaded)
-    pthread_join(thread, NULL);
+/* The plain SHA-256, asked for with cfg->sha256: one sequential pass, on
+ * a core of its own, while the chunks are hashed and sent. */
+static void *hash_plain(void *arg) {
+  sender *s = arg;
+  uint8_t sha[32];
+  int rc = nl_sha256_file_range(s->file_fd, 0, s->size, sha);
+  int e = errno;
+  pthread_mutex_lock(&s->lock);
+  memcpy(s->sha, sha, 32);
+  s->sha_rc = rc == 0 ? 0 : -e;
+  s->sha_done = true;
+  pthread_mutex_unlock(&s->lock);
+  wake_control(s);
+  return NULL;
+}
+
+/* ---- the control connection ---- */
+
+/* Why the control connection ended when it did. */
+static void control_lost(sender *s, char *err, size_t errlen) {
+  pthread_mutex_lock(&s->lock);
+  if (s->killed)
+    snprintf(err, errlen, "stopped after %u chunks, as asked",
+             s->sent_attempts);
+  else if (s->stream_error[0])
+    snprintf(err, errlen, "%s", s->stream_error);
   else
-    hash_whole(&whole);
-  memcpy(file_digest, whole.digest, 32);
-  return rc == 0 && whole.rc == 0 ? 0 : -1;
+    snprintf(err, errlen, "the receiver went away");
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Sends the DIGEST frames of chunks hashed since the last call, then END
+ * once every digest is out and the hashing is over. Returns 0, 1 when END
+ * went out, or -1 with err set. */
+static int send_digests(sender *s, char *err, size_t errlen) {
+  pthread_mutex_lock(&s->lock);
+  uint32_t from = s->digests_sent, to = s->hashed_count;
+  bool hashed = s->hash_done, plain = s->sha_done || !s->cfg->sha256;
+  int rc = hashed && s->hash_rc != 0 ? s->hash_rc : s->sha_rc;
+  pthread_mutex_unlock(&s->lock);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot read the file: %s", strerror(-rc));
+    return -1;
+  }
+  for (uint32_t i = from; i < to; i++) {
+    uint32_t c = s->hashed[i];
+    uint8_t f[NL_FRAME_HEADER_SIZE + 4 + 64];
+    nl_writer w;
+    nl_writer_begin(&w, f, sizeof f, NL_FRAME_DIGEST);
+    nl_write_u32(&w, c);
+    nl_write_bytes(&w, s->digests + (size_t)c * 32, 32);
+    long n = nl_tx_finish_with_mac(&w, &s->control);
+    if (n < 0 || nl_tx_conn_write(&s->control, f, (size_t)n) != 0) {
+      control_lost(s, err, errlen);
+      return -1;
+    }
+  }
+  /* Each chunk's digest is on its way before its first byte is: the
+   * receiver mostly checks a chunk the moment it is whole. */
+  pthread_mutex_lock(&s->lock);
+  s->digests_sent = to;
+  release_chunks(s, from, to);
+  pthread_mutex_unlock(&s->lock);
+  if (!hashed || !plain || to != s->chunk_count)
+    return 0;
+  uint8_t f[NL_FRAME_HEADER_SIZE + 96];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_END);
+  nl_write_bytes(&w, s->tree, 32);
+  if (s->cfg->sha256)
+    nl_write_bytes(&w, s->sha, 32);
+  long n = nl_tx_finish_with_mac(&w, &s->control);
+  if (n < 0 || nl_tx_conn_write(&s->control, f, (size_t)n) != 0) {
+    control_lost(s, err, errlen);
+    return -1;
+  }
+  return 1;
+}
+
+/* Waits for the control connection to be readable or a wake-up: returns
+ * 1 for a frame to read, 0 for digests to send, -1 on an error. */
+static int control_wait(sender *s) {
+  if (s->control.tls != NULL && nl_tls_pending(s->control.tls))
+    return 1;
+  struct pollfd p[2] = {{.fd = s->control.fd, .events = POLLIN},
+                        {.fd = s->wake[0], .events = POLLIN}};
+  int timeout = s->cfg->timeout_seconds > 0 ? s->cfg->timeout_seconds : 30;
+  int n = poll(p, 2, timeout * 1000);
+  if (n < 0 && errno == EINTR)
+    return 0;
+  if (n <= 0)
+    return -1;
+  if (p[1].revents) {
+    char scrap[64];
+    while (read(s->wake[0], scrap, sizeof scrap) > 0) {
+    }
+  }
+  return p[0].revents ? 1 : 0;
+}
+
+/* A CHUNK_OK or CHUNK_BAD from the receiver. */
+static void chunk_answer(sender *s, const uint8_t *p, struct timespec *t0) {
+  uint32_t c = nl_get_be32(p);
+  if (c >= s->chunk_count)
+    return;
+  pthread_mutex_lock(&s->lock);
+  if (p[4] == 1 && !s->verified[c]) {
+    s->verified[c] = 1;
+    s->result->seconds = nl_tx_seconds_since(t0);
+    if (s->progress)
+      s->progress(s->ud, s->result);
+  } else if (p[4] == 0) {
+    s->result->chunks_resent++;
+    queue_push(s, c);
+    pthread_cond_broadcast(&s->cond);
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* The DONE: the receiver's tree digest (and plain SHA-256) must be ours. */
+static int check_done(sender *s, const uint8_t *p, uint32_t len, char *err,
+                      size_t errlen) {
+  if (len != (s->cfg->sha256 ? 96u : 64u)) {
+    snprintf(err, errlen, "a malformed DONE from the receiver");
+    return -1;
+  }
+  if (memcmp(p, s->tree, 32) != 0) {
+    snprintf(err, errlen, "the receiver's tree digest differs from ours");
+    return -1;
+  }
+  if (s->cfg->sha256 && memcmp(p + 32, s->sha, 32) != 0) {
+    snprintf(err, errlen, "the receiver's SHA-256 differs from ours");
+    return -1;
+  }
+  return 0;
+}
+
+/* The control connection after the ACCEPT: the digests out as they are
+ * computed, then END; in, chunks verified or refused, then DONE. This
+ * thread is the only one that touches the connection. */
+static int run_control(sender *s, buffer *b, struct timespec *t0, char *err,
+                       size_t errlen) {
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  bool ended = false;
+  for (;;) {
+    int sent = ended ? 0 : send_digests(s, err, errlen);
+    if (sent < 0)
+      return -1;
+    ended = ended || sent == 1;
+    int ready = control_wait(s);
+    if (ready == 0)
+      continue;
+    if (ready < 0 || nl_tx_recv_frame(&s->control, hdr, b, &type, &len) != 0) {
+      control_lost(s, err, errlen);
+      return -1;
+    }
+    if (type == NL_FRAME_ERROR) {
+      nl_tx_error_from(&s->control, hdr, b->p, len, type, err, errlen,
+                       "the receiver failed");
+      return -1;
+    }
+    if (!nl_tx_mac_ok(&s->control, hdr, b->p, len)) {
+      snprintf(err, errlen,
+               "a control frame's MAC does not match (changed, replayed or "
+               "injected on the way): the transfer was stopped");
+      return -1;
+    }
+    if (type == NL_FRAME_CHUNK && len == 4 + 1 + 32)
+      chunk_answer(s, b->p, t0);
+    else if (type == NL_FRAME_DONE && ended)
+      return check_done(s, b->p, len, err, errlen);
+    else {
+      snprintf(err, errlen, "unexpected frame %d from the receiver", type);
+      return -1;
+    }
+  }
+}
+
+/* ---- the offer ---- */
+
+/* OFFER, then the ACCEPT: the transfer's id and what the receiver holds.
+ * Returns 0 or -1 with err set. */
+static int offer(sender *s, const char *remote_name, buffer *b, char *err,
+                 size_t errlen) {
+  uint8_t f[NL_FRAME_HEADER_SIZE + NL_FRAME_OFFER_MAX];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_OFFER);
+  nl_write_string(&w, remote_name, strlen(remote_name));
+  nl_write_u8(&w, (uint8_t)((s->cfg->replace ? NL_OFFER_REPLACE : 0) |
+                            (s->cfg->sha256 ? NL_OFFER_SHA256 : 0)));
+  nl_write_u64(&w, s->size);
+  nl_write_u32(&w, s->chunk_size);
+  long n = nl_tx_finish_with_mac(&w, &s->control);
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  if (n < 0 || nl_tx_conn_write(&s->control, f, (size_t)n) != 0 ||
+      nl_tx_recv_frame(&s->control, hdr, b, &type, &len) != 0) {
+    snprintf(err, errlen, "the receiver closed the connection");
+    return -1;
+  }
+  nl_frame_accept a;
+  char why[128];
+  if (type != NL_FRAME_ACCEPT || !nl_tx_mac_ok(&s->control, hdr, b->p, len) ||
+      nl_frame_parse_accept(b->p, len, s->chunk_count, &a, why, sizeof why) !=
+          0) {
+    nl_tx_error_from(&s->control, hdr, b->p, len, type, err, errlen,
+                     type == NL_FRAME_ACCEPT
+                         ? "the ACCEPT's MAC does not match, or it is malformed"
+                         : "unexpected answer to the offer");
+    return -1;
+  }
+  memcpy(s->id, a.id, sizeof s->id);
+  /* b is overwritten by the next frame: keep what the hashing needs. */
+  size_t bitmap = (s->chunk_count + 7) / 8;
+  uint8_t *held = malloc(bitmap + (size_t)a.held_count * 32 + 1);
+  if (held == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  memcpy(held, a.held, bitmap);
+  memcpy(held + bitmap, a.digests, (size_t)a.held_count * 32);
+  s->held = held;
+  s->held_digests = held + bitmap;
+  for (uint32_t c = 0, k = 0; c < s->chunk_count; c++)
+    if (nl_frame_bit(held, c))
+      s->held_at[c] = k++;
+  return 0;
+}
+
+/* ---- the transfer ---- */
+
+/* Checks the request and opens the file. Returns 0 or -1 with err set. */
+static int open_source(sender *s, const char *path, char *err, size_t errlen) {
+  uint32_t cs = s->cfg->chunk_size;
+  if (cs < NL_FRAME_CHUNK_MIN || cs > NL_FRAME_CHUNK_MAX || (cs & (cs - 1)) ||
+      s->cfg->streams < 1 || s->cfg->streams > 64) {
+    snprintf(err, errlen, "bad chunk size or stream count");
+    return -1;
+  }
+  s->file_fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (s->file_fd < 0 || fstat(s->file_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s: %s", path,
+             s->file_fd < 0 ? strerror(errno) : "not a regular file");
+    return -1;
+  }
+  s->size = (uint64_t)st.st_size;
+  s->chunk_size = cs;
+  uint64_t chunks = s->size / cs + (s->size % cs != 0);
+  if (chunks > NL_FRAME_CHUNKS_MAX) {
+    snprintf(err, errlen,
+             "%s has too many chunks for one transfer: use a larger chunk "
+             "size",
+             path);
+    return -1;
+  }
+  s->chunk_count = (uint32_t)chunks;
+  s->result->size = s->size;
+  s->result->chunks = s->chunk_count;
+  return 0;
+}
+
+static int alloc_state(sender *s, char *err, size_t errlen) {
+  size_t n = s->chunk_count ? s->chunk_count : 1;
+  s->queue = malloc(n * sizeof *s->queue);
+  s->in_queue = calloc(n, 1);
+  s->verified = calloc(n, 1);
+  s->sent_on = malloc(n);
+  s->digests = malloc(n * 32);
+  s->hashed = malloc(n * sizeof *s->hashed);
+  s->held_at = malloc(n * sizeof *s->held_at);
+  if (s->queue == NULL || s->in_queue == NULL || s->verified == NULL ||
+      s->sent_on == NULL || s->digests == NULL || s->hashed == NULL ||
+      s->held_at == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  memset(s->sent_on, -1, n);
+  return 0;
+}
+
+static void free_state(sender *s) {
+  free(s->queue);
+  free(s->in_queue);
+  free(s->verified);
+  free(s->sent_on);
+  free(s->digests);
+  free(s->hashed);
+  free(s->held_at);
+  free((void *)s->held);
+}
+
+/* The control connection, authenticated, and the OFFER answered. */
+static int start_control(sender *s, const char *remote_name, buffer *b,
+                         char *err, size_t errlen) {
+  handshake hs;
+  if (open_conn(&s->control, s->host, s->port, s->cfg, err, errlen) != 0 ||
+      nl_tx_client_handshake(&s->control, s->cfg, 0, &hs, b, err, errlen) != 0)
+    return -1;
+  memcpy(s->control_key, hs.key, sizeof s->control_key);
+  s->control.mac_key = s->control_key;
+  s->control.out_dir = NL_AUTH_TO_RECEIVER;
+  s->control.in_dir = NL_AUTH_TO_SENDER;
+  snprintf(s->result->peer_id, sizeof s->result->peer_id, "%s", hs.peer_id);
+  return offer(s, remote_name, b, err, errlen);
+}
+
+/* The threads of a transfer: hashing (and the plain SHA-256 when asked)
+ * and the data streams, which wait for chunks as they are hashed. */
+typedef struct {
+  stream streams[64];
+  int started;
+  pthread_t hasher, plain;
+  bool hashing, plain_hashing;
+} workers;
+
+static void start_workers(sender *s, workers *k) {
+  k->hashing = pthread_create(&k->hasher, NULL, hash_chunks, s) == 0;
+  if (!k->hashing)
+    hash_chunks(s); /* no thread: hash first, then send */
+  if (s->cfg->sha256) {
+    k->plain_hashing = pthread_create(&k->plain, NULL, hash_plain, s) == 0;
+    if (!k->plain_hashing)
+      hash_plain(s);
+  }
+  int want = (int)s->chunk_count < s->cfg->streams ? (int)s->chunk_count
+                                                   : s->cfg->streams;
+  pthread_mutex_lock(&s->lock);
+  s->live_streams = want;
+  pthread_mutex_unlock(&s->lock);
+  for (; k->started < want; k->started++) {
+    k->streams[k->started] = (stream){.s = s, .index = (uint16_t)k->started};
+    if (pthread_create(&k->streams[k->started].thread, NULL, stream_main,
+                       &k->streams[k->started]) != 0) {
+      pthread_mutex_lock(&s->lock);
+      s->live_streams -= want - k->started;
+      pthread_mutex_unlock(&s->lock);
+      break;
+    }
+  }
+}
+
+static void stop_workers(sender *s, workers *k) {
+  pthread_mutex_lock(&s->lock);
+  s->stop = true;
+  for (int i = 0; i < 64; i++)
+    if (s->stream_fds[i] >= 0)
+      shutdown(s->stream_fds[i], SHUT_RDWR);
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->lock);
+  for (int i = 0; i < k->started; i++)
+    pthread_join(k->streams[i].thread, NULL);
+  if (k->hashing)
+    pthread_join(k->hasher, NULL);
+  if (k->plain_hashing)
+    pthread_join(k->plain, NULL); /* one pass, not cancelled */
+}
+
+/* A sender without an id of its own is a new stranger each time, never a
+ * fixed id (all zeros) that every such sender would share. */
+static const nl_transfer_config *with_node_id(const nl_transfer_config *cfg,
+                                              nl_transfer_config *copy,
+                                              char id[33]) {
+  if (cfg->node_id != NULL && cfg->node_id[0] != '\0')
+    return cfg;
+  uint8_t raw[16];
+  if (nl_random(raw, sizeof raw) != 0)
+    return NULL;
+  nl_hex(raw, sizeof raw, id);
+  *copy = *cfg;
+  copy->node_id = id;
+  return copy;
 }
 
 int nl_transfer_send(const char *host, int port, const char *path,
@@ -344,20 +787,11 @@ int nl_transfer_send(const char *host, int port, const char *path,
   memset(result, 0, sizeof *result);
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  /* A sender without an id of its own is a new stranger each time, never
-   * a fixed id (all zeros) that every such sender would share. */
-  nl_transfer_config with_id;
+  nl_transfer_config copy;
   char random_id[33];
-  if (cfg->node_id == NULL || cfg->node_id[0] == '\0') {
-    uint8_t raw[16];
-    if (nl_random(raw, sizeof raw) != 0) {
-      snprintf(err, errlen, "no random bytes for a node id");
-      return -1;
-    }
-    nl_hex(raw, sizeof raw, random_id);
-    with_id = *cfg;
-    with_id.node_id = random_id;
-    cfg = &with_id;
+  if ((cfg = with_node_id(cfg, &copy, random_id)) == NULL) {
+    snprintf(err, errlen, "no random bytes for a node id");
+    return -1;
   }
   if (remote_name == NULL) {
     const char *slash = strrchr(path, '/');
@@ -365,202 +799,48 @@ int nl_transfer_send(const char *host, int port, const char *path,
   }
   if (nl_frame_name_check(remote_name, strlen(remote_name), err, errlen) != 0)
     return -1;
-  uint32_t cs = cfg->chunk_size;
-  if (cs < NL_FRAME_CHUNK_MIN || cs > NL_FRAME_CHUNK_MAX || (cs & (cs - 1)) ||
-      cfg->streams < 1 || cfg->streams > 64) {
-    snprintf(err, errlen, "bad chunk size or stream count");
-    return -1;
-  }
   sender s = {.cfg = cfg,
               .host = host,
               .port = port,
+              .file_fd = -1,
               .control = {.fd = -1},
+              .wake = {-1, -1},
               .result = result,
               .progress = progress,
               .ud = ud};
-  s.file_fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  if (s.file_fd < 0 || fstat(s.file_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(err, errlen, "%s: %s", path,
-             s.file_fd < 0 ? strerror(errno) : "not a regular file");
-    if (s.file_fd >= 0)
-      close(s.file_fd);
-    return -1;
-  }
-  s.size = (uint64_t)st.st_size;
-  s.chunk_size = cs;
-  uint64_t chunks = s.size / cs + (s.size % cs != 0);
-  if ((chunks + 2) * 32 + 300 > NL_FRAME_OFFER_MAX) {
-    snprintf(err, errlen,
-             "%s has too many chunks for one offer: use a "
-             "larger chunk size",
-             path);
-    close(s.file_fd);
-    return -1;
-  }
-  s.chunk_count = (uint32_t)chunks;
-  result->size = s.size;
-  result->chunks = s.chunk_count;
-  size_t offer_cap = NL_FRAME_HEADER_SIZE + 2 + strlen(remote_name) + 1 + 8 +
-                     4 + 32 + (size_t)s.chunk_count * 32 + 32;
-  uint8_t *offer = malloc(offer_cap);
-  uint8_t *digests = malloc(s.chunk_count ? (size_t)s.chunk_count * 32 : 1);
-  s.queue = malloc((s.chunk_count ? s.chunk_count : 1) * sizeof *s.queue);
-  s.in_queue = calloc(s.chunk_count ? s.chunk_count : 1, 1);
-  s.verified = calloc(s.chunk_count ? s.chunk_count : 1, 1);
-  s.sent_on = malloc(s.chunk_count ? s.chunk_count : 1);
-  if (s.sent_on != NULL)
-    memset(s.sent_on, -1, s.chunk_count ? s.chunk_count : 1);
-  buffer b = {0};
-  stream streams[64];
-  int started = 0, rc = -1;
-  uint8_t file_digest[32];
-  pthread_mutex_init(&s.lock, NULL);
-  pthread_cond_init(&s.cond, NULL);
   for (int i = 0; i < 64; i++)
     s.stream_fds[i] = -1;
-  if (offer == NULL || digests == NULL || s.queue == NULL ||
-      s.in_queue == NULL || s.verified == NULL || s.sent_on == NULL) {
-    snprintf(err, errlen, "out of memory");
+  pthread_mutex_init(&s.lock, NULL);
+  pthread_cond_init(&s.cond, NULL);
+  buffer b = {0};
+  workers k = {0};
+  int rc = -1;
+  if (open_source(&s, path, err, errlen) != 0 ||
+      alloc_state(&s, err, errlen) != 0)
+    goto done;
+  if (nl_pipe_nonblocking(s.wake) != 0) {
+    snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
     goto done;
   }
-  if (hash_file(&s, digests, file_digest) != 0) {
-    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+  if (start_control(&s, remote_name, &b, err, errlen) != 0)
     goto done;
-  }
-  nl_sha256_hex(file_digest, result->sha256);
-
-  handshake hs;
-  if (open_conn(&s.control, host, port, cfg, err, errlen) != 0 ||
-      nl_tx_client_handshake(&s.control, cfg, 0, &hs, &b, err, errlen) != 0)
-    goto done;
-  memcpy(s.control_key, hs.key, sizeof s.control_key);
-  s.control.mac_key = s.control_key;
-  s.control.out_dir = NL_AUTH_TO_RECEIVER;
-  s.control.in_dir = NL_AUTH_TO_SENDER;
-  snprintf(result->peer_id, sizeof result->peer_id, "%s", hs.peer_id);
-
-  nl_writer w;
-  nl_writer_begin(&w, offer, offer_cap, NL_FRAME_OFFER);
-  nl_write_string(&w, remote_name, strlen(remote_name));
-  nl_write_u8(&w, cfg->replace ? NL_OFFER_REPLACE : 0);
-  nl_write_u64(&w, s.size);
-  nl_write_u32(&w, cs);
-  nl_write_bytes(&w, file_digest, 32);
-  nl_write_bytes(&w, digests, (size_t)s.chunk_count * 32);
-  long n = nl_tx_finish_with_mac(&w, &s.control);
-  uint8_t hdr[NL_FRAME_HEADER_SIZE];
-  nl_frame_type type;
-  uint32_t len;
-  if (n < 0 || nl_tx_conn_write(&s.control, offer, (size_t)n) != 0 ||
-      nl_tx_recv_frame(&s.control, hdr, &b, &type, &len) != 0) {
-    snprintf(err, errlen, "the receiver closed the connection");
-    goto done;
-  }
-  size_t bitmap = (s.chunk_count + 7) / 8;
-  if (type != NL_FRAME_ACCEPT || len != 16 + bitmap + 32 ||
-      !nl_tx_mac_ok(&s.control, hdr, b.p, len)) {
-    nl_tx_error_from(&s.control, hdr, b.p, len, type, err, errlen,
-                     type == NL_FRAME_ACCEPT
-                         ? "the ACCEPT's MAC does not match"
-                         : "unexpected answer to the offer");
-    goto done;
-  }
-  memcpy(s.id, b.p, 16);
-  for (uint32_t c = 0; c < s.chunk_count; c++) {
-    if (b.p[16 + c / 8] & (0x80 >> (c % 8)))
-      queue_push(&s, c);
-    else {
-      s.verified[c] = 1;
-      result->chunks_skipped++;
-    }
-  }
-  int want = (int)s.queued < cfg->streams ? (int)s.queued : cfg->streams;
-  s.live_streams = want;
-  for (; started < want; started++) {
-    streams[started] = (stream){.s = &s, .index = (uint16_t)started};
-    if (pthread_create(&streams[started].thread, NULL, stream_main,
-                       &streams[started]) != 0) {
-      pthread_mutex_lock(&s.lock);
-      s.live_streams -= want - started;
-      pthread_mutex_unlock(&s.lock);
-      break;
-    }
-  }
-  /* The control connection: chunks verified or refused, then DONE. */
-  for (;;) {
-    if (nl_tx_recv_frame(&s.control, hdr, &b, &type, &len) != 0) {
-      pthread_mutex_lock(&s.lock);
-      if (s.killed)
-        snprintf(err, errlen, "stopped after %u chunks, as asked",
-                 s.sent_attempts);
-      else if (s.stream_error[0])
-        snprintf(err, errlen, "%s", s.stream_error);
-      else
-        snprintf(err, errlen, "the receiver went away");
-      pthread_mutex_unlock(&s.lock);
-      break;
-    }
-    if (type == NL_FRAME_ERROR) {
-      nl_tx_error_from(&s.control, hdr, b.p, len, type, err, errlen,
-                       "the receiver failed");
-      break;
-    }
-    if (!nl_tx_mac_ok(&s.control, hdr, b.p, len)) {
-      snprintf(err, errlen,
-               "a control frame's MAC does not match (changed, replayed or "
-               "injected on the way): the transfer was stopped");
-      break;
-    }
-    if (type == NL_FRAME_CHUNK && len == 4 + 1 + 32) {
-      uint32_t c = nl_get_be32(b.p);
-      if (c >= s.chunk_count)
-        continue;
-      pthread_mutex_lock(&s.lock);
-      if (b.p[4] == 1 && !s.verified[c]) {
-        s.verified[c] = 1;
-        result->seconds = nl_tx_seconds_since(&t0);
-        if (progress)
-          progress(ud, result);
-      } else if (b.p[4] == 0) {
-        result->chunks_resent++;
-        queue_push(&s, c);
-        pthread_cond_broadcast(&s.cond);
-      }
-      pthread_mutex_unlock(&s.lock);
-    } else if (type == NL_FRAME_DONE && len == 64) {
-      if (memcmp(b.p, file_digest, 32) != 0) {
-        snprintf(err, errlen, "the receiver's SHA-256 differs from ours");
-        break;
-      }
-      rc = 0;
-      break;
-    } else {
-      snprintf(err, errlen, "unexpected frame %d from the receiver", type);
-      break;
-    }
-  }
+  start_workers(&s, &k);
+  rc = run_control(&s, &b, &t0, err, errlen);
 done:
-  pthread_mutex_lock(&s.lock);
-  s.stop = true;
-  for (int i = 0; i < 64; i++)
-    if (s.stream_fds[i] >= 0)
-      shutdown(s.stream_fds[i], SHUT_RDWR);
-  pthread_cond_broadcast(&s.cond);
-  pthread_mutex_unlock(&s.lock);
-  for (int i = 0; i < started; i++)
-    pthread_join(streams[i].thread, NULL);
+  stop_workers(&s, &k);
+  nl_sha256_hex(s.tree, result->tree);
+  if (cfg->sha256)
+    nl_sha256_hex(s.sha, result->sha256);
   close_conn(&s.control);
-  close(s.file_fd);
+  if (s.file_fd >= 0)
+    close(s.file_fd);
+  for (int i = 0; i < 2; i++)
+    if (s.wake[i] >= 0)
+      close(s.wake[i]);
   pthread_cond_destroy(&s.cond);
   pthread_mutex_destroy(&s.lock);
   result->seconds = nl_tx_seconds_since(&t0);
-  free(offer);
-  free(digests);
-  free(s.queue);
-  free(s.in_queue);
-  free(s.verified);
-  free(s.sent_on);
+  free_state(&s);
   free(b.p);
   return rc;
 }

@@ -311,6 +311,8 @@ ssize_t nl_tls_read(nl_tls *t, void *p, size_t n) {
   return -1;
 }
 
+bool nl_tls_pending(nl_tls *t) { return SSL_pending(t->ssl) > 0; }
+
 void nl_tls_free(nl_tls *t) {
   if (t == NULL)
     return;

@@ -6,6 +6,7 @@
 #ifndef NODELUA_TRANSFER_TLS_H
 #define NODELUA_TRANSFER_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,6 +43,10 @@ int nl_tls_write(nl_tls *t, const void *p, size_t n);
  * connection, -1 on an error, or -2 when a record other than data was
  * read and nothing is there for now. */
 ssize_t nl_tls_read(nl_tls *t, void *p, size_t n);
+
+/* Whether bytes already decrypted wait to be read: a poll on the socket
+ * does not see them. */
+bool nl_tls_pending(nl_tls *t);
 
 /* Says close_notify (best effort) and frees; fd stays open. NULL is fine. */
 void nl_tls_free(nl_tls *t);

@@ -2,9 +2,10 @@
  * over blocking sockets, meant for worker threads, never the loop. One
  * control connection per transfer and several data streams, each
  * authenticated with the cluster key; every chunk checked against its
- * SHA-256 from the authenticated offer, a bad one asked for again alone;
- * the file published by rename only when its whole-file hash matches; a
- * journal of verified chunks so that sending the same file again resumes. */
+ * SHA-256, sent on the control connection under its MACs as the sender
+ * hashes (protocol version 3), a bad one asked for again alone; the file
+ * published by rename only when its tree digest matches; a journal of
+ * verified chunks and their digests so that sending again resumes. */
 #ifndef NODELUA_TRANSFER_H
 #define NODELUA_TRANSFER_H
 
@@ -46,6 +47,11 @@ typedef struct {
   bool encrypt;
   /* I/O timeout of every socket, in seconds (0: 30). */
   int timeout_seconds;
+  /* Sender: workers hashing chunks (0: the online CPUs). */
+  unsigned hash_threads;
+  /* Sender: both sides also compute and compare the file's plain SHA-256
+   * (one more sequential pass each, alongside the transfer). */
+  bool sha256;
 } nl_transfer_config;
 
 typedef struct {
@@ -56,7 +62,11 @@ typedef struct {
   uint32_t chunks_resent; /* refused by the receiver and sent again */
   uint64_t bytes_sent;
   double seconds;
-  char sha256[65];
+  char tree[65];   /* the tree digest (docs/protocol.md), hex */
+  char sha256[65]; /* the plain SHA-256, hex; "" unless asked for */
+  /* Chunks hashed when the first DATA went out: fewer than chunks when
+   * sending began before hashing ended. */
+  uint32_t hashed_at_first_data;
   char peer_id[NL_FRAME_ID_MAX + 1];
 } nl_transfer_result;
 

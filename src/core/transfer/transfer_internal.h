@@ -6,10 +6,11 @@
  *                per-frame MACs of an authenticated one;
  *   handshake.c  HELLO to OK on both sides, the keys, and the rate-limited
  *                log of failures before authentication;
- *   transfer.c   the receiver: sessions, staging, journal, publish, and
- *                serving a connection;
+ *   journal.c, session.c, serve.c
+ *                the receiver: staging and journal, sessions and publish,
+ *                serving a connection (their own header: session.h);
  *   send.c       the sender: its control connection, data streams and
- *                hashing. */
+ *                hashing while sending (hashpool.c's workers). */
 #ifndef NODELUA_TRANSFER_INTERNAL_H
 #define NODELUA_TRANSFER_INTERNAL_H
 
