@@ -10,29 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#if defined(__GLIBC__) && !defined(NODELUA_SANITIZE)
-/* glibc lets a program replace malloc, and its own internal calls then use
- * the replacement too, so this counts every allocation in the process. */
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-static volatile long allocations;
-void *malloc(size_t n) {
-  allocations++;
-  return __libc_malloc(n);
-}
-void *calloc(size_t a, size_t b) {
-  allocations++;
-  return __libc_calloc(a, b);
-}
-void *realloc(void *p, size_t n) {
-  allocations++;
-  return __libc_realloc(p, n);
-}
-void free(void *p) { __libc_free(p); }
-#define COUNTING_ALLOCATIONS 1
-#endif
+#include "alloc_count.h"
 
 static void test_groups_present(nl_metrics *m) {
   CHECK(nl_metrics_sample(m, NL_METRICS_ALL) == 0);

@@ -37,29 +37,41 @@ static bool record_whole(const uint8_t r[RECORD_SIZE]) {
 }
 
 /* Makes the verified chunks not yet journaled durable, then records them:
- * one fdatasync for the batch. Called without s->lock. */
+ * one fdatasync for the batch, then its records written from a buffer on
+ * the stack, 64 at a time (nothing is allocated per chunk or batch). The
+ * batch is the chunks verified before the sync began; chunks verified
+ * meanwhile are appended after it and wait for the next. A failed sync or
+ * write leaves the batch out of the journal, and a resume sends it again.
+ * Called without s->lock. */
 void nl_journal_flush(session *s) {
+  enum { PIECE_RECORDS = 64 };
+  uint8_t records[PIECE_RECORDS * RECORD_SIZE];
   pthread_mutex_lock(&s->journal_lock);
   pthread_mutex_lock(&s->lock);
   uint32_t count = s->unjournaled_count;
-  uint8_t *records = count ? malloc((size_t)count * RECORD_SIZE) : NULL;
-  bool filled = records != NULL;
-  for (uint32_t i = 0; filled && i < count; i++) {
-    uint32_t c = s->unjournaled[i];
-    filled = record_fill(records + (size_t)i * RECORD_SIZE, c,
-                         s->here + (size_t)c * 32) == 0;
-  }
-  if (filled)
-    s->unjournaled_count = 0;
   pthread_mutex_unlock(&s->lock);
-  /* A chunk is on disk before the journal says so; a failed sync leaves
-   * the batch out of the journal, and a resume sends it again. */
-  size_t n = (size_t)count * RECORD_SIZE;
-  if (filled && fdatasync(s->data_fd) == 0 &&
-      pwrite(s->journal_fd, records, n, s->journal_end) == (ssize_t)n)
-    s->journal_end += (off_t)n;
+  bool ok = count > 0 && fdatasync(s->data_fd) == 0;
+  for (uint32_t at = 0; ok && at < count; at += PIECE_RECORDS) {
+    uint32_t n = count - at < PIECE_RECORDS ? count - at : PIECE_RECORDS;
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; ok && i < n; i++) {
+      uint32_t c = s->unjournaled[at + i];
+      ok = record_fill(records + (size_t)i * RECORD_SIZE, c,
+                       s->here + (size_t)c * 32) == 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    size_t bytes = (size_t)n * RECORD_SIZE;
+    ok = ok && pwrite(s->journal_fd, records, bytes, s->journal_end) ==
+                   (ssize_t)bytes;
+    if (ok)
+      s->journal_end += (off_t)bytes;
+  }
   /* else the next batch overwrites a torn tail */
-  free(records);
+  pthread_mutex_lock(&s->lock);
+  memmove(s->unjournaled, s->unjournaled + count,
+          (size_t)(s->unjournaled_count - count) * sizeof *s->unjournaled);
+  s->unjournaled_count -= count;
+  pthread_mutex_unlock(&s->lock);
   pthread_mutex_unlock(&s->journal_lock);
 }
 
