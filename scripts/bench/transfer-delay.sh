@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What more streams buy on a path with latency: one file from one network
 # namespace to another over a veth pair whose receiving end holds every
-# packet 10 ms (one way), with nodelua at 1, 2, 4 and 8 streams, plain nc
-# and an rsync daemon, in one run. Prints each time and the ratios.
+# packet 10 ms (one way), with nodelua at 1, 2, 4, 8 and 16 streams and
+# auto (TRANSFER_STREAMS' default), plain nc and an rsync daemon, in one
+# run. Prints each time and the ratios, auto's against the best fixed
+# count.
 #
 #   scripts/bench/transfer-delay.sh [MIB] [DELAY_MS]   (default 512, 10)
 #
@@ -81,7 +83,7 @@ ip netns exec "$receiver" env -i PATH="$PATH" HOME="$work" NODELUA_SERVICE_ENV_F
 pids+=($!)
 for _ in $(seq 100); do in_sender bash -c '(exec 3<>/dev/tcp/10.78.0.2/7879)' 2>/dev/null && break; sleep 0.05; done
 results=()
-for streams in 1 2 4 8; do
+for streams in 1 2 4 8 16 auto; do
   rm -f "$work/nodelua/file"
   sync
   t0=$(now)
@@ -120,11 +122,13 @@ import sys
 mib, delay = int(sys.argv[1]), int(sys.argv[2])
 nc, rsync, *streams = map(float, sys.argv[3:])
 print(f"{mib} MiB over a veth pair with {delay} ms one way, one run:")
-for n, s in zip((1, 2, 4, 8), streams):
+for n, s in zip((1, 2, 4, 8, 16, "auto"), streams):
     label = f"nodelua send --streams {n}"
     print(f"  {label:34} {s:7.2f} s  {mib / s:8.1f} MiB/s  {streams[0] / s:4.2f}x streams=1's rate")
 print(f"  {'nc (nothing checked or synced)':34} {nc:7.2f} s  {mib / nc:8.1f} MiB/s")
 print(f"  {'rsync daemon':34} {rsync:7.2f} s  {mib / rsync:8.1f} MiB/s")
-best = min(streams)
+fixed, auto = streams[:-1], streams[-1]
+best = min(fixed)
+print(f"  auto / the best fixed count: {auto / best:.2f}x the time (goal: at most 1.10x)")
 print(f"  best nodelua / nc: {best / nc:.2f}x the time   rsync / best nodelua: {rsync / best:.2f}x the time")
 PY

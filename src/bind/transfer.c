@@ -1,7 +1,7 @@
 /* nodelua.transfer: sending files from one-shot commands.
  *
  *   local result, err, code = transfer.send_file({host = , port = , path = ,
- *     name = nil, key = , node_id = nil, expect_id = nil, streams = 4,
+ *     name = nil, key = , node_id = nil, expect_id = nil, streams = 0,
  *     chunk_size = 4 MiB, timeout = 30, encrypt = false, replace = false,
  *     sha256 = false, hash_threads = 0},
  *     function(so_far) end)
@@ -9,10 +9,12 @@
  *   expect_id: the id the receiver must prove (nil: any, for host:port);
  *   replace: replace a file of the same name (else "exists" fails it);
  *   sha256: both sides also compute and compare the plain SHA-256;
+ *   streams: data streams, 1 to 64, or 0 for auto (4, doubled up to 16
+ *            while the rate grows by a tenth);
  *   hash_threads: workers hashing chunks (0: the online CPUs).
  *   result: {size, chunks, chunks_skipped, chunks_sent, chunks_resent,
  *            bytes_sent, seconds, tree, sha256 (with sha256), peer_id,
- *            hashed_at_first_data}
+ *            hashed_at_first_data, streams}
  *
  * It blocks the calling Lua thread (the transfer itself runs on worker
  * threads) and calls the progress function from it every 0.2 s while
@@ -101,6 +103,8 @@ static void push_result(lua_State *L, const nl_transfer_result *r) {
   }
   lua_pushinteger(L, r->hashed_at_first_data);
   lua_setfield(L, -2, "hashed_at_first_data");
+  lua_pushinteger(L, r->streams);
+  lua_setfield(L, -2, "streams");
   lua_pushstring(L, r->peer_id);
   lua_setfield(L, -2, "peer_id");
 }
@@ -141,7 +145,7 @@ static int l_send_file(lua_State *L) {
   j->cfg.key_len = key_len;
   j->cfg.node_id = opt_string(L, "node_id", false);
   j->cfg.expect_id = opt_string(L, "expect_id", false);
-  j->cfg.streams = (int)opt_int(L, "streams", 4, 1, 64);
+  j->cfg.streams = (int)opt_int(L, "streams", 0, 0, 64); /* 0: auto */
   j->cfg.chunk_size =
       (uint32_t)opt_int(L, "chunk_size", 4 * 1024 * 1024, 65536, 67108864);
   j->cfg.timeout_seconds = (int)opt_int(L, "timeout", 30, 1, 3600);

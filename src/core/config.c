@@ -260,13 +260,17 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
                                    .default_value = "1099511627776",
                                    .summary = "Largest file this node "
                                               "accepts."},
-    [NL_CFG_TRANSFER_STREAMS] = {.name = "TRANSFER_STREAMS",
-                                 .kind = NL_KIND_INTEGER,
-                                 .min = 1,
-                                 .max = 64,
-                                 .default_value = "4",
-                                 .summary = "Parallel data streams of a "
-                                            "transfer sent."},
+    [NL_CFG_TRANSFER_STREAMS] =
+        {.name = "TRANSFER_STREAMS",
+         .kind = NL_KIND_INTEGER,
+         .min = 1,
+         .max = 64,
+         .unit = "streams",
+         .word = "auto",
+         .default_value = "auto",
+         .summary = "Parallel data streams of a transfer sent; auto starts "
+                    "with 4 and doubles them, up to 16, while the rate "
+                    "still grows by a tenth."},
     [NL_CFG_TRANSFER_ENCRYPT] =
         {.name = "TRANSFER_ENCRYPT",
          .kind = NL_KIND_BOOLEAN,
@@ -432,6 +436,8 @@ void nl_config_expected(nl_config_id id, char *out, size_t outlen) {
            "%lld to %lld printable characters without spaces", v->min, v->max);
     break;
   case NL_KIND_INTEGER:
+    if (v->word != NULL)
+      append(out, outlen, &used, "%s, or ", v->word);
     append(out, outlen, &used, "a whole number%s%s from %lld to %lld",
            v->unit ? " of " : "", v->unit ? v->unit : "", v->min, v->max);
     break;
@@ -731,7 +737,8 @@ int nl_config_validate(nl_config_id id, const char *v, long long *number,
          printable_without_spaces(v);
     break;
   case NL_KIND_INTEGER:
-    ok = parse_integer(v, var->min, var->max, number) == 0;
+    ok = (var->word != NULL && strcasecmp(v, var->word) == 0) ||
+         parse_integer(v, var->min, var->max, number) == 0;
     break;
   case NL_KIND_BOOLEAN: {
     static const char *const truthy[] = {"true", "1", "yes", "on"};

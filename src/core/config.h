@@ -98,6 +98,7 @@ typedef struct {
   long long max;    /* INTEGER: largest value; TEXT, TOKEN: longest */
   const char *unit; /* INTEGER: "seconds", "hours", "bytes"...; or NULL */
   const char *note; /* appended to the form, e.g. "0: any free port" */
+  const char *word; /* INTEGER: a word also taken, read as 0 ("auto") */
   const nl_config_choice *choices; /* CHOICE: ended by {NULL, 0} */
   const char *default_value; /* NULL when computed at load (host name...) */
   const char *default_text;  /* as README and --help show it */

@@ -459,6 +459,15 @@ static void test_transfer_settings(void) {
         n == 64);
   CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "65", &n, why,
                            sizeof why) != 0);
+  /* The word an INTEGER setting also takes, read as 0; and said so. */
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "auto", &n, why,
+                           sizeof why) == 0 &&
+        n == 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "AUTO", &n, why,
+                           sizeof why) == 0);
+  CHECK(nl_config_validate(NL_CFG_TRANSFER_STREAMS, "autos", &n, why,
+                           sizeof why) != 0);
+  CHECK_CONTAINS(why, "auto, or a whole number of streams from 1 to 64");
   CHECK(nl_config_validate(NL_CFG_TRANSFER_ENCRYPT, "yes", &n, why,
                            sizeof why) == 0 &&
         n == 1);

@@ -12,6 +12,7 @@
 #include "core/hash.h"
 #include "core/transfer/hashpool.h"
 #include "core/transfer/transfer.h"
+#include "core/transfer/transfer_internal.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -331,6 +332,31 @@ static void allocations_per_chunk(int port) {
   printf("SKIPPED: allocations per chunk (a sanitizer's allocator, or not "
          "glibc)\n");
 #endif
+}
+
+/* TRANSFER_STREAMS=auto: the step (as many streams again while the rate
+ * grows by a tenth, up to 16), and a send with it: 4 streams to start, or
+ * as many as there are chunks when fewer. */
+static void auto_streams(int port) {
+  CHECK(nl_tx_auto_more(0, 100, 4) == 4);   /* the first step */
+  CHECK(nl_tx_auto_more(100, 111, 4) == 4); /* grew: double */
+  CHECK(nl_tx_auto_more(100, 109, 4) == 0); /* did not: stay */
+  CHECK(nl_tx_auto_more(100, 50, 8) == 0);
+  CHECK(nl_tx_auto_more(100, 200, 8) == 8);
+  CHECK(nl_tx_auto_more(100, 200, 12) == 4); /* 16 at most */
+  CHECK(nl_tx_auto_more(100, 200, 16) == 0);
+  CHECK(nl_tx_auto_more(0, 0, 4) == 0); /* nothing moved: no reason */
+  const size_t chunks[] = {2, 30};
+  const uint32_t first[] = {2, 4};
+  for (int i = 0; i < 2; i++) {
+    char name[64], err[256];
+    snprintf(name, sizeof name, "auto-%zu.bin", chunks[i]);
+    nl_transfer_result r;
+    CHECK(send_file(port, name, chunks[i] * CHUNK, 0, &r, err, sizeof err) ==
+          0);
+    CHECK(r.streams >= first[i] && r.streams <= 16);
+    wait_idle();
+  }
 }
 
 /* The journal's path for a file sent from path as name. */
@@ -1035,6 +1061,7 @@ int main(void) {
   resume(port);
   plain_sha256(port);
   allocations_per_chunk(port);
+  auto_streams(port);
   resume_by_digest(port);
   send_while_hashing(port);
   finished_while_waiting(port);

@@ -29,7 +29,8 @@ error; the last line, on standard output, gives size, time, throughput and
 the tree digest. Exit status 1 on any failure, with one line saying why.
 
   --wait SECS   seconds to look for the peer, from 0.1 to 600
-  --streams N   parallel data streams, 1 to 64 (default TRANSFER_STREAMS)
+  --streams N   parallel data streams, 1 to 64, or auto (default
+                TRANSFER_STREAMS: auto, 4 doubled up to 16 while the rate grows)
   --force       replace a file of the same name on the peer
   --encrypt     encrypt the data (TLS 1.3 keyed by the cluster key) even
                 where TRANSFER_ENCRYPT=false; the default is that setting
@@ -60,7 +61,9 @@ local function check(given)
       return nil, ("--wait takes seconds from 0.1 to 600, not '%s'"):format(given.wait)
     end
   end
-  if given.streams then
+  if given.streams == "auto" then
+    opts.streams = 0 -- the core's auto
+  elseif given.streams then
     local why
     opts.streams, why = cli.integer(given, "streams", 1, 64)
     if not opts.streams then

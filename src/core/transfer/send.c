@@ -9,6 +9,11 @@
 
 /* ---- the sender ---- */
 
+/* TRANSFER_STREAMS=auto: the streams a transfer starts with, and the most
+ * it doubles to. */
+#define AUTO_STREAMS_FIRST 4
+#define AUTO_STREAMS_MAX 16
+
 typedef struct {
   const nl_transfer_config *cfg;
   const char *host;
@@ -46,6 +51,12 @@ typedef struct {
   uint8_t tree[32], sha[32];
   /* Wakes the control thread for new digests (a pipe: poll sees it). */
   int wake[2];
+  /* TRANSFER_STREAMS=auto: the rate over the last window, the window's
+   * start, and whether streams are still being added. */
+  bool adapting, settling;
+  double base_rate;
+  uint64_t tick_bytes;
+  struct timespec tick_at;
   nl_transfer_result *result;
   nl_transfer_progress_cb progress;
   void *ud;
@@ -349,6 +360,15 @@ static void *stream_main(void *arg) {
   return NULL;
 }
 
+/* The threads of a transfer: hashing (and the plain SHA-256 when asked)
+ * and the data streams, which wait for chunks as they are hashed. */
+typedef struct {
+  stream streams[64];
+  int started;
+  pthread_t hasher, plain;
+  bool hashing, plain_hashing;
+} workers;
+
 /* ---- hashing while sending ---- */
 
 static void wake_control(sender *s) {
@@ -482,25 +502,66 @@ static int send_digests(sender *s, char *err, size_t errlen) {
   return 1;
 }
 
-/* Waits for the control connection to be readable or a wake-up: returns
- * 1 for a frame to read, 0 for digests to send, -1 on an error. */
-static int control_wait(sender *s) {
+/* Waits for the control connection to be readable or a wake-up, for up
+ * to ms: returns 1 for a frame to read, 0 for digests to send or the time
+ * up, -1 on an error. */
+static int control_wait(sender *s, int ms) {
   if (s->control.tls != NULL && nl_tls_pending(s->control.tls))
     return 1;
   struct pollfd p[2] = {{.fd = s->control.fd, .events = POLLIN},
                         {.fd = s->wake[0], .events = POLLIN}};
-  int timeout = s->cfg->timeout_seconds > 0 ? s->cfg->timeout_seconds : 30;
-  int n = poll(p, 2, timeout * 1000);
-  if (n < 0 && errno == EINTR)
-    return 0;
-  if (n <= 0)
+  int n = poll(p, 2, ms);
+  if (n < 0 && errno != EINTR)
     return -1;
-  if (p[1].revents) {
+  if (n > 0 && p[1].revents) {
     char scrap[64];
     while (read(s->wake[0], scrap, sizeof scrap) > 0) {
     }
   }
-  return p[0].revents ? 1 : 0;
+  return n > 0 && p[0].revents ? 1 : 0;
+}
+
+static void add_streams(sender *s, workers *k, int n);
+
+int nl_tx_auto_more(double base_rate, double rate, int started) {
+  bool grew = base_rate <= 0 || rate >= base_rate * 1.1;
+  if (!grew || rate <= 0 || started >= AUTO_STREAMS_MAX)
+    return 0;
+  return started < AUTO_STREAMS_MAX - started ? started
+                                              : AUTO_STREAMS_MAX - started;
+}
+
+/* TRANSFER_STREAMS=auto: every half second, the rate of the window just
+ * past; after each step (the window right after it skipped, while the new
+ * streams ramp up) the streams double if the rate grew by a tenth or
+ * more, up to 16, as long as there is work left; the first window that
+ * did not grow ends the adapting. */
+static void adapt_streams(sender *s, workers *k) {
+  double dt = nl_tx_seconds_since(&s->tick_at);
+  if (!s->adapting || dt < 0.5)
+    return;
+  pthread_mutex_lock(&s->lock);
+  uint64_t bytes = s->result->bytes_sent;
+  bool work_left = s->queued > 0 || !s->hash_done;
+  bool stopped = s->stop;
+  pthread_mutex_unlock(&s->lock);
+  double rate = (double)(bytes - s->tick_bytes) / dt;
+  s->tick_bytes = bytes;
+  clock_gettime(CLOCK_MONOTONIC, &s->tick_at);
+  if (s->settling) {
+    s->settling = false;
+    return;
+  }
+  int more = work_left && !stopped
+                 ? nl_tx_auto_more(s->base_rate, rate, k->started)
+                 : 0;
+  if (more == 0) {
+    s->adapting = false;
+    return;
+  }
+  s->base_rate = rate;
+  add_streams(s, k, more);
+  s->settling = true;
 }
 
 /* A CHUNK_OK or CHUNK_BAD from the receiver. */
@@ -543,24 +604,30 @@ static int check_done(sender *s, const uint8_t *p, uint32_t len, char *err,
 /* The control connection after the ACCEPT: the digests out as they are
  * computed, then END; in, chunks verified or refused, then DONE. This
  * thread is the only one that touches the connection. */
-static int run_control(sender *s, buffer *b, struct timespec *t0, char *err,
-                       size_t errlen) {
+static int run_control(sender *s, workers *k, buffer *b, struct timespec *t0,
+                       char *err, size_t errlen) {
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
   bool ended = false;
+  /* The receiver answers every chunk: silence this long is a lost peer. */
+  double timeout = s->cfg->timeout_seconds > 0 ? s->cfg->timeout_seconds : 30;
+  struct timespec heard;
+  clock_gettime(CLOCK_MONOTONIC, &heard);
   for (;;) {
     int sent = ended ? 0 : send_digests(s, err, errlen);
     if (sent < 0)
       return -1;
     ended = ended || sent == 1;
-    int ready = control_wait(s);
-    if (ready == 0)
+    int ready = control_wait(s, s->adapting ? 250 : 1000);
+    adapt_streams(s, k);
+    if (ready == 0 && nl_tx_seconds_since(&heard) <= timeout)
       continue;
-    if (ready < 0 || nl_tx_recv_frame(&s->control, hdr, b, &type, &len) != 0) {
+    if (ready <= 0 || nl_tx_recv_frame(&s->control, hdr, b, &type, &len) != 0) {
       control_lost(s, err, errlen);
       return -1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &heard);
     if (type == NL_FRAME_ERROR) {
       nl_tx_error_from(&s->control, hdr, b->p, len, type, err, errlen,
                        "the receiver failed");
@@ -641,7 +708,7 @@ static int offer(sender *s, const char *remote_name, buffer *b, char *err,
 static int open_source(sender *s, const char *path, char *err, size_t errlen) {
   uint32_t cs = s->cfg->chunk_size;
   if (cs < NL_FRAME_CHUNK_MIN || cs > NL_FRAME_CHUNK_MAX || (cs & (cs - 1)) ||
-      s->cfg->streams < 1 || s->cfg->streams > 64) {
+      s->cfg->streams < 0 || s->cfg->streams > 64) {
     snprintf(err, errlen, "bad chunk size or stream count");
     return -1;
   }
@@ -713,14 +780,22 @@ static int start_control(sender *s, const char *remote_name, buffer *b,
   return offer(s, remote_name, b, err, errlen);
 }
 
-/* The threads of a transfer: hashing (and the plain SHA-256 when asked)
- * and the data streams, which wait for chunks as they are hashed. */
-typedef struct {
-  stream streams[64];
-  int started;
-  pthread_t hasher, plain;
-  bool hashing, plain_hashing;
-} workers;
+/* Starts n more data streams (fewer if threads cannot be had). */
+static void add_streams(sender *s, workers *k, int n) {
+  pthread_mutex_lock(&s->lock);
+  s->live_streams += n;
+  pthread_mutex_unlock(&s->lock);
+  for (int i = 0; i < n; i++, k->started++) {
+    stream *st = &k->streams[k->started];
+    *st = (stream){.s = s, .index = (uint16_t)k->started};
+    if (pthread_create(&st->thread, NULL, stream_main, st) != 0) {
+      pthread_mutex_lock(&s->lock);
+      s->live_streams -= n - i;
+      pthread_mutex_unlock(&s->lock);
+      break;
+    }
+  }
+}
 
 static void start_workers(sender *s, workers *k) {
   k->hashing = pthread_create(&k->hasher, NULL, hash_chunks, s) == 0;
@@ -731,21 +806,14 @@ static void start_workers(sender *s, workers *k) {
     if (!k->plain_hashing)
       hash_plain(s);
   }
-  int want = (int)s->chunk_count < s->cfg->streams ? (int)s->chunk_count
-                                                   : s->cfg->streams;
-  pthread_mutex_lock(&s->lock);
-  s->live_streams = want;
-  pthread_mutex_unlock(&s->lock);
-  for (; k->started < want; k->started++) {
-    k->streams[k->started] = (stream){.s = s, .index = (uint16_t)k->started};
-    if (pthread_create(&k->streams[k->started].thread, NULL, stream_main,
-                       &k->streams[k->started]) != 0) {
-      pthread_mutex_lock(&s->lock);
-      s->live_streams -= want - k->started;
-      pthread_mutex_unlock(&s->lock);
-      break;
-    }
-  }
+  int want = s->cfg->streams == 0 ? AUTO_STREAMS_FIRST : s->cfg->streams;
+  if ((uint32_t)want > s->chunk_count)
+    want = (int)s->chunk_count;
+  /* Adapting pays only where there are more chunks than streams. */
+  s->adapting = s->cfg->streams == 0 && s->chunk_count > AUTO_STREAMS_FIRST;
+  s->settling = true; /* the first window is the streams' ramp-up */
+  clock_gettime(CLOCK_MONOTONIC, &s->tick_at);
+  add_streams(s, k, want);
 }
 
 static void stop_workers(sender *s, workers *k) {
@@ -825,7 +893,8 @@ int nl_transfer_send(const char *host, int port, const char *path,
   if (start_control(&s, remote_name, &b, err, errlen) != 0)
     goto done;
   start_workers(&s, &k);
-  rc = run_control(&s, &b, &t0, err, errlen);
+  rc = run_control(&s, &k, &b, &t0, err, errlen);
+  result->streams = (uint32_t)k.started;
 done:
   stop_workers(&s, &k);
   nl_sha256_hex(s.tree, result->tree);

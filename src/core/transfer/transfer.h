@@ -34,8 +34,9 @@ typedef struct {
   /* Sender: ask the receiver to replace a file of the same name (without
    * it, an existing file is an error: "exists"). */
   bool replace;
-  /* Sender: data streams (1 to 64) and chunk size (a power of two, 64 KiB
-   * to 64 MiB). */
+  /* Sender: data streams (1 to 64; 0: auto, 4 doubled up to 16 while the
+   * rate grows by a tenth) and chunk size (a power of two, 64 KiB to 64
+   * MiB). */
   int streams;
   uint32_t chunk_size;
   /* Sender, for tests: stop as if killed once this many chunks were sent
@@ -67,6 +68,7 @@ typedef struct {
   /* Chunks hashed when the first DATA went out: fewer than chunks when
    * sending began before hashing ended. */
   uint32_t hashed_at_first_data;
+  uint32_t streams; /* data streams opened */
   char peer_id[NL_FRAME_ID_MAX + 1];
 } nl_transfer_result;
 

@@ -144,6 +144,11 @@ int nl_tx_derive(const nl_transfer_config *cfg, nl_auth_label label,
 bool nl_tx_same_id(const char *a, const char *b);
 int nl_tx_client_handshake(conn *c, const nl_transfer_config *cfg, uint8_t role,
                            handshake *hs, buffer *b, char *err, size_t errlen);
+/* TRANSFER_STREAMS=auto's step (send.c): with base_rate the rate before
+ * the last step (0: none yet), rate the rate since, and started streams,
+ * how many to add now: as many again, up to 16 in all, when the rate grew
+ * by a tenth or more; 0 to stop adapting. */
+int nl_tx_auto_more(double base_rate, double rate, int started);
 int nl_tx_server_handshake(conn *c, const nl_transfer_config *cfg,
                            const nl_frame_hello *hello, handshake *hs,
                            buffer *b);
