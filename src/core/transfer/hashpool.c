@@ -6,6 +6,8 @@
  * error (under a lock). */
 #include "hashpool.h"
 
+#include "frame.h"
+
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -22,17 +24,12 @@ uint64_t nl_tree_chunks(uint64_t size, uint32_t chunk_size) {
   return size / chunk_size + (size % chunk_size != 0);
 }
 
-static void put_be(uint8_t *out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-    out[i] = (uint8_t)v;
-}
-
 int nl_tree_root(uint64_t size, uint32_t chunk_size, const uint8_t *digests,
                  uint64_t chunks, uint8_t root[NL_SHA256_SIZE]) {
   uint8_t head[sizeof NL_TREE_LABEL + 12];
   memcpy(head, NL_TREE_LABEL, sizeof NL_TREE_LABEL); /* with its NUL */
-  put_be(head + sizeof NL_TREE_LABEL, size, 8);
-  put_be(head + sizeof NL_TREE_LABEL + 8, chunk_size, 4);
+  nl_put_be64(head + sizeof NL_TREE_LABEL, size);
+  nl_put_be32(head + sizeof NL_TREE_LABEL + 8, chunk_size);
   nl_sha256 *h = nl_sha256_new();
   if (h == NULL)
     return -1;
