@@ -9,8 +9,10 @@
  *   journal.c, session.c, serve.c
  *                the receiver: staging and journal, sessions and publish,
  *                serving a connection (their own header: session.h);
- *   send.c       the sender: its control connection, data streams and
- *                hashing while sending (hashpool.c's workers). */
+ *   send.c, stream.c
+ *                the sender: the transfer's course and its control
+ *                connection, hashing while sending (hashpool.c's workers);
+ *                the data streams (their own header: sender.h). */
 #ifndef NODELUA_TRANSFER_INTERNAL_H
 #define NODELUA_TRANSFER_INTERNAL_H
 
