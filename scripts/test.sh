@@ -66,10 +66,11 @@ run_ctest build/asan build/asan.ctest.log -j "$jobs" -LE 'lint|leak'
 logs+=(build/asan.ctest.log)
 
 # The cores with threads of their own (transfer, receiver, receive folder,
-# endpoint, control socket, probes, spool, hash pool) under ThreadSanitizer.
+# endpoint, control socket, probes, spool, hash pool) under ThreadSanitizer,
+# built with clang.
 tsan_tests=(transfer receiver recvdir endpoint control probe spool hashpool)
 echo "== build: ThreadSanitizer (${tsan_tests[*]})"
-cmake -S . -B build/tsan -DNODELUA_WERROR=ON -DCMAKE_BUILD_TYPE=Debug -DNODELUA_TSAN=ON \
+CC=clang cmake -S . -B build/tsan -DNODELUA_WERROR=ON -DCMAKE_BUILD_TYPE=Debug -DNODELUA_TSAN=ON \
   >build/tsan.configure.log 2>&1 || { cat build/tsan.configure.log; exit 1; }
 cmake --build build/tsan -j "$jobs" --target "${tsan_tests[@]/#/test_}"
 echo "== tests: ThreadSanitizer"

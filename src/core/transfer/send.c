@@ -5,6 +5,10 @@
 #include "hashpool.h"
 #include "sender.h"
 
+/* How many I/O timeouts the sender waits for DONE once the receiver has
+ * verified every chunk: its final fsync (5 minutes at the default 30 s). */
+#define PUBLISH_TIMEOUT_FACTOR 10
+
 /* ---- hashing while sending ---- */
 
 static void wake_control(sender *s) {
@@ -36,6 +40,7 @@ static void release_chunks(sender *s, uint32_t from, uint32_t to) {
         memcmp(s->held_digests + (size_t)s->held_at[c] * 32,
                s->digests + (size_t)c * 32, 32) == 0) {
       s->verified[c] = 1;
+      s->verified_count++;
       s->result->chunks_skipped++;
     } else {
       nl_send_queue_push(s, c);
@@ -208,6 +213,7 @@ static void chunk_answer(sender *s, const uint8_t *p, struct timespec *t0) {
   pthread_mutex_lock(&s->lock);
   if (p[4] == 1 && !s->verified[c]) {
     s->verified[c] = 1;
+    s->verified_count++;
     s->result->seconds = nl_tx_seconds_since(t0);
     if (s->progress)
       s->progress(s->ud, s->result);
@@ -257,7 +263,14 @@ static int run_control(sender *s, workers *k, buffer *b, struct timespec *t0,
     ended = ended || sent == 1;
     int ready = control_wait(s, s->adapting ? 250 : 1000);
     adapt_streams(s, k);
-    if (ready == 0 && nl_tx_seconds_since(&heard) <= timeout)
+    /* Once END is out and every chunk verified, the receiver's last
+     * fsync of the whole file comes before DONE: on a disk much slower
+     * than the network that is minutes of silence, not a lost peer. */
+    pthread_mutex_lock(&s->lock);
+    bool all_in = ended && s->verified_count == s->chunk_count;
+    pthread_mutex_unlock(&s->lock);
+    double limit = all_in ? timeout * PUBLISH_TIMEOUT_FACTOR : timeout;
+    if (ready == 0 && nl_tx_seconds_since(&heard) <= limit)
       continue;
     if (ready <= 0 || nl_tx_recv_frame(&s->control, hdr, b, &type, &len) != 0) {
       control_lost(s, err, errlen);

@@ -32,6 +32,7 @@ typedef struct {
   uint32_t *queue;   /* chunks to send, a ring of chunk_count slots */
   uint8_t *in_queue; /* per chunk: in the ring now */
   uint8_t *verified; /* per chunk: the receiver has it, verified */
+  uint32_t verified_count;
   /* Per chunk, the stream that last sent it (-1: none). A stream that
    * fails loses what it had in flight, however much of it was written:
    * its chunks not yet verified are queued again. */
