@@ -18,8 +18,12 @@ static void control_loop(session *s, conn *c, const nl_transfer_config *cfg,
   uint32_t len;
   for (;;) {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int ready =
-        c->tls != NULL && nl_tls_pending(c->tls) ? 1 : poll(&p, 1, 1000);
+    /* Bytes TLS decrypted already are not on the socket for poll to see;
+     * the SSL object is asked under the lock, as data threads write on it. */
+    pthread_mutex_lock(&s->lock);
+    bool pending = c->tls != NULL && nl_tls_pending(c->tls);
+    pthread_mutex_unlock(&s->lock);
+    int ready = pending ? 1 : poll(&p, 1, 1000);
     if (ready < 0 && errno != EINTR)
       return;
     pthread_mutex_lock(&s->lock);

@@ -446,8 +446,13 @@ int nl_session_begin_chunk(session *s, uint32_t c) {
       s->state[c] = CHUNK_MISSING;
   }
   pthread_mutex_unlock(&s->lock);
-  if (withdraw && nl_journal_withdraw(s, c) != 0)
+  if (withdraw && nl_journal_withdraw(s, c) != 0) {
+    /* Still vouched for: the next stream to begin it tries again. */
+    pthread_mutex_lock(&s->lock);
+    s->flags[c] |= CHUNK_FROM_JOURNAL;
+    pthread_mutex_unlock(&s->lock);
     return -1;
+  }
   return verified ? 0 : 1;
 }
 
