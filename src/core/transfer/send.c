@@ -104,6 +104,10 @@ static int send_digests(sender *s, char *err, size_t errlen) {
   bool hashed = s->hash_done, plain = s->sha_done || !s->cfg->sha256;
   int rc = hashed && s->hash_rc != 0 ? s->hash_rc : s->sha_rc;
   pthread_mutex_unlock(&s->lock);
+  if (rc == -ECANCELED) { /* the transfer stopped first: say why */
+    control_lost(s, err, errlen);
+    return -1;
+  }
   if (rc != 0) {
     snprintf(err, errlen, "cannot read the file: %s", strerror(-rc));
     return -1;
