@@ -80,7 +80,7 @@ static void *run(void *arg) {
 }
 
 static void push_result(lua_State *L, const nl_transfer_result *r) {
-  lua_createtable(L, 0, 9);
+  lua_createtable(L, 0, 12);
   lua_pushinteger(L, (lua_Integer)r->size);
   lua_setfield(L, -2, "size");
   lua_pushinteger(L, r->chunks);

@@ -314,7 +314,7 @@ int nl_frame_parse_offer(const uint8_t *p, size_t len, nl_frame_offer *out,
     return fail(err, errlen,
                 "OFFER: the chunk size is not a power of two from 64 KiB "
                 "to 64 MiB");
-  uint64_t chunks = out->size / cs + (out->size % cs != 0);
+  uint64_t chunks = nl_frame_chunks(out->size, cs);
   if (chunks > NL_FRAME_CHUNKS_MAX)
     return fail(err, errlen, "OFFER: too many chunks for this chunk size");
   out->chunk_count = (uint32_t)chunks;

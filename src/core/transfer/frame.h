@@ -25,6 +25,17 @@ static inline void nl_put_be64(uint8_t *p, uint64_t v) {
     p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
+/* A file's chunks: how many there are, and chunk i's length (the last
+ * one short). Every part of the core cuts a file the same way, here. */
+static inline uint64_t nl_frame_chunks(uint64_t size, uint32_t chunk_size) {
+  return size / chunk_size + (size % chunk_size != 0);
+}
+static inline uint32_t nl_frame_chunk_len(uint64_t size, uint32_t chunk_size,
+                                          uint64_t i) {
+  uint64_t left = size - i * chunk_size;
+  return left < chunk_size ? (uint32_t)left : chunk_size;
+}
+
 #define NL_FRAME_HEADER_SIZE 8
 #define NL_FRAME_VERSION 3
 /* The staging folder inside the receive folder: never a file's name. */

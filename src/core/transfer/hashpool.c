@@ -21,7 +21,7 @@
 #define WORKER_STACK (256 * 1024)
 
 uint64_t nl_tree_chunks(uint64_t size, uint32_t chunk_size) {
-  return size / chunk_size + (size % chunk_size != 0);
+  return nl_frame_chunks(size, chunk_size);
 }
 
 int nl_tree_root(uint64_t size, uint32_t chunk_size, const uint8_t *digests,
@@ -79,9 +79,7 @@ static bool failed(tree_job *job) {
 /* Reads chunk index whole into buf. Returns its length or -errno. */
 static ssize_t read_chunk(const tree_job *job, uint64_t index, uint8_t *buf) {
   uint64_t offset = index * job->chunk_size;
-  size_t want = job->size - offset < job->chunk_size
-                    ? (size_t)(job->size - offset)
-                    : job->chunk_size;
+  size_t want = nl_frame_chunk_len(job->size, job->chunk_size, index);
   size_t got = 0;
   while (got < want) {
     ssize_t n = pread(job->fd, buf + got, want - got, (off_t)(offset + got));

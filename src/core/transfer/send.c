@@ -374,7 +374,7 @@ static int open_source(sender *s, const char *path, char *err, size_t errlen) {
   }
   s->size = (uint64_t)st.st_size;
   s->chunk_size = cs;
-  uint64_t chunks = s->size / cs + (s->size % cs != 0);
+  uint64_t chunks = nl_frame_chunks(s->size, cs);
   if (chunks > NL_FRAME_CHUNKS_MAX) {
     snprintf(err, errlen,
              "%s has too many chunks for one transfer: use a larger chunk "

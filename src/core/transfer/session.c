@@ -21,9 +21,7 @@ int nl_transfer_sessions(void) {
 }
 
 uint32_t nl_session_chunk_len(const session *s, uint32_t i) {
-  uint64_t start = (uint64_t)i * s->chunk_size;
-  uint64_t left = s->size - start;
-  return left < s->chunk_size ? (uint32_t)left : s->chunk_size;
+  return nl_frame_chunk_len(s->size, s->chunk_size, i);
 }
 
 session *nl_session_new(const nl_frame_offer *o, const handshake *hs,

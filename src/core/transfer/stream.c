@@ -274,8 +274,7 @@ void *nl_send_stream_main(void *arg) {
   pthread_mutex_unlock(&s->lock);
   uint32_t chunk;
   while (ok && stream_take(st, c.fd, &chunk, err, sizeof err)) {
-    uint64_t left = s->size - (uint64_t)chunk * s->chunk_size;
-    uint32_t len = left < s->chunk_size ? (uint32_t)left : s->chunk_size;
+    uint32_t len = nl_frame_chunk_len(s->size, s->chunk_size, chunk);
     ok = stream_send_chunk(s, &c, f, chunk, len, err, sizeof err);
     stream_sent(st, chunk, len, ok);
   }
