@@ -6,9 +6,11 @@
 #include "net.h"
 #include "core/control.h"
 #include "core/discovery/probe.h"
+#include "core/mac.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <netinet/in.h>
@@ -538,8 +540,44 @@ static void control_socket(void) {
   rmdir(dir);
 }
 
+/* HMAC-SHA256 against RFC 4231's test case 2, split into three parts, on
+ * this thread and on another (each thread keeps its own context), and again
+ * after a MAC under another key: re-keying a kept context must forget the
+ * old key. */
+static const char *const RFC4231_2 =
+    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+
+static bool mac_matches_rfc4231(void) {
+  uint8_t out[NL_MAC_SIZE], other[NL_MAC_SIZE];
+  if (nl_mac_parts((const uint8_t *)"another key, longer", 19, "x", 1, "", 0,
+                   "", 0, other) != 0 ||
+      nl_mac_parts((const uint8_t *)"Jefe", 4, "what do ya", 10, " want ", 6,
+                   "for nothing?", 12, out) != 0)
+    return false;
+  char hex[2 * NL_MAC_SIZE + 1];
+  for (int i = 0; i < NL_MAC_SIZE; i++)
+    snprintf(hex + 2 * i, 3, "%02x", out[i]);
+  return strcmp(hex, RFC4231_2) == 0;
+}
+
+static void *mac_on_thread(void *arg) {
+  *(bool *)arg = mac_matches_rfc4231() && mac_matches_rfc4231();
+  return NULL;
+}
+
+static void mac_known_answer(void) {
+  CHECK(mac_matches_rfc4231());
+  CHECK(mac_matches_rfc4231());
+  bool on_thread = false;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, mac_on_thread, &on_thread) == 0);
+  pthread_join(t, NULL);
+  CHECK(on_thread);
+}
+
 int main(void) {
   uv_loop_init(&loop);
+  mac_known_answer();
   answers_with_hello();
   refused_and_bad_addresses();
   times_out_and_cancels();
