@@ -59,7 +59,7 @@ struct nl_endpoint {
   long request_deadline_ms;
   pthread_t watchdog;
   bool watchdog_started, stopping;
-  pthread_cond_t stop;
+  pthread_cond_t stop; /* signalled to stop, and when a connection opens */
 };
 
 static double monotonic(void) {
@@ -186,6 +186,8 @@ static void track(nl_endpoint *ep, int fd, int fd_after) {
   if (t != NULL) {
     t->fd = fd_after;
     t->since = now_ms();
+    if (fd_after >= 0) /* the watchdog may be asleep with nothing to watch */
+      pthread_cond_signal(&ep->stop);
   }
   pthread_mutex_unlock(&ep->lock);
 }
@@ -220,12 +222,20 @@ static void *watchdog(void *arg) {
   pthread_mutex_lock(&ep->lock);
   while (!ep->stopping) {
     double now = now_ms();
+    bool watching = false;
     for (int i = 0; i < CONNECTIONS_MAX; i++) {
       tracked *t = &ep->conns[i];
+      watching = watching || t->fd >= 0;
       if (t->fd >= 0 && now - t->since > (double)ep->request_deadline_ms) {
         shutdown(t->fd, SHUT_RDWR); /* MHD sees it end, and closes it */
         t->since = now;
       }
+    }
+    /* With no connection open it sleeps until one opens (track() wakes
+     * it): an idle agent is not woken four times a second for nothing. */
+    if (!watching) {
+      pthread_cond_wait(&ep->stop, &ep->lock);
+      continue;
     }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
