@@ -4,6 +4,7 @@
 -- path leaves through, and when a peer is up or down. Methods of the
 -- discovery object (mixed in by nodelua.discovery), and the address helpers
 -- they need.
+local account = require("nodelua.account")
 local dns = require("nodelua.dns")
 local hello_mod = require("nodelua.discovery.hello")
 local log = require("nodelua.log")
@@ -301,7 +302,7 @@ function Discovery:probe_path(path)
   local intro = self.server and { id = self.id, port = self:advertised_port() } or nil
   local op, err = shared_port.probe(path.address, path.port, self.probe_timeout, function(r)
     path.inflight = nil
-    self:on_probe(path, r)
+    account.run("discovery probes", self.on_probe, self, path, r)
   end, intro, self.probe_key)
   if not op then
     -- Refused before anything was sent: no route (the link is down), or an
@@ -315,8 +316,14 @@ end
 function Discovery:on_probe(path, r)
   local now = runtime.now()
   local hello, why
-  if r.ok then
+  if r.ok and path.reply and r.reply == path.reply then
+    -- A peer answers with the same hello until something about it changes:
+    -- the bytes are decoded and checked once, not every second. (Whether
+    -- this answer proved the key is checked below, on every probe.)
+    hello = path.hello
+  elseif r.ok then
     hello, why = hello_mod.decode(r.reply)
+    path.reply, path.hello = hello and r.reply, hello
   else
     why = r.error
   end
