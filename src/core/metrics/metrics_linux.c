@@ -563,6 +563,8 @@ void nl_metrics_os_close(nl_metrics *m) {
 
 /* ---- samples ---- */
 
+#define CPUINFO_MHZ_SECONDS 60.0
+
 static void set_core_mhz(void *ud, int processor, double mhz) {
   nl_cpu_sample *cpu = ud;
   for (size_t i = 0; i < cpu->core_count; i++) {
@@ -571,9 +573,23 @@ static void set_core_mhz(void *ud, int processor, double mhz) {
   }
 }
 
+static double monotonic_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void cpu_current_mhz(nl_metrics *m) {
   nl_cpu_sample *cpu = &m->snap.cpu;
   nl_metrics_os *os = m->os;
+  /* /proc/cpuinfo is long, and the kernel asks every core for its clock to
+   * write it: read at most every CPUINFO_MHZ_SECONDS, the clocks kept in
+   * between (a report sends them once an hour at the defaults). */
+  double now = monotonic_seconds();
+  if (!os->have_cpufreq && os->cpuinfo_mhz_at > 0 &&
+      now - os->cpuinfo_mhz_at < CPUINFO_MHZ_SECONDS &&
+      os->cpuinfo_mhz_cores == cpu->core_count)
+    return;
   for (size_t i = 0; i < cpu->core_count; i++)
     cpu->cores[i].mhz = NAN;
   if (os->have_cpufreq) {
@@ -590,6 +606,8 @@ static void cpu_current_mhz(nl_metrics *m) {
   }
   /* Without cpufreq (virtual machines) /proc/cpuinfo has "cpu MHz" per
    * processor; x86 only. */
+  os->cpuinfo_mhz_at = now;
+  os->cpuinfo_mhz_cores = cpu->core_count;
   if (nl_linux_slurp(os, nl_linux_path(m, NL_HOST_PROC, "/cpuinfo")) > 0)
     nl_procfs_cpuinfo_mhz(os->buf, set_core_mhz, cpu);
 }

@@ -65,7 +65,10 @@ struct nl_metrics_os {
   nl_sensor_spec sensors[NL_SENSORS_MAX];
   size_t sensor_count;
   bool have_cpufreq;
-  bool failed; /* an allocation failed inside a netlink callback */
+  /* CLOCK_MONOTONIC seconds of the last read of /proc/cpuinfo's clocks. */
+  double cpuinfo_mhz_at;
+  size_t cpuinfo_mhz_cores; /* how many cores that read found */
+  bool failed;              /* an allocation failed inside a netlink callback */
   double self_start_time;
   double stat_btime; /* btime of the last /proc/stat read for the cpu group */
   nl_kind_entry *kinds;
