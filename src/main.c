@@ -20,6 +20,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
@@ -386,7 +389,20 @@ static int cmd_repl(cli *c) {
 
 /* `nodelua agent`: the launcher first (core/update/launch.h), which may
  * exec the installed version instead; then the agent. */
+/* The agent runs for months: memory it frees goes back to the OS. glibc
+ * otherwise raises its mmap threshold to the largest block ever freed (a
+ * /metrics page, a report), and from then on keeps such blocks in the heap,
+ * dirty, after they are freed. Fixed thresholds turn that off; measured by
+ * scripts/bench/agent.sh, it is about 170 KiB less private memory. */
+static void return_freed_memory(void) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 64 * 1024);
+#endif
+}
+
 static int cmd_agent(cli *c, char **argv) {
+  return_freed_memory();
   nl_config cfg;
   if (load_config(c, &cfg) != 0)
     return EXIT_USAGE;

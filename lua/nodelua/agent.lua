@@ -3,6 +3,7 @@
 -- (durably) and delivers the spool in order; it serves /metrics, /healthz
 -- and the last payload on METRICS_LISTEN. SIGHUP reloads the policies and
 -- the schedule; SIGINT and SIGTERM stop it cleanly.
+local account = require("nodelua.account")
 local config = require("nodelua.config")
 local discovery = require("nodelua.discovery")
 local http = require("nodelua.http")
@@ -246,8 +247,10 @@ function M.main(args)
     endpoint:on_demand("/metrics", "text/plain; version=0.0.4; charset=utf-8", function()
       local now = runtime.now()
       if not rendered or now - rendered_at >= METRICS_RENDER_INTERVAL then
-        rendered = metrics.scrape() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
-          updater:status())
+        rendered = account.run("/metrics", function()
+          return metrics.scrape() .. agent_families(spool:stats(), sender:stats(), #discovery.peers(),
+            updater:status())
+        end)
         rendered_at = now
       end
       return rendered
@@ -255,14 +258,19 @@ function M.main(args)
   end
 
   -- Samples go into the collector; tables are made at report time only.
+  local sampling_label = {}
+  for _, g in ipairs(GROUPS) do
+    sampling_label[g] = "sampling " .. g
+  end
+  sampling_label.system = "sampling system"
   local function sample(groups)
-    metrics.update(groups)
+    account.run(sampling_label[groups] or "sampling at start", metrics.update, groups)
   end
 
-  local function report()
+  local function report_now()
     sample("system")
     local every = policies:number("report", "full_info_every", 60, 1, 1e6, true)
-    local body = policies:call("report", "build", metrics.latest(), {
+    local body = account.run("report build", policies.call, policies, "report", "build", metrics.latest(), {
       time = runtime.time(),
       full = reports % every == 0,
       sequence = reports + 1,
@@ -271,7 +279,7 @@ function M.main(args)
       return -- the policy's failure is already logged
     end
     reports = reports + 1
-    local ok, why = spool:push(body)
+    local ok, why = account.run("spool write", spool.push, spool, body)
     if not ok then
       spool_errors = spool_errors + 1
       log.error("cannot spool a report: %s", why)
@@ -282,6 +290,9 @@ function M.main(args)
       endpoint:publish("/api/v1/metrics/latest", body, "application/json")
     end
     sender:kick()
+  end
+  local function report()
+    account.run("report", report_now)
   end
 
   function status()
@@ -299,6 +310,8 @@ function M.main(args)
       transfer_port = finder:advertised_port(),
       id = finder.id,
       name = finder.name,
+      cpu = account.snapshot(),
+      lua_kib = collectgarbage("count"),
     }
   end
 
@@ -306,7 +319,9 @@ function M.main(args)
   -- unable to render it within half a second, or silent for 10 s, gets 503.
   if endpoint then
     endpoint:on_demand("/healthz", "application/json", function()
-      return json.encode(status()) .. "\n"
+      return account.run("/healthz", function()
+        return json.encode(status()) .. "\n"
+      end)
     end, true)
   end
 
@@ -335,12 +350,26 @@ function M.main(args)
       intervals = { cpu = 2, load = 2, memory = 2, network = 5, storage = 10, thermal = 10, self = 10,
         report = config.get("REPORT_INTERVAL") }
     end
+    -- One timer per period, not per group: the groups due together are
+    -- sampled on one wake-up (at the defaults, cpu, load and memory).
+    local by_period, periods = {}, {}
     for _, g in ipairs(GROUPS) do
-      if intervals[g] then
-        timers[#timers + 1] = timer.every(intervals[g], function()
-          sample(g)
-        end)
+      local period = intervals[g]
+      if period then
+        if not by_period[period] then
+          by_period[period] = {}
+          periods[#periods + 1] = period
+        end
+        table.insert(by_period[period], g)
       end
+    end
+    for _, period in ipairs(periods) do
+      local due = by_period[period]
+      timers[#timers + 1] = timer.every(period, function()
+        for _, g in ipairs(due) do
+          sample(g)
+        end
+      end)
     end
     report_interval = intervals.report
     -- Reports run on their period from the first one on (see below).
@@ -348,8 +377,10 @@ function M.main(args)
       start_report_timer()
     end
     timers[#timers + 1] = timer.every(1, function()
-      spool:expire()
-      health()
+      account.run("health tick", function()
+        spool:expire()
+        health()
+      end)
     end)
     log.info("schedule: report every %s s; cpu %s s, network %s s, storage %s s", intervals.report,
       intervals.cpu or "-", intervals.network or "-", intervals.storage or "-")

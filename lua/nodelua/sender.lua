@@ -6,6 +6,7 @@
 -- backoff with jitter, or after the server's Retry-After on 429 and 503.
 -- Any other 4xx: the server will never take this report; one log line with
 -- its message, and the report moves to the dead-letter file.
+local account = require("nodelua.account")
 local log = require("nodelua.log")
 local timer = require("nodelua.timer")
 local runtime = require("nodelua.runtime")
@@ -232,5 +233,10 @@ function Sender:stats()
     retry_in = self.retry_at and math.max(0, self.retry_at - runtime.now()) or nil,
   }
 end
+
+-- Reading the spool, starting requests and taking answers, counted as
+-- delivery in the agent's account of its CPU.
+Sender.kick = account.wrap("delivery", Sender.kick)
+Sender.on_answer = account.wrap("delivery", Sender.on_answer)
 
 return M

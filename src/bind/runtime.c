@@ -11,6 +11,7 @@
 #include <lualib.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -415,6 +416,16 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* Seconds of CPU this thread has used (user and kernel), for the agent's
+ * own account of where its time goes (nodelua.account). */
+static int l_cpu(lua_State *L) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+    return luaL_error(L, "runtime.cpu: no thread clock");
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
 static const luaL_Reg runtime_functions[] = {
     {"run", l_run},
     {"stop", l_stop},
@@ -428,6 +439,7 @@ static const luaL_Reg runtime_functions[] = {
     {"pid", l_pid},
     {"now", l_now},
     {"time", l_time},
+    {"cpu", l_cpu},
     {"version", l_version},
     {"revision", l_revision},
     {NULL, NULL},

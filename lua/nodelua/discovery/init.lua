@@ -24,6 +24,7 @@
 -- mdns (DNS-SD), paths (probing, paths and liveness), ranking (the policy's
 -- score, best paths, the peers as callers see them). This file starts and
 -- stops it all and calls the hooks.
+local account = require("nodelua.account")
 local config = require("nodelua.config")
 local files = require("nodelua.files")
 local hello = require("nodelua.discovery.hello")
@@ -130,7 +131,7 @@ function M.start(opts)
   end
   self:schedule()
   self.timers.interfaces = timer.every(paths.INTERFACES_SECONDS, function()
-    self:refresh_interfaces()
+    account.run("discovery interfaces", self.refresh_interfaces, self)
   end)
   M.current = self
   return self
@@ -145,7 +146,7 @@ function Discovery:schedule()
   self.probe_timeout = self.policies:number("discovery", "probe_timeout", 1, 0.1, 60)
   self.down_after = self.policies:number("discovery", "down_after", 5, 0.5, 3600)
   self.timers.probe = timer.every(self.probe_interval, function()
-    self:probe_round()
+    account.run("discovery probes", self.probe_round, self)
   end)
 end
 
