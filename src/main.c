@@ -392,8 +392,9 @@ static int cmd_repl(cli *c) {
 /* The agent runs for months: memory it frees goes back to the OS. glibc
  * otherwise raises its mmap threshold to the largest block ever freed (a
  * /metrics page, a report), and from then on keeps such blocks in the heap,
- * dirty, after they are freed. Fixed thresholds turn that off; measured by
- * scripts/bench/agent.sh, it is about 170 KiB less private memory. */
+ * dirty, after they are freed. Fixed thresholds turn that off. In the 60 s
+ * of scripts/bench/agent.sh the difference is within its noise (about
+ * 100 KiB); it is the months after a large transfer that it is for. */
 static void return_freed_memory(void) {
 #ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 64 * 1024);
