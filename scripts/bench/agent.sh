@@ -15,6 +15,7 @@
 # Usage: scripts/bench/agent.sh [SECONDS]   (default 60)
 #        STRACE=FILE scripts/bench/agent.sh   also counts the agent's system
 #        calls into FILE (strace -c; the CPU figures are then not its own)
+#        PEER=0 scripts/bench/agent.sh       without the peer agent
 #        CALLGRIND=FILE scripts/bench/agent.sh
 #                                           runs the agent under callgrind,
 #                                           counting the measured period only
@@ -167,10 +168,12 @@ trap finish EXIT
 scripts/nethosts.sh up "$tag" 2
 scripts/nethosts.sh daemons "$tag" 1
 scripts/nethosts.sh daemons "$tag" 2
-mkdir -p "$work/h2"
-env -i PATH="$PATH" HOME="$work/h2" NETHOSTS_DIR="$NETHOSTS_DIR" NODELUA_SERVICE_ENV_FILE= \
-  NODELUA_STATE_DIR="$work/h2/state" NODELUA_CLUSTER_KEY="$CLUSTER_KEY" NODE_NAME=bench-peer \
-  MONITORING_API_URL="http://127.0.0.1:9" MONITORING_API_KEY=bench-key METRICS_LISTEN= \
-  scripts/nethosts.sh exec "$tag" 2 "$nodelua" agent 2>"$work/h2/agent.log" &
-peer=$!
+if [ "${PEER:-1}" = 1 ]; then
+  mkdir -p "$work/h2"
+  env -i PATH="$PATH" HOME="$work/h2" NETHOSTS_DIR="$NETHOSTS_DIR" NODELUA_SERVICE_ENV_FILE= \
+    NODELUA_STATE_DIR="$work/h2/state" NODELUA_CLUSTER_KEY="$CLUSTER_KEY" NODE_NAME=bench-peer \
+    MONITORING_API_URL="http://127.0.0.1:9" MONITORING_API_KEY=bench-key METRICS_LISTEN= \
+    scripts/nethosts.sh exec "$tag" 2 "$nodelua" agent 2>"$work/h2/agent.log" &
+  peer=$!
+fi
 scripts/nethosts.sh exec "$tag" 1 "$0" --inside "$seconds" "$work"

@@ -24,6 +24,7 @@
  * 143, as scp or rsync do: the receiver keeps what it verified, and
  * sending the same file again resumes. */
 #include "runtime.h"
+#include "core/portable.h"
 
 #include "core/transfer/transfer.h"
 
@@ -64,6 +65,7 @@ static void on_progress(void *ud, const nl_transfer_result *r) {
 }
 
 static void *run(void *arg) {
+  nl_thread_name("nl-send");
   send_job *j = arg;
   nl_transfer_result result;
   char err[512] = "";

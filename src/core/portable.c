@@ -4,6 +4,7 @@
 #include "portable.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -91,5 +92,13 @@ int nl_self_path(char *out, size_t outlen) {
     return -1;
   out[n] = '\0';
   return 0;
+#endif
+}
+
+void nl_thread_name(const char *name) {
+#ifdef __APPLE__
+  (void)pthread_setname_np(name);
+#else
+  (void)pthread_setname_np(pthread_self(), name);
 #endif
 }

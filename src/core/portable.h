@@ -40,4 +40,9 @@ int nl_self_path(char *out, size_t outlen);
  * shared library (the loadable module) cannot reach environ. */
 char **nl_environ(void);
 
+/* Names the calling thread (at most 15 characters), as top -H and
+ * /proc/PID/task/TID/comm show it, and scripts/bench/agent.sh reports.
+ * Best effort: a name refused changes nothing. */
+void nl_thread_name(const char *name);
+
 #endif

@@ -1,4 +1,5 @@
 #include "server.h"
+#include "core/portable.h"
 
 #include "core/log.h"
 
@@ -218,6 +219,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
 }
 
 static void *watchdog(void *arg) {
+  nl_thread_name("nl-http-watch");
   nl_endpoint *ep = arg;
   pthread_mutex_lock(&ep->lock);
   while (!ep->stopping) {

@@ -5,6 +5,7 @@
  * digest array (each worker writes its own chunks' slots) and the first
  * error (under a lock). */
 #include "hashpool.h"
+#include "core/portable.h"
 
 #include "frame.h"
 
@@ -95,6 +96,7 @@ static ssize_t read_chunk(const tree_job *job, uint64_t index, uint8_t *buf) {
 }
 
 static void *worker(void *arg) {
+  nl_thread_name("nl-hash");
   tree_job *job = arg;
   uint8_t *buf = malloc(job->chunk_size);
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -1,4 +1,5 @@
 #include "receiver.h"
+#include "core/portable.h"
 
 #include "core/log.h"
 #include "core/ratelimit.h"
@@ -56,6 +57,7 @@ static nl_ratelimit refusals = NL_RATELIMIT_INIT(60);
 /* Partial transfers nobody came back for are swept at start, then once a
  * day by this thread (and by a connection that finds a sweep due). */
 static void *sweeper(void *arg) {
+  nl_thread_name("nl-rx-sweep");
   nl_receiver *r = arg;
   for (;;) {
     sleep(3600);
@@ -141,6 +143,7 @@ static bool admit(void *arg) {
 }
 
 static void *serve(void *arg) {
+  nl_thread_name("nl-rx-serve");
   job *j = arg;
   nl_transfer_serve_gated(j->fd, j->read, j->len, &j->r->cfg, admit, j);
   nl_receiver *r = j->r;

@@ -3,6 +3,7 @@
  * (each chunk goes to the streams as soon as its DIGEST frame is out on
  * the control connection), TRANSFER_STREAMS=auto, and END and DONE. */
 #include "hashpool.h"
+#include "core/portable.h"
 #include "sender.h"
 
 /* How many I/O timeouts the sender waits for DONE once the receiver has
@@ -50,6 +51,7 @@ static void release_chunks(sender *s, uint32_t from, uint32_t to) {
 }
 
 static void *hash_chunks(void *arg) {
+  nl_thread_name("nl-tx-hash");
   sender *s = arg;
   uint8_t tree[32];
   int rc =
@@ -67,6 +69,7 @@ static void *hash_chunks(void *arg) {
 /* The plain SHA-256, asked for with cfg->sha256: one sequential pass, on
  * a core of its own, while the chunks are hashed and sent. */
 static void *hash_plain(void *arg) {
+  nl_thread_name("nl-tx-sha256");
   sender *s = arg;
   uint8_t sha[32];
   int rc = nl_sha256_file_range(s->file_fd, 0, s->size, sha);

@@ -6,6 +6,7 @@
  * of a chunk are hashed once, as they arrive; nothing is read back unless
  * the sender asked for the plain SHA-256 too. */
 #include "session.h"
+#include "core/portable.h"
 
 #include "hashpool.h"
 
@@ -334,6 +335,7 @@ static bool fold_ready(const session *s) {
 static bool journal_ready(const session *s) { return s->unjournaled_count > 0; }
 
 static void *session_folder(void *arg) {
+  nl_thread_name("nl-rx-folder");
   run_worker(arg, fold_ready, fold);
   return NULL;
 }
@@ -342,6 +344,7 @@ static void *session_folder(void *arg) {
  * for all of it (a group commit: the batches are as large as the disk is
  * slow, and no data stream waits for them). */
 static void *session_journaler(void *arg) {
+  nl_thread_name("nl-rx-journal");
   run_worker(arg, journal_ready, nl_journal_flush);
   return NULL;
 }
