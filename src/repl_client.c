@@ -1,15 +1,18 @@
 /* `nodelua repl`: the client of the agent's control socket. On a terminal
  * it edits lines with libedit (history in ~/.nodelua_history, tab
  * completion of commands and peer names and ids, which the agent lists);
- * otherwise it reads commands from standard input. A command's answer is
- * printed, unless it asks the client to act: `send` does, so that the file
- * goes from this process with its progress on this terminal, through the
- * same Lua sender as `nodelua send`. */
+ * otherwise it reads commands from standard input. libedit is loaded here,
+ * when a person is at the terminal, not linked: the agent, which is the
+ * same executable, never maps it and the terminal libraries it brings. A
+ * command's answer is printed, unless it asks the client to act: `send` does,
+ * so that the file goes from this process with its progress on this terminal,
+ * through the same Lua sender as `nodelua send`. */
 #include "repl_client.h"
 
 #include "core/control.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <editline/readline.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -57,11 +60,57 @@ static char *next_word(const char *text, int state) {
   return NULL;
 }
 
+/* ---- libedit, loaded when the REPL is interactive ---- */
+
+#ifdef __APPLE__
+#define LIBEDIT_NAME "libedit.3.dylib"
+#else
+#define LIBEDIT_NAME "libedit.so.2"
+#endif
+
+static struct {
+  char *(*readline)(const char *);
+  int (*add_history)(const char *);
+  void (*using_history)(void);
+  void (*stifle_history)(int);
+  int (*read_history)(const char *);
+  int (*write_history)(const char *);
+  char **(*completion_matches)(const char *, rl_compentry_func_t *);
+  int *attempted_completion_over;
+  rl_completion_func_t **attempted_completion_function;
+} edit;
+
+/* Whether libedit could be loaded, with every symbol used here. */
+static bool load_libedit(void) {
+  void *lib = dlopen(LIBEDIT_NAME, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL)
+    return false;
+  /* dlsym returns void *; POSIX guarantees that storing it into a function
+   * pointer this way works (the form its own rationale gives). */
+  *(void **)&edit.readline = dlsym(lib, "readline");
+  *(void **)&edit.add_history = dlsym(lib, "add_history");
+  *(void **)&edit.using_history = dlsym(lib, "using_history");
+  *(void **)&edit.stifle_history = dlsym(lib, "stifle_history");
+  *(void **)&edit.read_history = dlsym(lib, "read_history");
+  *(void **)&edit.write_history = dlsym(lib, "write_history");
+  *(void **)&edit.completion_matches = dlsym(lib, "rl_completion_matches");
+  edit.attempted_completion_over = dlsym(lib, "rl_attempted_completion_over");
+  edit.attempted_completion_function =
+      dlsym(lib, "rl_attempted_completion_function");
+  if (edit.readline && edit.add_history && edit.using_history &&
+      edit.stifle_history && edit.read_history && edit.write_history &&
+      edit.completion_matches && edit.attempted_completion_over &&
+      edit.attempted_completion_function)
+    return true;
+  dlclose(lib);
+  return false;
+}
+
 static char **complete(const char *text, int start, int end) {
   (void)start;
   (void)end;
-  rl_attempted_completion_over = 1; /* no file names: only our words */
-  return rl_completion_matches(text, next_word);
+  *edit.attempted_completion_over = 1; /* no file names: only our words */
+  return edit.completion_matches(text, next_word);
 }
 
 /* ---- send: the Lua sender, run by the caller ---- */
@@ -148,6 +197,26 @@ static void history_path(char *out, size_t len) {
   snprintf(out, len, "%s/.nodelua_history", home ? home : ".");
 }
 
+/* Commands from standard input, one per line, without editing: 0, or 1 if
+ * one failed or the agent went away. */
+static int plain_lines(int fd, const nl_repl_client *client) {
+  int code = 0;
+  char line[NL_CONTROL_LINE_MAX];
+  while (fgets(line, sizeof line, stdin) != NULL) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strcmp(line, "quit") == 0 || strcmp(line, "exit") == 0)
+      break;
+    if (line[strspn(line, " \t")] == '\0')
+      continue;
+    int rc = ask(fd, client, line);
+    if (rc < 0)
+      return 1;
+    if (rc == 0)
+      code = 1;
+  }
+  return code;
+}
+
 int nl_repl_main(const nl_repl_client *client, int argc, char **argv) {
   const nl_config *cfg = client->cfg;
   char path[1024], err[512];
@@ -176,23 +245,29 @@ int nl_repl_main(const nl_repl_client *client, int argc, char **argv) {
       n += (size_t)w;
     }
     code = ask(fd, client, line) == 1 ? 0 : 1;
+  } else if (isatty(STDIN_FILENO) && !load_libedit()) {
+    fprintf(stderr,
+            "nodelua repl: no line editing: %s could not be loaded (%s); "
+            "commands are read as plain lines\n",
+            LIBEDIT_NAME, dlerror());
+    code = plain_lines(fd, client);
   } else if (isatty(STDIN_FILENO)) {
     char history[1024];
     history_path(history, sizeof history);
-    using_history();
-    stifle_history(1000);
-    read_history(history);
-    rl_attempted_completion_function = complete;
+    edit.using_history();
+    edit.stifle_history(1000);
+    edit.read_history(history);
+    *edit.attempted_completion_function = complete;
     refresh_words(fd);
     char *line;
-    while ((line = readline("nodelua> ")) != NULL) {
+    while ((line = edit.readline("nodelua> ")) != NULL) {
       char *start = line + strspn(line, " \t");
       if (strcmp(start, "quit") == 0 || strcmp(start, "exit") == 0) {
         free(line);
         break;
       }
       if (*start != '\0') {
-        add_history(start);
+        edit.add_history(start);
         if (ask(fd, client, start) < 0) {
           free(line);
           code = 1;
@@ -202,24 +277,10 @@ int nl_repl_main(const nl_repl_client *client, int argc, char **argv) {
       }
       free(line);
     }
-    write_history(history);
+    edit.write_history(history);
     forget_words();
   } else {
-    char line[NL_CONTROL_LINE_MAX];
-    while (fgets(line, sizeof line, stdin) != NULL) {
-      line[strcspn(line, "\r\n")] = '\0';
-      if (strcmp(line, "quit") == 0 || strcmp(line, "exit") == 0)
-        break;
-      if (line[strspn(line, " \t")] == '\0')
-        continue;
-      int rc = ask(fd, client, line);
-      if (rc < 0) {
-        code = 1;
-        break;
-      }
-      if (rc == 0)
-        code = 1;
-    }
+    code = plain_lines(fd, client);
   }
   close(fd);
   return code;
