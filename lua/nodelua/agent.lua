@@ -40,6 +40,8 @@ local RECEIVERS_GRACE_SECONDS = 5
 -- /metrics is read afresh at most this often (seconds): far below any
 -- scrape interval, and a bound on what a client scraping in a loop costs.
 local METRICS_RENDER_INTERVAL = 0.1
+-- Seconds between returns of the C heap's free pages to the OS.
+local TRIM_EVERY_SECONDS = 30
 
 local GROUPS = { "cpu", "load", "memory", "network", "storage", "thermal", "self" }
 
@@ -376,11 +378,20 @@ function M.main(args)
     if first_report_done then
       start_report_timer()
     end
+    local ticks = 0
     timers[#timers + 1] = timer.every(1, function()
       account.run("health tick", function()
         spool:expire()
         health()
       end)
+      -- Free memory scattered through the C heap (Lua's garbage between
+      -- long-lived blocks) stays dirty until trimmed: without this the
+      -- heap's dirty pages creep up by tens of KiB a minute under load
+      -- (scripts/bench/growth.sh).
+      ticks = ticks + 1
+      if ticks % TRIM_EVERY_SECONDS == 0 then
+        account.run("heap trim", runtime.trim)
+      end
     end)
     log.info("schedule: report every %s s; cpu %s s, network %s s, storage %s s", intervals.report,
       intervals.cpu or "-", intervals.network or "-", intervals.storage or "-")

@@ -12,6 +12,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -426,6 +429,17 @@ static int l_cpu(lua_State *L) {
   return 1;
 }
 
+/* Gives the free pages inside the C heap back to the OS (glibc's
+ * malloc_trim): true if some were. Without glibc, nothing to do: false. */
+static int l_trim(lua_State *L) {
+#ifdef __GLIBC__
+  lua_pushboolean(L, malloc_trim(0));
+#else
+  lua_pushboolean(L, 0);
+#endif
+  return 1;
+}
+
 static const luaL_Reg runtime_functions[] = {
     {"run", l_run},
     {"stop", l_stop},
@@ -440,6 +454,7 @@ static const luaL_Reg runtime_functions[] = {
     {"now", l_now},
     {"time", l_time},
     {"cpu", l_cpu},
+    {"trim", l_trim},
     {"version", l_version},
     {"revision", l_revision},
     {NULL, NULL},
