@@ -385,9 +385,8 @@ function M.main(args)
         health()
       end)
       -- Free memory scattered through the C heap (Lua's garbage between
-      -- long-lived blocks) stays dirty until trimmed: without this the
-      -- heap's dirty pages creep up by tens of KiB a minute under load
-      -- (scripts/bench/growth.sh).
+      -- long-lived blocks) stays dirty until trimmed; the C allocator
+      -- gives back only what is free at the heap's top on its own.
       ticks = ticks + 1
       if ticks % TRIM_EVERY_SECONDS == 0 then
         account.run("heap trim", runtime.trim)
