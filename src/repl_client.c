@@ -80,11 +80,13 @@ static struct {
   rl_completion_func_t **attempted_completion_function;
 } edit;
 
-/* Whether libedit could be loaded, with every symbol used here. */
-static bool load_libedit(void) {
+/* Loads libedit with every symbol used here: NULL, or why not. */
+static const char *load_libedit(void) {
   void *lib = dlopen(LIBEDIT_NAME, RTLD_NOW | RTLD_LOCAL);
-  if (lib == NULL)
-    return false;
+  if (lib == NULL) {
+    const char *why = dlerror();
+    return why != NULL ? why : "it cannot be opened";
+  }
   /* dlsym returns void *; POSIX guarantees that storing it into a function
    * pointer this way works (the form its own rationale gives). */
   *(void **)&edit.readline = dlsym(lib, "readline");
@@ -101,9 +103,9 @@ static bool load_libedit(void) {
       edit.stifle_history && edit.read_history && edit.write_history &&
       edit.completion_matches && edit.attempted_completion_over &&
       edit.attempted_completion_function)
-    return true;
+    return NULL;
   dlclose(lib);
-  return false;
+  return "it lacks a readline function this client uses";
 }
 
 static char **complete(const char *text, int start, int end) {
@@ -231,6 +233,7 @@ int nl_repl_main(const nl_repl_client *client, int argc, char **argv) {
     return 1;
   }
   int code = 0;
+  const char *why = NULL; /* why libedit could not be loaded */
   if (argc > 0) {
     char line[NL_CONTROL_LINE_MAX];
     size_t n = 0;
@@ -245,11 +248,11 @@ int nl_repl_main(const nl_repl_client *client, int argc, char **argv) {
       n += (size_t)w;
     }
     code = ask(fd, client, line) == 1 ? 0 : 1;
-  } else if (isatty(STDIN_FILENO) && !load_libedit()) {
+  } else if (isatty(STDIN_FILENO) && (why = load_libedit()) != NULL) {
     fprintf(stderr,
             "nodelua repl: no line editing: %s could not be loaded (%s); "
             "commands are read as plain lines\n",
-            LIBEDIT_NAME, dlerror());
+            LIBEDIT_NAME, why);
     code = plain_lines(fd, client);
   } else if (isatty(STDIN_FILENO)) {
     char history[1024];
