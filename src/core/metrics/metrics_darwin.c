@@ -75,12 +75,6 @@ struct nl_metrics_os {
   size_t miss_count;
 };
 
-static double monotonic_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int sysctl_string(const char *name, char *out, size_t cap) {
   size_t len = cap;
   if (sysctlbyname(name, out, &len, NULL, 0) != 0 || len == 0) {
@@ -117,7 +111,7 @@ static void refresh_kinds(nl_metrics_os *os) {
  * MISS_RETRY_SECONDS ago: then it is not worth another refresh, which asks
  * SystemConfiguration and walks IOKit (milliseconds, every sample). */
 static bool recently_missed(nl_metrics_os *os, const char *name) {
-  double now = monotonic_seconds();
+  double now = nl_metrics_monotonic();
   for (size_t i = 0; i < os->miss_count; i++) {
     if (strcmp(os->misses[i].name, name) == 0)
       return now - os->misses[i].at < MISS_RETRY_SECONDS;
@@ -126,7 +120,7 @@ static bool recently_missed(nl_metrics_os *os, const char *name) {
 }
 
 static void remember_miss(nl_metrics_os *os, const char *name) {
-  double now = monotonic_seconds();
+  double now = nl_metrics_monotonic();
   size_t slot = os->miss_count;
   for (size_t i = 0; i < os->miss_count; i++) {
     if (strcmp(os->misses[i].name, name) == 0) {

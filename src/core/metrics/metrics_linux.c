@@ -573,19 +573,13 @@ static void set_core_mhz(void *ud, int processor, double mhz) {
   }
 }
 
-static double monotonic_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void cpu_current_mhz(nl_metrics *m) {
   nl_cpu_sample *cpu = &m->snap.cpu;
   nl_metrics_os *os = m->os;
   /* /proc/cpuinfo is long, and the kernel asks every core for its clock to
    * write it: read at most every CPUINFO_MHZ_SECONDS, the clocks kept in
    * between (a report sends them once an hour at the defaults). */
-  double now = monotonic_seconds();
+  double now = nl_metrics_monotonic();
   if (!os->have_cpufreq && os->cpuinfo_mhz_at > 0 &&
       now - os->cpuinfo_mhz_at < CPUINFO_MHZ_SECONDS &&
       os->cpuinfo_mhz_cores == cpu->core_count)
