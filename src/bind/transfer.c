@@ -161,7 +161,8 @@ static int l_send_file(lua_State *L) {
   j->cfg.sha256 = lua_toboolean(L, -1);
   lua_pop(L, 1);
   j->cfg.hash_threads = (unsigned)opt_int(L, "hash_threads", 0, 0, 256);
-  lua_pop(L, 1);
+  /* j stays on the stack (index 3) until this returns: the sending thread
+   * uses it while progress callbacks run Lua, and so its collector. */
   pthread_mutex_init(&j->lock, NULL);
   pthread_cond_init(&j->cond, NULL);
 
