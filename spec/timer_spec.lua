@@ -101,4 +101,17 @@ describe("nodelua.timer", function()
     assert.has_error(function() timer.after(1, nil) end)
     assert.has_error(function() timer.cancel({}) end)
   end)
+
+  it("counts a delay from when the timer is made, however long since the loop last turned", function()
+    runtime.run()
+    -- Work in a callback or between runs that takes longer than the delay,
+    -- without the loop turning (runtime.now would refresh its clock).
+    local busy_until = os.clock() + 0.2
+    while os.clock() < busy_until do end
+    local made = runtime.time()
+    local fired
+    timer.after(0.1, function() fired = runtime.time() end)
+    runtime.run()
+    assert.is_true(fired - made >= 0.099, ("fired after %.3f s"):format(fired - made))
+  end)
 end)

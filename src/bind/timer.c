@@ -107,6 +107,10 @@ static int start_timer(lua_State *L, bool repeat) {
     rt->timers->prev = t;
   rt->timers = t;
   *slot = t;
+  /* libuv counts a timeout from the loop's cached "now", taken when it last
+   * turned; Lua code that ran long since (a sample, a report) would have
+   * the timer fire that much early, or at once. */
+  uv_update_time(&rt->loop);
   uv_timer_start(&t->handle, on_timer, ms, repeat ? ms : 0);
   return 1;
 }

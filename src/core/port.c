@@ -221,6 +221,8 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(c);
     return;
   }
+  /* The deadline counts from the accept (see bind/timer.c). */
+  uv_update_time(listener->loop);
   uv_timer_start(&c->timer, on_conn_timeout, NL_PORT_DEADLINE_MS, 0);
   uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, on_conn_read);
 }

@@ -465,6 +465,9 @@ int nl_probe_start(uv_loop_t *loop, const char *address, int port,
   uv_timer_init(loop, &p->timer);
   p->tcp.data = p->timer.data = p->connect_req.data = p;
   p->open_handles = 2;
+  /* The round trip and the deadline count from now, not from when the loop
+   * last turned (see bind/timer.c). */
+  uv_update_time(loop);
   p->started_ms = uv_now(loop);
   int rc = uv_tcp_connect(&p->connect_req, &p->tcp, (struct sockaddr *)&ss,
                           on_probe_connect);

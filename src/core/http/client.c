@@ -203,8 +203,11 @@ static int timer_callback(CURLM *multi, long timeout_ms, void *userp) {
   nl_http *h = userp;
   if (timeout_ms < 0)
     uv_timer_stop(&h->timer);
-  else
+  else {
+    /* From now, not from when the loop last turned (see bind/timer.c). */
+    uv_update_time(h->timer.loop);
     uv_timer_start(&h->timer, on_timeout, (uint64_t)timeout_ms, 0);
+  }
   return 0;
 }
 
