@@ -92,6 +92,23 @@ static void test_rates(void) {
     CHECK(isnan(s->network.ifs[i].rates[NL_NET_RX_BYTES]));
     CHECK(!isnan(s->network.ifs[i].rates[NL_NET_TX_BYTES]));
   }
+  /* The kernel's idle and iowait estimates step back a little at times:
+   * still a rate, that mode's time held where it was, never decreasing. */
+  double raised_iowait[256];
+  size_t raised = m->prev_core_count < 256 ? m->prev_core_count : 256;
+  for (size_t i = 0; i < raised; i++)
+    raised_iowait[i] = m->prev_cores[i].seconds[NL_CPU_IOWAIT] += 0.5;
+  double held = m->prev_total.seconds[NL_CPU_IOWAIT] += 1.0;
+  usleep(20000);
+  CHECK(nl_metrics_sample(m, NL_METRICS_CPU) == 0);
+  CHECK(s->cpu.has_rate);
+  CHECK(s->cpu.total.seconds[NL_CPU_IOWAIT] == held);
+  CHECK(s->cpu.total.percent[NL_CPU_IOWAIT] == 0);
+  CHECK(m->prev_total.seconds[NL_CPU_IOWAIT] == held);
+  /* The cores come in the same order while none goes offline. */
+  CHECK(s->cpu.core_count >= raised);
+  for (size_t i = 0; i < raised; i++)
+    CHECK(s->cpu.cores[i].seconds[NL_CPU_IOWAIT] >= raised_iowait[i]);
   /* And the next interval has rates again. */
   usleep(20000);
   CHECK(nl_metrics_sample(m, NL_METRICS_NETWORK) == 0);

@@ -275,15 +275,26 @@ const nl_metrics_snapshot *nl_metrics_get(const nl_metrics *m) {
   return &m->snap;
 }
 
-/* Percentages of each mode over the interval since prev. False when any
- * counter went backwards (a CPU taken offline and back, a reset): then no
- * rate is better than a wrong one. */
+/* Linux's idle and iowait counters can step back a little: proc(5) says
+ * iowait "may decrease", and tickless kernels estimate idle time. A step
+ * back smaller than this is no time in that mode, and the higher reading
+ * is kept, so that the counter never decreases (node_exporter does the
+ * same, with the same bound). A bigger one is a reset. */
+#define CPU_JUMP_BACK_SECONDS 3.0
+
+/* Percentages of each mode over the interval since prev. False when a
+ * counter went back by more than a kernel's estimate strays (a CPU taken
+ * offline and back, a reset): then no rate is better than a wrong one. */
 static bool cpu_rates(nl_cpu_times *cur, const nl_cpu_times *prev) {
   double delta[NL_CPU_MODE_COUNT], total = 0;
   for (int i = 0; i < NL_CPU_MODE_COUNT; i++) {
     delta[i] = cur->seconds[i] - prev->seconds[i];
-    if (delta[i] < 0)
+    if (delta[i] <= -CPU_JUMP_BACK_SECONDS)
       goto none;
+    if (delta[i] < 0) {
+      cur->seconds[i] = prev->seconds[i];
+      delta[i] = 0;
+    }
     total += delta[i];
   }
   if (total <= 0)
