@@ -542,6 +542,7 @@ typedef struct {
   long flip_at; /* byte of the target's upstream to flip; -1: none */
   long cut_at;  /* close the target after this many upstream bytes; -1 */
   int tamper;   /* what to do to the control connection's answers */
+  int answer_delay_ms; /* held back before each of the control's answers */
   pthread_mutex_t lock;
   uint8_t *seen; /* every upstream byte of every connection */
   size_t seen_len, seen_cap;
@@ -553,7 +554,8 @@ typedef struct {
   int from, to;
   bool upstream;
   long flip_at, cut_at;
-  int tamper; /* pump_frames: a copy, the proxy may be gone first */
+  int tamper;   /* pump_frames: a copy, the proxy may be gone first */
+  int delay_ms; /* before passing on each read */
 } pipe_job;
 
 enum {
@@ -639,6 +641,8 @@ static void *pump(void *arg) {
     seen += n;
     if (j->cut_at >= 0 && seen >= j->cut_at)
       break; /* the link is cut: both ends see it go */
+    if (j->delay_ms > 0)
+      usleep((useconds_t)j->delay_ms * 1000);
     if (send(j->to, buf, (size_t)n, MSG_NOSIGNAL) != n)
       break;
   }
@@ -672,8 +676,11 @@ static void *proxy_loop(void *arg) {
                      true,
                      target ? p->flip_at : -1,
                      target ? p->cut_at : -1,
-                     TAMPER_NONE};
-    *down = (pipe_job){p, server, client, false, -1, -1, p->tamper};
+                     TAMPER_NONE,
+                     0};
+    *down = (pipe_job){
+        p,  server, client,    false,
+        -1, -1,     p->tamper, p->connections == 1 ? p->answer_delay_ms : 0};
     pthread_t a, b;
     pthread_mutex_lock(&p->lock);
     p->pumps += 2;
@@ -1006,6 +1013,10 @@ static void tampered_answers(int port) {
     pthread_t t;
     int proxy_port = proxy_start(&p, port, &t);
     p.tamper = modes[i];
+    /* The receiver writes its ERROR, then closes the data streams: held
+     * back on the way, the ERROR comes after the sender has seen its
+     * streams close, and must still be what the sender reports. */
+    p.answer_delay_ms = modes[i] == TAMPER_REPLAY_DIGEST ? 400 : 0;
     nl_transfer_config c = sender_cfg(1);
     c.replace = true;
     CHECK(nl_transfer_send("127.0.0.1", proxy_port, path, NULL, &c, NULL, NULL,

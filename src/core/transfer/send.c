@@ -12,7 +12,7 @@
 
 /* ---- hashing while sending ---- */
 
-static void wake_control(sender *s) {
+void nl_send_wake_control(sender *s) {
   char one = 1;
   if (write(s->wake[1], &one, 1) < 0) {
     /* the pipe is full: the control thread has a wake-up pending anyway */
@@ -28,7 +28,7 @@ static int on_hashed(void *ud, uint64_t index) {
   bool stop = s->stop;
   s->hashed[s->hashed_count++] = (uint32_t)index;
   pthread_mutex_unlock(&s->lock);
-  wake_control(s);
+  nl_send_wake_control(s);
   return stop;
 }
 
@@ -62,7 +62,7 @@ static void *hash_chunks(void *arg) {
   s->hash_rc = rc;
   s->hash_done = true;
   pthread_mutex_unlock(&s->lock);
-  wake_control(s);
+  nl_send_wake_control(s);
   return NULL;
 }
 
@@ -79,19 +79,69 @@ static void *hash_plain(void *arg) {
   s->sha_rc = rc == 0 ? 0 : -e;
   s->sha_done = true;
   pthread_mutex_unlock(&s->lock);
-  wake_control(s);
+  nl_send_wake_control(s);
   return NULL;
 }
 
 /* ---- the control connection ---- */
 
-/* Why the control connection ended when it did. */
+/* How long the sender looks for the receiver's ERROR once it has seen
+ * the transfer end another way. The receiver writes its ERROR before it
+ * closes anything, so the frame is normally in already. */
+#define LAST_WORD_MS 1000
+
+/* The receiver's ERROR, if one is waiting on the control connection (or
+ * comes within LAST_WORD_MS): true with err set to it. A receiver that
+ * stops writes its ERROR, then closes the data streams too; a data stream
+ * or the hashing may see that end before this thread reads the frame, and
+ * the receiver's reason is the one the user needs, not "a stream closed".
+ * Frames before the ERROR are passed over, with their MACs checked so that
+ * the ERROR's numbering holds. */
+static bool receiver_said(sender *s, char *err, size_t errlen) {
+  buffer b = {0};
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  bool said = false;
+  struct timespec since;
+  clock_gettime(CLOCK_MONOTONIC, &since);
+  for (;;) {
+    int left = LAST_WORD_MS - (int)(nl_tx_seconds_since(&since) * 1000);
+    bool ready = s->control.tls != NULL && nl_tls_pending(s->control.tls);
+    if (!ready && left > 0) {
+      struct pollfd p = {.fd = s->control.fd, .events = POLLIN};
+      ready = poll(&p, 1, left) > 0;
+    }
+    if (!ready || nl_tx_recv_frame(&s->control, hdr, &b, &type, &len) != 0)
+      break;
+    if (type == NL_FRAME_ERROR) {
+      nl_tx_error_from(&s->control, hdr, b.p, len, type, err, errlen,
+                       "the receiver failed");
+      said = true;
+      break;
+    }
+    if (!nl_tx_mac_ok(&s->control, hdr, b.p, len))
+      break;
+  }
+  free(b.p);
+  return said;
+}
+
+/* Why the control connection ended when it did: what the receiver said,
+ * if it said anything, over what this side saw. */
 static void control_lost(sender *s, char *err, size_t errlen) {
   pthread_mutex_lock(&s->lock);
-  if (s->killed)
+  bool killed = s->killed;
+  if (killed)
     snprintf(err, errlen, "stopped after %u chunks, as asked",
              s->sent_attempts);
-  else if (s->stream_error[0])
+  pthread_mutex_unlock(&s->lock);
+  if (killed)
+    return;
+  if (receiver_said(s, err, errlen))
+    return;
+  pthread_mutex_lock(&s->lock);
+  if (s->stream_error[0])
     snprintf(err, errlen, "%s", s->stream_error);
   else
     snprintf(err, errlen, "the receiver went away");

@@ -91,5 +91,7 @@ void *nl_send_stream_main(void *arg);
 int nl_send_open_conn(conn *c, const char *host, int port,
                       const nl_transfer_config *cfg, char *err, size_t errlen);
 void nl_send_close_conn(conn *c);
+/* Wakes the control thread from its wait (send.c). */
+void nl_send_wake_control(sender *s);
 
 #endif

@@ -280,10 +280,15 @@ void *nl_send_stream_main(void *arg) {
   }
   pthread_mutex_lock(&s->lock);
   if (--s->live_streams == 0 && !s->stop) {
-    /* No stream is left to carry the rest. */
+    /* No stream is left to carry the rest. The control thread is woken,
+     * and a write it is blocked in fails; its reading side stays open,
+     * because the receiver's ERROR, its reason for closing the streams,
+     * may still be on the way (a socket shut for reading would answer it
+     * with a reset, and lose it). */
     snprintf(s->stream_error, sizeof s->stream_error, "%s", err);
     s->stop = true;
-    shutdown(s->control.fd, SHUT_RDWR);
+    shutdown(s->control.fd, SHUT_WR);
+    nl_send_wake_control(s);
   }
   s->stream_fds[st->index] = -1;
   pthread_mutex_unlock(&s->lock);
