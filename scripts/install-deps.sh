@@ -19,6 +19,7 @@ install_debian() {
     libavahi-compat-libdnssd-dev avahi-daemon avahi-utils dbus libnss-mdns python3-zeroconf util-linux
     netcat-openbsd rsync libedit-dev python3-pexpect iptables libnetfilter-queue-dev file
     minisign ansible ansible-lint mmdebstrap systemd-container
+    libibverbs-dev librdmacm-dev rdma-core ibverbs-utils perftest
   )
   local missing=()
   for p in "${packages[@]}"; do

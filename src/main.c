@@ -148,10 +148,10 @@ static int cmd_version(void) {
     }
   }
   printf("nodelua %s (git %s)\n", nl_version(), NL_GIT_REVISION);
-  /* Only what the build chose; a feature with no code yet (RDMA) says
-   * nothing here until it has some. */
-  printf("build: %s, asan=%s, ubsan=%s, fuzz=%s\n", NL_BUILD_TYPE,
-         NL_BUILD_ASAN, NL_BUILD_UBSAN, NL_BUILD_FUZZ);
+  /* What the build chose. rdma=on says the RDMA code is in this binary;
+   * whether this host can use it is `nodelua rdma`'s answer. */
+  printf("build: %s, asan=%s, ubsan=%s, fuzz=%s, rdma=%s\n", NL_BUILD_TYPE,
+         NL_BUILD_ASAN, NL_BUILD_UBSAN, NL_BUILD_FUZZ, NL_BUILD_RDMA);
   printf("lua: %s\n", LUA_RELEASE);
   printf("libuv: %s\n", uv_version_string());
   printf("libcurl: %s (%s)\n", curl->version,

@@ -6,7 +6,8 @@
  *   srv:set_hello(full, public); srv:set_key(probe_key or nil)
  *   srv:on_asker(function(address, id, port) end)
  *   srv:receive_files{key = , dir = , max_bytes = , node_id = ,
- *                     encrypted_only = , partial_ttl = } -> true or nil, err
+ *                     encrypted_only = , partial_ttl = , rdma = }
+ *                     -> true or nil, err
  *   srv:refuse_files(why); srv:port(); srv:close()
  *   port.probe(address, port, timeout_seconds, fn[, {id = , port = }[, key]])
  *        fn{ok, reply, error, local_address, rtt_ms, verified}: once; the
@@ -207,7 +208,8 @@ static int l_server_on_asker(lua_State *L) {
 }
 
 /* srv:receive_files{key = , dir = , max_bytes = , node_id = ,
- * encrypted_only = false, partial_ttl = seconds}: framed and TLS
+ * encrypted_only = false, partial_ttl = seconds, rdma = "auto"}: framed
+ * and TLS
  * connections on this port become file transfers into dir, each on a
  * thread of its own. Returns true, or nil and why (a receive folder that
  * is refused says which and why). */
@@ -233,6 +235,8 @@ static int l_server_receive_files(lua_State *L) {
   lua_getfield(L, 2, "partial_ttl");
   lua_Integer ttl = luaL_optinteger(L, -1, 7 * 24 * 3600);
   luaL_argcheck(L, ttl > 0, 2, "partial_ttl above 0");
+  lua_getfield(L, 2, "rdma");
+  cfg.rdma = nl_transfer_rdma_mode(L, luaL_optstring(L, -1, NULL));
   char err[5000];
   errno = 0;
   /* The receiver lives as long as the process: its threads may outlive

@@ -76,6 +76,10 @@ int nl_push_failure(lua_State *L, int code, const char *fmt, ...);
 void nl_new_class(lua_State *L, const char *key, const luaL_Reg *methods,
                   lua_CFunction close);
 
+/* TRANSFER_RDMA's text ("auto", "off", "required"; NULL: auto) as an
+ * nl_rdma_mode; anything else raises a Lua error (bind/transfer.c). */
+int nl_transfer_rdma_mode(lua_State *L, const char *mode);
+
 /* Registers the bindings above in package.preload (for the executable). */
 void nl_runtime_preload(lua_State *L);
 

@@ -3,7 +3,7 @@
  *   local result, err, code = transfer.send_file({host = , port = , path = ,
  *     name = nil, key = , node_id = nil, expect_id = nil, streams = 0,
  *     chunk_size = 4 MiB, timeout = 30, encrypt = false, replace = false,
- *     sha256 = false, hash_threads = 0},
+ *     sha256 = false, hash_threads = 0, rdma = "auto"},
  *     function(so_far) end)
  *   node_id: this node's id (nil: a random one for this send);
  *   expect_id: the id the receiver must prove (nil: any, for host:port);
@@ -11,21 +11,28 @@
  *   sha256: both sides also compute and compare the plain SHA-256;
  *   streams: data streams, 1 to 64, or 0 for auto (4, doubled up to 16
  *            while the rate grows by a tenth);
- *   hash_threads: workers hashing chunks (0: the online CPUs).
+ *   hash_threads: workers hashing chunks (0: the online CPUs);
+ *   rdma: TRANSFER_RDMA, "auto", "off" or "required";
+ *   rdma_fail_after_chunks: for tests, the queue pair is put in error
+ *            after this many chunks went over RDMA (0: never).
  *   result: {size, chunks, chunks_skipped, chunks_sent, chunks_resent,
  *            bytes_sent, seconds, tree, sha256 (with sha256), peer_id,
- *            hashed_at_first_data, streams}
+ *            hashed_at_first_data, streams, chunks_rdma, rdma_note (why
+ *            RDMA was not used, or stopped being used; absent if it was
+ *            not proposed or carried the whole transfer)}
  *
  * It blocks the calling Lua thread (the transfer itself runs on worker
  * threads) and calls the progress function from it every 0.2 s while
  * chunks are being verified, and once at the end of a transfer that
  * succeeded: it is for `nodelua send`, never the agent's
- * loop. SIGINT or SIGTERM meanwhile ends the process at once with 130 or
- * 143, as scp or rsync do: the receiver keeps what it verified, and
- * sending the same file again resumes. */
+ * loop. transfer.rdma() says whether this host can use RDMA (below). SIGINT or
+ * SIGTERM meanwhile ends the process at once with 130 or 143, as scp or rsync
+ * do: the receiver keeps what it verified, and sending the same file again
+ * resumes. */
 #include "runtime.h"
 #include "core/portable.h"
 
+#include "core/transfer/rdma/rdma.h"
 #include "core/transfer/transfer.h"
 
 #include <errno.h>
@@ -82,7 +89,7 @@ static void *run(void *arg) {
 }
 
 static void push_result(lua_State *L, const nl_transfer_result *r) {
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 16);
   lua_pushinteger(L, (lua_Integer)r->size);
   lua_setfield(L, -2, "size");
   lua_pushinteger(L, r->chunks);
@@ -109,6 +116,12 @@ static void push_result(lua_State *L, const nl_transfer_result *r) {
   lua_setfield(L, -2, "streams");
   lua_pushstring(L, r->peer_id);
   lua_setfield(L, -2, "peer_id");
+  lua_pushinteger(L, r->chunks_rdma);
+  lua_setfield(L, -2, "chunks_rdma");
+  if (r->rdma_note[0] != '\0') {
+    lua_pushstring(L, r->rdma_note);
+    lua_setfield(L, -2, "rdma_note");
+  }
 }
 
 static const char *opt_string(lua_State *L, const char *key, bool required) {
@@ -129,6 +142,17 @@ static lua_Integer opt_int(lua_State *L, const char *key, lua_Integer dflt,
   if (v < lo || v > hi)
     luaL_error(L, "send_file: %s must be from %d to %d", key, (int)lo, (int)hi);
   return v;
+}
+
+/* TRANSFER_RDMA's text as an nl_rdma_mode; nil is auto. */
+int nl_transfer_rdma_mode(lua_State *L, const char *mode) {
+  static const char *const modes[] = {"auto", "off", "required"};
+  for (int i = 0; mode != NULL && i < 3; i++)
+    if (strcmp(mode, modes[i]) == 0)
+      return i;
+  if (mode != NULL)
+    luaL_error(L, "rdma must be auto, off or required, not '%s'", mode);
+  return 0;
 }
 
 static int l_send_file(lua_State *L) {
@@ -161,6 +185,9 @@ static int l_send_file(lua_State *L) {
   j->cfg.sha256 = lua_toboolean(L, -1);
   lua_pop(L, 1);
   j->cfg.hash_threads = (unsigned)opt_int(L, "hash_threads", 0, 0, 256);
+  j->cfg.rdma = nl_transfer_rdma_mode(L, opt_string(L, "rdma", false));
+  j->cfg.rdma_fail_after_chunks =
+      (uint32_t)opt_int(L, "rdma_fail_after_chunks", 0, 0, 1 << 20);
   /* j stays on the stack (index 3) until this returns: the sending thread
    * uses it while progress callbacks run Lua, and so its collector. */
   pthread_mutex_init(&j->lock, NULL);
@@ -230,8 +257,28 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* transfer.rdma() -> {built = , usable = , devices = , why = }: whether
+ * this build has RDMA, and which of this host's devices a transfer can
+ * use (devices: "rxe0 port 1 (eth0), ..."), or why none. It opens each
+ * device: call it at start, not per transfer. */
+static int l_rdma(lua_State *L) {
+  nl_rdma_caps caps;
+  nl_rdma_detect(&caps);
+  lua_createtable(L, 0, 4);
+  lua_pushboolean(L, nl_rdma_built());
+  lua_setfield(L, -2, "built");
+  lua_pushinteger(L, caps.usable);
+  lua_setfield(L, -2, "usable");
+  lua_pushstring(L, caps.list);
+  lua_setfield(L, -2, "devices");
+  lua_pushstring(L, caps.why);
+  lua_setfield(L, -2, "why");
+  return 1;
+}
+
 static const luaL_Reg transfer_functions[] = {
     {"send_file", l_send_file},
+    {"rdma", l_rdma},
     {"isatty", l_isatty},
     {NULL, NULL},
 };

@@ -30,6 +30,9 @@ static const nl_config_choice log_levels[] = {{"error", NL_LOG_ERROR},
                                               {NULL, 0}};
 static const nl_config_choice channels[] = {
     {"stable", 0}, {"beta", 1}, {"nightly", 2}, {NULL, 0}};
+/* The values are nl_rdma_mode's (core/transfer/rdma/rdma.h). */
+static const nl_config_choice rdma_modes[] = {
+    {"auto", 0}, {"off", 1}, {"required", 2}, {NULL, 0}};
 static const nl_config_choice log_formats[] = {
     {"text", NL_LOG_TEXT}, {"json", NL_LOG_JSON}, {NULL, 0}};
 
@@ -297,6 +300,15 @@ static const nl_config_var vars[NL_CFG_COUNT] = {
          .default_value = "0",
          .summary = "Workers that hash a file's chunks in parallel for its "
                     "tree digest (nodelua hash, nodelua send)."},
+    [NL_CFG_TRANSFER_RDMA] =
+        {.name = "TRANSFER_RDMA",
+         .kind = NL_KIND_CHOICE,
+         .choices = rdma_modes,
+         .default_value = "auto",
+         .summary = "RDMA for transfers: auto uses it where both nodes have "
+                    "a usable device and falls back to TCP streams, with a "
+                    "log line, wherever it cannot; off never; required "
+                    "makes a send fail when RDMA cannot be set up."},
     [NL_CFG_AUTO_UPDATE] =
         {.name = "AUTO_UPDATE",
          .kind = NL_KIND_BOOLEAN,

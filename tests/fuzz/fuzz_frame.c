@@ -3,7 +3,8 @@
  * header must be refused or give a length within its type's bound, and each
  * typed parser must refuse or give fields that hold their rules: ids of hex
  * digits, a name that is one safe path component, one digest per chunk,
- * data inside its chunk, messages without control characters. */
+ * data inside its chunk, messages without control characters, an RDMA
+ * pool within its bounds. */
 #include "core/transfer/frame.h"
 
 #include <stdlib.h>
@@ -29,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   const uint8_t *p = size > 0 ? data + 1 : data;
   size_t n = size > 0 ? size - 1 : 0;
-  switch (size > 0 ? data[0] % 6 : 0) {
+  switch (size > 0 ? data[0] % 8 : 0) {
   case 0: {
     nl_frame_hello h;
     if (nl_frame_parse_hello(p, n, &h, err, sizeof err) == 0) {
@@ -78,6 +79,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (held != a.held_count || a.digests + (size_t)held * 32 != a.mac ||
           a.mac + 32 != p + n)
         abort();
+    }
+    break;
+  }
+  case 6: {
+    nl_frame_rdma r;
+    if (nl_frame_parse_rdma(p, n, &r, err, sizeof err) == 0 &&
+        (n != NL_FRAME_NONCE_SIZE + 32 || r.nonce != p || r.mac + 32 != p + n))
+      abort();
+    break;
+  }
+  case 7: {
+    uint32_t chunk = n > 0 ? NL_FRAME_CHUNK_MIN << (p[0] % 11) : 0;
+    nl_frame_rdma_answer a;
+    if (nl_frame_parse_rdma_answer(p, n, chunk, &a, err, sizeof err) == 0) {
+      uint64_t pool = (uint64_t)a.slots * a.slot_size;
+      if (a.mac + 32 != p + n ||
+          (a.ready &&
+           (a.port == 0 || a.slots == 0 || a.slots > 16 ||
+            a.slot_size != chunk || (a.slots > 1 && pool > 64u * 1024 * 1024) ||
+            a.addr + pool < a.addr)))
+        abort();
+      for (const char *m = a.reason; *m; m++)
+        if ((unsigned char)*m < 0x20 || *m == 0x7f)
+          abort();
     }
     break;
   }

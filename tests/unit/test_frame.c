@@ -24,7 +24,7 @@ static void headers(void) {
   static const uint8_t old_version[] = {'N', 'L', 2, 4, 0, 0, 0, 0};
   static const uint8_t next_version[] = {'N', 'L', 4, 4, 0, 0, 0, 0};
   static const uint8_t bad_type[] = {'N', 'L', 3, 0x09, 0, 0, 0, 0};
-  static const uint8_t past_types[] = {'N', 'L', 3, 0x18, 0, 0, 0, 0};
+  static const uint8_t past_types[] = {'N', 'L', 3, 0x1a, 0, 0, 0, 0};
   static const uint8_t too_long[] = {'N', 'L', 3, 0x03, 0, 0, 0, 33};
   static const uint8_t huge[] = {'N', 'L', 3, 0x13, 0xff, 0xff, 0xff, 0xff};
   static const uint8_t digest_long[] = {'N', 'L', 3, 0x16, 0, 0, 0, 69};
@@ -258,6 +258,89 @@ static void data_frames(void) {
   CHECK(nl_frame_parse_data(p, 5, 65536, &d, err, sizeof err) == -1);
 }
 
+static void rdma_frames(void) {
+  const uint32_t chunk = 4u << 20;
+  uint8_t nonce[32], mac[32];
+  memset(nonce, 0xab, sizeof nonce);
+  memset(mac, 0xcd, sizeof mac);
+  nl_writer w;
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA);
+  nl_write_bytes(&w, nonce, 32);
+  nl_write_bytes(&w, mac, 32);
+  long n = nl_writer_finish(&w);
+  nl_frame_rdma r;
+  CHECK(nl_frame_parse_rdma(buf + 8, (size_t)n - 8, &r, err, sizeof err) == 0);
+  CHECK(memcmp(r.nonce, nonce, 32) == 0 && memcmp(r.mac, mac, 32) == 0);
+  CHECK(nl_frame_parse_rdma(buf + 8, (size_t)n - 9, &r, err, sizeof err) == -1);
+
+  /* ready: port, slots, slot size, address, key, nonce, MAC */
+  struct {
+    uint16_t port, slots;
+    uint32_t slot_size;
+    uint64_t addr;
+    int rc;
+  } cases[] = {
+      {4791, 16, chunk, 0x7f0000001000, 0},
+      {0, 16, chunk, 0x1000, -1},            /* no port */
+      {4791, 0, chunk, 0x1000, -1},          /* no slot */
+      {4791, 17, chunk, 0x1000, -1},         /* more than 16 */
+      {4791, 4, chunk / 2, 0x1000, -1},      /* not the chunk size */
+      {4791, 1, chunk, UINT64_MAX - 16, -1}, /* a pool that wraps */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA_ANSWER);
+    nl_write_u8(&w, 1);
+    nl_write_u16(&w, cases[i].port);
+    nl_write_u16(&w, cases[i].slots);
+    nl_write_u32(&w, cases[i].slot_size);
+    nl_write_u64(&w, cases[i].addr);
+    nl_write_u32(&w, 0x1234);
+    nl_write_bytes(&w, nonce, 32);
+    nl_write_bytes(&w, mac, 32);
+    n = nl_writer_finish(&w);
+    nl_frame_rdma_answer a;
+    CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 8, chunk, &a, err,
+                                     sizeof err) == cases[i].rc);
+    if (cases[i].rc == 0)
+      CHECK(a.ready && a.port == 4791 && a.slots == 16 &&
+            a.slot_size == chunk && a.addr == 0x7f0000001000 &&
+            a.rkey == 0x1234 && memcmp(a.nonce, nonce, 32) == 0);
+  }
+  /* 64 MiB chunks: one slot is the whole bound, two are over it. */
+  nl_frame_rdma_answer a;
+  for (uint16_t slots = 1; slots <= 2; slots++) {
+    nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA_ANSWER);
+    nl_write_u8(&w, 1);
+    nl_write_u16(&w, 4791);
+    nl_write_u16(&w, slots);
+    nl_write_u32(&w, 64u << 20);
+    nl_write_u64(&w, 0x1000);
+    nl_write_u32(&w, 1);
+    nl_write_bytes(&w, nonce, 32);
+    nl_write_bytes(&w, mac, 32);
+    n = nl_writer_finish(&w);
+    CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 8, 64u << 20, &a, err,
+                                     sizeof err) == (slots == 1 ? 0 : -1));
+  }
+  /* refused: why, with nothing that a terminal would act on */
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA_ANSWER);
+  nl_write_u8(&w, 0);
+  nl_write_string(&w, "no\x1b[31m device", 14);
+  nl_write_bytes(&w, mac, 32);
+  n = nl_writer_finish(&w);
+  CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 8, chunk, &a, err,
+                                   sizeof err) == 0);
+  CHECK(!a.ready);
+  CHECK_STR(a.reason, "no?[31m device");
+  /* Neither ready nor refused, or a byte too many: malformed. */
+  buf[8] = 2;
+  CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 8, chunk, &a, err,
+                                   sizeof err) == -1);
+  buf[8] = 0;
+  CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 7, chunk, &a, err,
+                                   sizeof err) == -1);
+}
+
 static void error_frames(void) {
   nl_writer w;
   nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_ERROR);
@@ -384,6 +467,7 @@ int main(void) {
   accepts();
   data_frames();
   error_frames();
+  rdma_frames();
   handshake();
   return check_report("test_frame");
 }

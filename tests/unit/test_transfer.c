@@ -6,10 +6,13 @@
  * (that chunk alone is sent again and the file is right) or cuts one (its
  * chunks go on another), and the encrypted mode: round trips, nothing of
  * the file on the wire, a flipped byte, a receiver that takes nothing
- * else, a sender with another key. */
+ * else, a sender with another key; and RDMA's proposal and refusal on the
+ * control connection, with auto going on over TCP and required failing. */
 #include "alloc_count.h"
 #include "check.h"
 #include "core/hash.h"
+#include "core/log.h"
+#include "core/transfer/rdma/rdma.h"
 #include "core/transfer/hashpool.h"
 #include "core/transfer/transfer.h"
 #include "core/transfer/transfer_internal.h"
@@ -1058,6 +1061,136 @@ static void old_version(int port) {
   CHECK_CONTAINS(e.message, "version 3");
 }
 
+/* ---- RDMA: the proposal, the refusal, the fallback ---- */
+
+/* How many lines of the log file at path contain needle. */
+static int lines_with(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  char line[2048];
+  int n = 0;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    n += strstr(line, needle) != NULL;
+  if (f != NULL)
+    fclose(f);
+  return n;
+}
+
+/* Sends name (3 chunks and a bit) with the given RDMA settings, the log
+ * going to log_path. Returns the send's result code. */
+static int send_rdma(int port, const char *name, int mode, bool anyway,
+                     const char *log_path, nl_transfer_result *r, char *err,
+                     size_t errlen) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/%s", send_dir, name);
+  write_file(path, 3 * CHUNK + 5, 41);
+  nl_transfer_config c = sender_cfg(2);
+  c.rdma = mode;
+  c.rdma_propose_anyway = anyway;
+  CHECK(nl_log_set_file(log_path) == 0);
+  int rc = nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, r,
+                            err, errlen);
+  nl_log_set_file(NULL);
+  wait_idle();
+  return rc;
+}
+
+static bool received_same(const char *name) {
+  char a[256], b[256];
+  snprintf(a, sizeof a, "%s/%s", send_dir, name);
+  snprintf(b, sizeof b, "%s/%s", recv_dir, name);
+  return same_content(a, b);
+}
+
+static void rdma_fallback(int port) {
+  char log_path[256], err[512];
+  snprintf(log_path, sizeof log_path, "%s/rdma.log", send_dir);
+  nl_transfer_result r;
+  nl_rdma_caps here;
+  bool device_here = nl_rdma_detect(&here) > 0;
+
+  /* A receiver with TRANSFER_RDMA=off refuses the proposal, on any host:
+   * auto goes on over TCP, with one log line that says why. */
+  receiver_cfg.rdma = NL_RDMA_OFF;
+  unlink(log_path);
+  CHECK(send_rdma(port, "rdma-off", NL_RDMA_AUTO, true, log_path, &r, err,
+                  sizeof err) == 0);
+  CHECK(received_same("rdma-off"));
+  CHECK(r.chunks_rdma == 0 && r.chunks_sent == 4 && r.streams == 2);
+  CHECK_CONTAINS(r.rdma_note, "the receiver refused it: RDMA is off at the "
+                              "receiver (TRANSFER_RDMA=off)");
+  CHECK(lines_with(log_path, "RDMA not used: the receiver refused it: RDMA "
+                             "is off at the receiver (TRANSFER_RDMA=off); "
+                             "sending over TCP streams") == 1);
+  CHECK(lines_with(log_path, "RDMA") == 1);
+
+  /* required fails the send, clearly, and publishes nothing. */
+  unlink(log_path);
+  CHECK(send_rdma(port, "rdma-required", NL_RDMA_REQUIRED, true, log_path, &r,
+                  err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "RDMA was required (TRANSFER_RDMA=required) but cannot "
+                      "be used: the receiver refused it: RDMA is off");
+  char there[256];
+  snprintf(there, sizeof there, "%s/rdma-required", recv_dir);
+  CHECK(access(there, F_OK) != 0);
+  receiver_cfg.rdma = NL_RDMA_AUTO;
+
+  /* An encrypted transfer is never proposed for RDMA, which would carry
+   * its bytes in clear: required says so. */
+  {
+    char path[256];
+    snprintf(path, sizeof path, "%s/rdma-encrypted", send_dir);
+    write_file(path, CHUNK, 43);
+    nl_transfer_config c = sender_cfg(1);
+    c.encrypt = true;
+    c.rdma = NL_RDMA_REQUIRED;
+    c.rdma_propose_anyway = true;
+    CHECK(nl_transfer_send("127.0.0.1", port, path, NULL, &c, NULL, NULL, &r,
+                           err, sizeof err) == -1);
+    CHECK_CONTAINS(err, "RDMA was required (TRANSFER_RDMA=required) but "
+                        "cannot be used: the transfer is encrypted");
+    wait_idle();
+  }
+
+  /* The sender's TRANSFER_RDMA=off proposes nothing: no note, no line. */
+  unlink(log_path);
+  CHECK(send_rdma(port, "rdma-never", NL_RDMA_OFF, true, log_path, &r, err,
+                  sizeof err) == 0);
+  CHECK(received_same("rdma-never"));
+  CHECK(r.rdma_note[0] == '\0');
+  CHECK(lines_with(log_path, "RDMA") == 0);
+
+  if (device_here) {
+    check_skip("RDMA refused for want of a device (this host has one: the "
+               "RDMA job covers it)");
+    return;
+  }
+  /* A receiver without a device refuses with its detection's reason. */
+  unlink(log_path);
+  CHECK(send_rdma(port, "rdma-nodevice", NL_RDMA_AUTO, true, log_path, &r, err,
+                  sizeof err) == 0);
+  CHECK(received_same("rdma-nodevice"));
+  CHECK(r.chunks_rdma == 0);
+  CHECK_CONTAINS(r.rdma_note, "the receiver refused it: ");
+  CHECK_CONTAINS(r.rdma_note,
+                 nl_rdma_built() ? "no RDMA device" : "this build has no RDMA");
+  CHECK(lines_with(log_path, "RDMA not used: the receiver refused it") == 1);
+
+  /* A sender without a device does not propose: with auto it says so only
+   * at debug level (every node without RDMA, every send); with required
+   * it fails before anything is proposed. */
+  unlink(log_path);
+  CHECK(send_rdma(port, "rdma-quiet", NL_RDMA_AUTO, false, log_path, &r, err,
+                  sizeof err) == 0);
+  CHECK(received_same("rdma-quiet"));
+  CHECK_CONTAINS(r.rdma_note, "this node cannot use RDMA: ");
+  CHECK(lines_with(log_path, "RDMA") == 0);
+  CHECK(send_rdma(port, "rdma-required-here", NL_RDMA_REQUIRED, false, log_path,
+                  &r, err, sizeof err) == -1);
+  CHECK_CONTAINS(err, "RDMA was required (TRANSFER_RDMA=required) but cannot "
+                      "be used: this node cannot use RDMA: ");
+  unlink(log_path);
+}
+
 int main(void) {
 #ifdef COUNTING_ALLOCATIONS
   CHECK(CRYPTO_set_mem_functions(openssl_malloc, openssl_realloc,
@@ -1096,6 +1229,7 @@ int main(void) {
   meant_node(port);
   tampered_answers(port);
   old_version(port);
+  rdma_fallback(port);
   CHECK(nl_recv_dir_reserved(&receive_folder) == 0); /* all given back */
 
   shutdown(listener, SHUT_RDWR);

@@ -7,6 +7,7 @@
 #include "transfer_internal.h"
 
 static const char JOIN_LABEL[] = "nodelua-v2 join";
+static const char RDMA_LABEL[] = "nodelua-v3 rdma";
 
 double nl_tx_seconds_since(const struct timespec *t0) {
   struct timespec t;
@@ -186,5 +187,19 @@ int nl_tx_join_mac(const uint8_t control_key[NL_AUTH_SIZE],
   uint8_t b[64];
   memcpy(b, cn, 32);
   memcpy(b + 32, sn, 32);
+  return nl_mac(control_key, a, sizeof a, b, sizeof b, out);
+}
+
+int nl_tx_rdma_mac(const uint8_t control_key[NL_AUTH_SIZE],
+                   const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE],
+                   const uint8_t sender_nonce[NL_FRAME_NONCE_SIZE],
+                   const uint8_t receiver_nonce[NL_FRAME_NONCE_SIZE],
+                   uint8_t out[NL_AUTH_SIZE]) {
+  uint8_t a[sizeof RDMA_LABEL - 1 + NL_FRAME_TRANSFER_ID_SIZE];
+  memcpy(a, RDMA_LABEL, sizeof RDMA_LABEL - 1);
+  memcpy(a + sizeof RDMA_LABEL - 1, id, NL_FRAME_TRANSFER_ID_SIZE);
+  uint8_t b[2 * NL_FRAME_NONCE_SIZE];
+  memcpy(b, sender_nonce, NL_FRAME_NONCE_SIZE);
+  memcpy(b + NL_FRAME_NONCE_SIZE, receiver_nonce, NL_FRAME_NONCE_SIZE);
   return nl_mac(control_key, a, sizeof a, b, sizeof b, out);
 }

@@ -1,4 +1,5 @@
 #include "frame.h"
+#include "rdma/slots.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,10 @@ size_t nl_frame_max_payload(unsigned type) {
     return 3 * NL_FRAME_DIGEST_SIZE; /* tree, SHA-256 when asked, MAC */
   case NL_FRAME_DATA:
     return NL_FRAME_DATA_MAX + 8;
+  case NL_FRAME_RDMA:
+    return NL_FRAME_NONCE_SIZE + 32;
+  case NL_FRAME_RDMA_ANSWER:
+    return NL_FRAME_RDMA_ANSWER_MAX;
   default:
     return 0;
   }
@@ -35,7 +40,7 @@ size_t nl_frame_max_payload(unsigned type) {
 
 static bool known_type(unsigned type) {
   return (type >= NL_FRAME_HELLO && type <= NL_FRAME_ERROR) ||
-         (type >= NL_FRAME_OFFER && type <= NL_FRAME_END);
+         (type >= NL_FRAME_OFFER && type <= NL_FRAME_RDMA_ANSWER);
 }
 
 int nl_frame_parse_header(const uint8_t h[NL_FRAME_HEADER_SIZE],
@@ -358,5 +363,58 @@ int nl_frame_parse_data(const uint8_t *p, size_t len, uint32_t chunk_size,
   if (out->len == 0 || out->offset >= chunk_size ||
       out->len > chunk_size - out->offset)
     return fail(err, errlen, "DATA outside its chunk");
+  return 0;
+}
+
+int nl_frame_parse_rdma(const uint8_t *p, size_t len, nl_frame_rdma *out,
+                        char *err, size_t errlen) {
+  nl_reader r;
+  nl_reader_init(&r, p, len);
+  out->nonce = nl_read_bytes(&r, NL_FRAME_NONCE_SIZE);
+  out->mac = nl_read_bytes(&r, 32);
+  if (!nl_reader_done(&r))
+    return fail(err, errlen, "malformed RDMA proposal");
+  return 0;
+}
+
+int nl_frame_parse_rdma_answer(const uint8_t *p, size_t len,
+                               uint32_t chunk_size, nl_frame_rdma_answer *out,
+                               char *err, size_t errlen) {
+  nl_reader r;
+  nl_reader_init(&r, p, len);
+  memset(out, 0, sizeof *out);
+  uint8_t ready = nl_read_u8(&r);
+  if (ready == 1) {
+    out->ready = true;
+    out->port = nl_read_u16(&r);
+    out->slots = nl_read_u16(&r);
+    out->slot_size = nl_read_u32(&r);
+    out->addr = nl_read_u64(&r);
+    out->rkey = nl_read_u32(&r);
+    out->nonce = nl_read_bytes(&r, NL_FRAME_NONCE_SIZE);
+  } else if (ready == 0) {
+    size_t n = 0;
+    const char *m = nl_read_string(&r, NL_FRAME_MESSAGE_MAX, &n);
+    for (size_t i = 0; m != NULL && i < n; i++) {
+      unsigned char c = (unsigned char)m[i];
+      out->reason[i] = (char)(c < 0x20 || c == 0x7f ? '?' : c);
+    }
+    out->reason[m != NULL ? n : 0] = '\0';
+  } else {
+    return fail(err, errlen, "malformed RDMA answer");
+  }
+  out->mac = nl_read_bytes(&r, 32);
+  if (!nl_reader_done(&r))
+    return fail(err, errlen, "malformed RDMA answer");
+  /* The sender registers as much memory as the pool: it must be within
+   * the bound the receiver keeps to (one slot may be a whole chunk of up
+   * to 64 MiB, which is the bound). */
+  uint64_t pool = (uint64_t)out->slots * out->slot_size;
+  if (out->ready &&
+      (out->port == 0 || out->slots == 0 || out->slots > NL_RDMA_SLOTS_MAX ||
+       out->slot_size != chunk_size ||
+       (out->slots > 1 && pool > NL_RDMA_POOL_BYTES_MAX) ||
+       out->addr > UINT64_MAX - pool))
+    return fail(err, errlen, "an RDMA answer with an impossible pool");
   return 0;
 }

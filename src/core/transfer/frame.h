@@ -53,6 +53,7 @@ static inline uint32_t nl_frame_chunk_len(uint64_t size, uint32_t chunk_size,
  * for each, must fit its frame. */
 #define NL_FRAME_CHUNKS_MAX (128 * 1024)
 #define NL_FRAME_OFFER_MAX 512
+#define NL_FRAME_RDMA_ANSWER_MAX (1 + 2 + NL_FRAME_MESSAGE_MAX + 32)
 #define NL_FRAME_ACCEPT_MAX                                                    \
   (NL_FRAME_TRANSFER_ID_SIZE + NL_FRAME_CHUNKS_MAX / 8 +                       \
    NL_FRAME_CHUNKS_MAX * 32 + 32)
@@ -71,6 +72,8 @@ typedef enum {
   NL_FRAME_DONE = 0x15,
   NL_FRAME_DIGEST = 0x16,
   NL_FRAME_END = 0x17,
+  NL_FRAME_RDMA = 0x18,
+  NL_FRAME_RDMA_ANSWER = 0x19,
 } nl_frame_type;
 
 /* The largest payload of a type, or 0 for a type that does not exist. */
@@ -175,6 +178,33 @@ typedef struct {
   const uint8_t *data;
   uint32_t len;
 } nl_frame_data;
+
+/* RDMA: the sender's proposal (its nonce), and the receiver's answer:
+ * ready, with where to connect and write, or refused, with why. */
+typedef struct {
+  const uint8_t *nonce;
+  const uint8_t *mac;
+} nl_frame_rdma;
+
+typedef struct {
+  bool ready;
+  uint16_t port;      /* the receiver's rdma_cm port */
+  uint16_t slots;     /* buffers in its pool, one chunk each */
+  uint32_t slot_size; /* bytes of each: the chunk size */
+  uint64_t addr;      /* the pool's address, for RDMA WRITE */
+  uint32_t rkey;      /* its remote key */
+  const uint8_t *nonce;
+  char reason[NL_FRAME_MESSAGE_MAX + 1];
+  const uint8_t *mac;
+} nl_frame_rdma_answer;
+
+int nl_frame_parse_rdma(const uint8_t *p, size_t len, nl_frame_rdma *out,
+                        char *err, size_t errlen);
+/* Checks the slots against what this transfer needs: chunk_size each, at
+ * least 1, at most NL_RDMA_SLOTS_MAX (16), a pool that does not wrap. */
+int nl_frame_parse_rdma_answer(const uint8_t *p, size_t len,
+                               uint32_t chunk_size, nl_frame_rdma_answer *out,
+                               char *err, size_t errlen);
 
 /* Each returns 0, or -1 with why in err (for the ERROR frame to the
  * peer). Ids are 1 to 64 hex digits; roles 0 or 1. */

@@ -4,6 +4,7 @@
  * the control connection), TRANSFER_STREAMS=auto, and END and DONE. */
 #include "hashpool.h"
 #include "core/portable.h"
+#include "rdma/rdma.h"
 #include "sender.h"
 
 /* How many I/O timeouts the sender waits for DONE once the receiver has
@@ -220,6 +221,28 @@ static int control_wait(sender *s, int ms) {
 }
 
 static void add_streams(sender *s, workers *k, int n);
+static void start_streams(sender *s, workers *k);
+
+/* RDMA failed mid-transfer (rdma_send.c handed its chunks in flight back
+ * to the queue): one log line, and the rest goes over TCP streams. With
+ * TRANSFER_RDMA=required too: it was set up, and nothing is lost. */
+static void rdma_fallback(sender *s, workers *k) {
+  pthread_mutex_lock(&s->lock);
+  bool now = s->rdma_fell_back && !s->rdma_fallback_handled && !s->stop;
+  if (now) {
+    s->rdma_fallback_handled = true;
+    snprintf(s->result->rdma_note, sizeof s->result->rdma_note,
+             "RDMA stopped after %u chunks: %s", s->result->chunks_rdma,
+             s->rdma_why);
+    nl_log_info("transfer",
+                "RDMA stopped mid-transfer after %u chunks: %s; the %u chunks "
+                "in flight and the rest go over TCP streams",
+                s->result->chunks_rdma, s->rdma_why, s->rdma_requeued);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (now)
+    start_streams(s, k);
+}
 
 int nl_tx_auto_more(double base_rate, double rate, int started) {
   bool grew = base_rate <= 0 || rate >= base_rate * 1.1;
@@ -268,6 +291,12 @@ static void chunk_answer(sender *s, const uint8_t *p, struct timespec *t0) {
   if (c >= s->chunk_count)
     return;
   pthread_mutex_lock(&s->lock);
+  /* The answer frees the receiver's slot that held the chunk, if RDMA
+   * carried it: the RDMA thread may write there again. */
+#if NL_RDMA
+  if (s->rdma_live && nl_rdma_credit_return(&s->credits, c))
+    pthread_cond_broadcast(&s->cond);
+#endif
   if (p[4] == 1 && !s->verified[c]) {
     s->verified[c] = 1;
     s->verified_count++;
@@ -319,6 +348,7 @@ static int run_control(sender *s, workers *k, buffer *b, struct timespec *t0,
       return -1;
     ended = ended || sent == 1;
     int ready = control_wait(s, s->adapting ? 250 : 1000);
+    rdma_fallback(s, k);
     adapt_streams(s, k);
     /* Once END is out and every chunk verified, the receiver's last
      * fsync of the whole file comes before DONE: on a disk much slower
@@ -358,6 +388,19 @@ static int run_control(sender *s, workers *k, buffer *b, struct timespec *t0,
 
 /* ---- the offer ---- */
 
+/* Sends the frame being written in w (into f) with its MAC, and reads the
+ * receiver's answer into hdr and b. Returns 0 or -1 with err set. */
+static int ask(sender *s, nl_writer *w, uint8_t *f, uint8_t *hdr, buffer *b,
+               nl_frame_type *type, uint32_t *len, char *err, size_t errlen) {
+  long n = nl_tx_finish_with_mac(w, &s->control);
+  if (n < 0 || nl_tx_conn_write(&s->control, f, (size_t)n) != 0 ||
+      nl_tx_recv_frame(&s->control, hdr, b, type, len) != 0) {
+    snprintf(err, errlen, "the receiver closed the connection");
+    return -1;
+  }
+  return 0;
+}
+
 /* OFFER, then the ACCEPT: the transfer's id and what the receiver holds.
  * Returns 0 or -1 with err set. */
 static int offer(sender *s, const char *remote_name, buffer *b, char *err,
@@ -370,15 +413,11 @@ static int offer(sender *s, const char *remote_name, buffer *b, char *err,
                             (s->cfg->sha256 ? NL_OFFER_SHA256 : 0)));
   nl_write_u64(&w, s->size);
   nl_write_u32(&w, s->chunk_size);
-  long n = nl_tx_finish_with_mac(&w, &s->control);
   uint8_t hdr[NL_FRAME_HEADER_SIZE];
   nl_frame_type type;
   uint32_t len;
-  if (n < 0 || nl_tx_conn_write(&s->control, f, (size_t)n) != 0 ||
-      nl_tx_recv_frame(&s->control, hdr, b, &type, &len) != 0) {
-    snprintf(err, errlen, "the receiver closed the connection");
+  if (ask(s, &w, f, hdr, b, &type, &len, err, errlen) != 0)
     return -1;
-  }
   nl_frame_accept a;
   char why[128];
   if (type != NL_FRAME_ACCEPT || !nl_tx_mac_ok(&s->control, hdr, b->p, len) ||
@@ -406,6 +445,120 @@ static int offer(sender *s, const char *remote_name, buffer *b, char *err,
     if (nl_frame_bit(held, c))
       s->held_at[c] = k++;
   return 0;
+}
+
+/* ---- RDMA (docs/protocol.md, "RDMA") ---- */
+
+/* RDMA will not carry this transfer: with TRANSFER_RDMA=required that
+ * fails the send; otherwise one log line says why and the TCP streams
+ * carry it (a debug line only when this node has no device, which is
+ * nearly every node, every time). Returns 0 or -1 with err set. */
+static int rdma_not_used(sender *s, bool quiet, const char *why, char *err,
+                         size_t errlen) {
+  snprintf(s->result->rdma_note, sizeof s->result->rdma_note, "%s", why);
+  if (s->cfg->rdma == NL_RDMA_REQUIRED) {
+    snprintf(err, errlen,
+             "RDMA was required (TRANSFER_RDMA=required) but cannot be used: "
+             "%s",
+             why);
+    return -1;
+  }
+  if (quiet)
+    nl_log_debug("transfer", "RDMA not used: %s", why);
+  else
+    nl_log_info("transfer", "RDMA not used: %s; sending over TCP streams", why);
+  return 0;
+}
+
+#if NL_RDMA
+/* The receiver is ready: the queue pair, bound to this session by the
+ * MAC in its private data. Returns 0 or -1 with why. */
+static int rdma_connect(sender *s, const nl_frame_rdma_answer *a,
+                        const uint8_t nonce[NL_FRAME_NONCE_SIZE], char *why,
+                        size_t whylen) {
+  uint8_t private_data[NL_RDMA_PRIVATE_SIZE];
+  struct sockaddr_storage peer;
+  socklen_t peer_len = sizeof peer;
+  if (nl_tx_rdma_mac(s->control_key, s->id, nonce, a->nonce, private_data) !=
+          0 ||
+      getpeername(s->control.fd, (struct sockaddr *)&peer, &peer_len) != 0) {
+    snprintf(why, whylen, "no MAC or peer address for the connection");
+    return -1;
+  }
+  int timeout = s->cfg->timeout_seconds > 0 ? s->cfg->timeout_seconds : 30;
+  s->rdma = nl_rdma_connect((struct sockaddr *)&peer, a, private_data,
+                            (timeout < 5 ? timeout : 5) * 1000, why, whylen);
+  if (s->rdma == NULL)
+    return -1;
+  nl_rdma_credits_init(&s->credits, a->slots);
+  s->rdma_live = true;
+  return 0;
+}
+#endif
+
+/* After the ACCEPT, RDMA is proposed where this node has a usable device
+ * (or a test asks): the receiver answers ready, with its pool, or why
+ * not; then the queue pair is connected. Any failure on the way leaves
+ * the transfer to the TCP streams, or fails it with required. Returns 0
+ * or -1 with err set. */
+static int propose_rdma(sender *s, buffer *b, char *err, size_t errlen) {
+  if (s->cfg->rdma == NL_RDMA_OFF || s->chunk_count == 0)
+    return 0;
+  char why[NL_FRAME_MESSAGE_MAX + 64] = "";
+  nl_rdma_caps caps;
+  bool here = nl_rdma_detect(&caps) > 0;
+  /* RDMA WRITE moves the file's bytes as they are: an encrypted transfer
+   * stays on its TLS streams. */
+  if (s->cfg->encrypt) {
+    snprintf(why, sizeof why,
+             "the transfer is encrypted (TRANSFER_ENCRYPT=true or --encrypt) "
+             "and RDMA would carry its bytes in clear");
+    return rdma_not_used(s, !here, why, err, errlen);
+  }
+  if (!here && !s->cfg->rdma_propose_anyway) {
+    snprintf(why, sizeof why, "this node cannot use RDMA: %s", caps.why);
+    return rdma_not_used(s, true, why, err, errlen);
+  }
+  uint8_t nonce[NL_FRAME_NONCE_SIZE];
+  uint8_t f[NL_FRAME_HEADER_SIZE + NL_FRAME_NONCE_SIZE + 32];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_RDMA);
+  if (nl_random(nonce, sizeof nonce) != 0) {
+    snprintf(err, errlen, "no random bytes for a nonce");
+    return -1;
+  }
+  nl_write_bytes(&w, nonce, sizeof nonce);
+  uint8_t hdr[NL_FRAME_HEADER_SIZE];
+  nl_frame_type type;
+  uint32_t len;
+  if (ask(s, &w, f, hdr, b, &type, &len, err, errlen) != 0)
+    return -1;
+  nl_frame_rdma_answer a;
+  if (type != NL_FRAME_RDMA_ANSWER ||
+      !nl_tx_mac_ok(&s->control, hdr, b->p, len) ||
+      nl_frame_parse_rdma_answer(b->p, len, s->chunk_size, &a, why,
+                                 sizeof why) != 0) {
+    nl_tx_error_from(&s->control, hdr, b->p, len, type, err, errlen,
+                     type == NL_FRAME_RDMA_ANSWER
+                         ? "the RDMA answer's MAC does not match, or it is "
+                           "malformed"
+                         : "unexpected answer to the RDMA proposal");
+    return -1;
+  }
+  if (!a.ready) {
+    char refused[NL_FRAME_MESSAGE_MAX + 32];
+    snprintf(refused, sizeof refused, "the receiver refused it: %s", a.reason);
+    return rdma_not_used(s, false, refused, err, errlen);
+  }
+  if (!here) {
+    snprintf(why, sizeof why, "this node cannot use RDMA: %s", caps.why);
+    return rdma_not_used(s, false, why, err, errlen);
+  }
+#if NL_RDMA
+  if (rdma_connect(s, &a, nonce, why, sizeof why) == 0)
+    return 0;
+#endif
+  return rdma_not_used(s, false, why, err, errlen);
 }
 
 /* ---- the transfer ---- */
@@ -513,12 +666,32 @@ static void start_workers(sender *s, workers *k) {
     if (!k->plain_hashing)
       hash_plain(s);
   }
+#if NL_RDMA
+  if (s->rdma_live) {
+    k->rdma_running = pthread_create(&k->rdma, NULL, nl_send_rdma_main, s) == 0;
+    if (k->rdma_running)
+      return;
+    pthread_mutex_lock(&s->lock);
+    s->rdma_live = false;
+    snprintf(s->result->rdma_note, sizeof s->result->rdma_note,
+             "no thread for RDMA");
+    pthread_mutex_unlock(&s->lock);
+    nl_log_info("transfer", "RDMA not used: no thread for it; sending over "
+                            "TCP streams");
+  }
+#endif
+  start_streams(s, k);
+}
+
+/* The TCP data streams: TRANSFER_STREAMS of them, or auto's first four. */
+static void start_streams(sender *s, workers *k) {
   int want = s->cfg->streams == 0 ? AUTO_STREAMS_FIRST : s->cfg->streams;
   if ((uint32_t)want > s->chunk_count)
     want = (int)s->chunk_count;
   /* Adapting pays only where there are more chunks than streams. */
   s->adapting = s->cfg->streams == 0 && s->chunk_count > AUTO_STREAMS_FIRST;
   s->settling = true; /* the first window is the streams' ramp-up */
+  s->tick_bytes = s->result->bytes_sent;
   clock_gettime(CLOCK_MONOTONIC, &s->tick_at);
   add_streams(s, k, want);
 }
@@ -533,6 +706,12 @@ static void stop_workers(sender *s, workers *k) {
   pthread_mutex_unlock(&s->lock);
   for (int i = 0; i < k->started; i++)
     pthread_join(k->streams[i].thread, NULL);
+#if NL_RDMA
+  if (k->rdma_running)
+    pthread_join(k->rdma, NULL);
+  nl_rdma_close(s->rdma);
+  s->rdma = NULL;
+#endif
   if (k->hashing)
     pthread_join(k->hasher, NULL);
   if (k->plain_hashing)
@@ -597,7 +776,8 @@ int nl_transfer_send(const char *host, int port, const char *path,
     snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
     goto done;
   }
-  if (start_control(&s, remote_name, &b, err, errlen) != 0)
+  if (start_control(&s, remote_name, &b, err, errlen) != 0 ||
+      propose_rdma(&s, &b, err, errlen) != 0)
     goto done;
   start_workers(&s, &k);
   rc = run_control(&s, &k, &b, &t0, err, errlen);

@@ -6,10 +6,15 @@
  *   stream.c  the data streams: connecting and JOINing, taking chunks from
  *             the shared queue, sending them (sendfile in clear, pread and
  *             TLS otherwise), and requeueing what a lost stream had in
- *             flight. */
+ *             flight;
+ *   rdma_send.c (NODELUA_RDMA on) the RDMA thread: chunks written into
+ *             the receiver's pool while a slot is free, and on a failure
+ *             the chunks in flight handed back for TCP streams. */
 #ifndef NODELUA_TRANSFER_SENDER_H
 #define NODELUA_TRANSFER_SENDER_H
 
+#include "rdma/link.h"
+#include "rdma/slots.h"
 #include "transfer_internal.h"
 
 /* TRANSFER_STREAMS=auto: the streams a transfer starts with, and the most
@@ -61,6 +66,15 @@ typedef struct {
   double base_rate;
   uint64_t tick_bytes;
   struct timespec tick_at;
+  /* RDMA: the queue pair, the receiver's slots (a credit each, back with
+   * that chunk's CHUNK answer), whether the RDMA thread carries the
+   * chunks, and, once it failed, why and how many chunks it handed back
+   * (for the control thread to log and to start TCP streams). */
+  nl_rdma_link *rdma;
+  nl_rdma_credits credits;
+  bool rdma_live, rdma_fell_back, rdma_fallback_handled;
+  uint32_t rdma_requeued;
+  char rdma_why[200];
   nl_transfer_result *result;
   nl_transfer_progress_cb progress;
   void *ud;
@@ -76,14 +90,22 @@ typedef struct {
 typedef struct {
   stream streams[64];
   int started;
-  pthread_t hasher, plain;
-  bool hashing, plain_hashing;
+  pthread_t hasher, plain, rdma;
+  bool hashing, plain_hashing, rdma_running;
 } workers;
 
 /* Queues a chunk to send, once: a chunk both refused by the receiver and
  * on a stream that failed must not take two slots of the ring. Called
  * with the lock. */
 void nl_send_queue_push(sender *s, uint32_t chunk);
+/* Takes the chunk at the head of the queue (there must be one) and notes
+ * the first data out. Called with the lock. */
+uint32_t nl_send_queue_pop(sender *s);
+/* A chunk of len bytes went out: counts it, and with stop_after_chunks
+ * stops the transfer as if killed. Called with the lock. */
+void nl_send_account(sender *s, uint32_t len);
+/* The RDMA thread (arg: the sender), with NODELUA_RDMA on (rdma_send.c). */
+void *nl_send_rdma_main(void *arg);
 /* A data stream's thread (arg: its stream). */
 void *nl_send_stream_main(void *arg);
 /* Connects c to host:port, with TLS over it in the encrypted mode.

@@ -2,7 +2,58 @@
  * version check, TLS, the handshake, then either a control connection
  * (the OFFER, the ACCEPT, then the sender's DIGEST and END frames) or a
  * data stream (JOIN, then DATA into its session). */
+#include "rdma/rdma.h"
 #include "session.h"
+
+/* The sender's RDMA proposal, with the lock held: answered ready (a
+ * listener and pool for this session, served on a thread of its own), or
+ * refused with why, on which the sender goes on over TCP streams. Returns
+ * NULL, or what breaks the protocol. */
+static const char *rdma_proposal(session *s, conn *c,
+                                 const nl_transfer_config *cfg,
+                                 const uint8_t *p, uint32_t len) {
+  nl_frame_rdma r;
+  char why[NL_FRAME_MESSAGE_MAX + 1] = "";
+  if (s->rdma_asked || nl_frame_parse_rdma(p, len, &r, why, sizeof why) != 0)
+    return "a second RDMA proposal, or a malformed one";
+  s->rdma_asked = true;
+  nl_frame_rdma_answer a = {0};
+  uint8_t nonce[NL_FRAME_NONCE_SIZE];
+  if (c->tls != NULL)
+    snprintf(why, sizeof why,
+             "the transfer is encrypted, and RDMA would carry its bytes in "
+             "clear");
+  else if (cfg->rdma == NL_RDMA_OFF)
+    snprintf(why, sizeof why,
+             "RDMA is off at the receiver (TRANSFER_RDMA=off)");
+  else if (!nl_rdma_built())
+    snprintf(why, sizeof why,
+             "this build has no RDMA (built with NODELUA_RDMA=OFF, or "
+             "without rdma-core's headers)");
+#if NL_RDMA
+  else if (nl_session_rdma_listen(s, c, r.nonce, &a, nonce, why, sizeof why) !=
+           0)
+    a.ready = false;
+#endif
+  uint8_t f[NL_FRAME_HEADER_SIZE + NL_FRAME_RDMA_ANSWER_MAX];
+  nl_writer w;
+  nl_writer_begin(&w, f, sizeof f, NL_FRAME_RDMA_ANSWER);
+  nl_write_u8(&w, a.ready ? 1 : 0);
+  if (a.ready) {
+    nl_write_u16(&w, a.port);
+    nl_write_u16(&w, a.slots);
+    nl_write_u32(&w, a.slot_size);
+    nl_write_u64(&w, a.addr);
+    nl_write_u32(&w, a.rkey);
+    nl_write_bytes(&w, nonce, sizeof nonce);
+  } else {
+    nl_log_debug("transfer", "%s from %s: RDMA refused: %s", s->name,
+                 s->peer_id, why);
+    nl_write_string(&w, why, strlen(why));
+  }
+  nl_session_control_send(s, &w);
+  return NULL;
+}
 
 /* Reads the sender's frames on the control connection until it closes
  * it: a DIGEST per chunk, then END. Data threads write CHUNK frames on
@@ -45,6 +96,8 @@ static void control_loop(session *s, conn *c, const nl_transfer_config *cfg,
         broken = nl_session_end(s, b->p, len == 96 ? b->p + 32 : NULL) != 0
                      ? "an END before every chunk's digest, or twice"
                      : NULL;
+      else if (!end && type == NL_FRAME_RDMA)
+        broken = rdma_proposal(s, c, cfg, b->p, len);
       else if (!end)
         broken = "an unexpected frame on the control connection";
     }
@@ -162,6 +215,7 @@ static void serve_control(conn *c, const nl_transfer_config *cfg, handshake *hs,
     control_loop(s, c, cfg, b);
   pthread_mutex_lock(&s->lock);
   s->control = NULL;
+  atomic_store(&s->rdma_stop, true);
   bool finished = s->finished;
   pthread_mutex_unlock(&s->lock);
   /* A sender that died may have left data in the kernel's buffers of

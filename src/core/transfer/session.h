@@ -18,6 +18,8 @@
 
 #include "transfer_internal.h"
 
+#include <stdatomic.h>
+
 /* A chunk's state at the receiver. */
 enum {
   CHUNK_MISSING = 0, /* nothing usable of it here */
@@ -80,6 +82,10 @@ struct session {
   uint32_t folded;
   bool fold_failed;
   bool finishing, finished, failed;
+  /* RDMA: the sender proposed it (once per session), and the RDMA thread
+   * is to stop (the control connection ended). */
+  bool rdma_asked;
+  atomic_bool rdma_stop;
   int refs;
   session *next;
 };
@@ -114,6 +120,15 @@ int nl_session_write(session *s, const nl_frame_data *d);
 /* Finishes now if everything is in; called with the lock, which it drops
  * and takes again around the finish. */
 void nl_session_finish_if_ready(session *s);
+
+/* rdma_serve.c, with NODELUA_RDMA on: answers the sender's proposal
+ * (its nonce) with a listener and pool for this session, served on a
+ * thread of its own that holds a reference and counts as a stream; fills
+ * answer (its nonce in the caller's nonce buffer). Returns 0, or -1 with
+ * why to refuse. With the lock held. */
+int nl_session_rdma_listen(session *s, conn *c, const uint8_t *sender_nonce,
+                           nl_frame_rdma_answer *answer, uint8_t *nonce,
+                           char *why, size_t whylen);
 
 /* journal.c */
 int nl_journal_open(session *s, char *err, size_t errlen);

@@ -73,6 +73,18 @@ void nl_send_queue_push(sender *s, uint32_t chunk) {
   s->queued++;
 }
 
+uint32_t nl_send_queue_pop(sender *s) {
+  uint32_t chunk = s->queue[s->head];
+  s->head = (s->head + 1) % s->chunk_count;
+  s->queued--;
+  s->in_queue[chunk] = 0;
+  if (!s->first_data) {
+    s->first_data = true;
+    s->result->hashed_at_first_data = s->hashed_count;
+  }
+  return chunk;
+}
+
 /* Sends a DATA frame: its head (header, chunk and offset), built in buf,
  * then n bytes of the file at offset. On plain Linux connections the
  * file's bytes go from the page cache to the socket with sendfile, never
@@ -187,14 +199,7 @@ static bool stream_take(stream *st, int fd, uint32_t *chunk, char *err,
     nl_transfer_cond_wait(&s->cond, &s->lock, 200);
   bool take = !s->stop && s->queued > 0;
   if (take) {
-    *chunk = s->queue[s->head];
-    s->head = (s->head + 1) % s->chunk_count;
-    s->queued--;
-    s->in_queue[*chunk] = 0;
-    if (!s->first_data) {
-      s->first_data = true;
-      s->result->hashed_at_first_data = s->hashed_count;
-    }
+    *chunk = nl_send_queue_pop(s);
   } else if (!s->stop) {
     lose_stream(s, st->index);
     snprintf(err, errlen, "the receiver closed a data stream");
@@ -238,18 +243,22 @@ static void stream_sent(stream *st, uint32_t chunk, uint32_t len, bool ok) {
   if (!ok) {
     lose_stream(s, st->index);
   } else {
-    s->result->chunks_sent++;
-    s->result->bytes_sent += len;
-    s->sent_attempts++;
-    if (s->cfg->stop_after_chunks &&
-        s->sent_attempts >= s->cfg->stop_after_chunks) {
-      /* As if killed: every connection dropped, nothing said. */
-      s->killed = s->stop = true;
-      shutdown(s->control.fd, SHUT_RDWR);
-      pthread_cond_broadcast(&s->cond);
-    }
+    nl_send_account(s, len);
   }
   pthread_mutex_unlock(&s->lock);
+}
+
+void nl_send_account(sender *s, uint32_t len) {
+  s->result->chunks_sent++;
+  s->result->bytes_sent += len;
+  s->sent_attempts++;
+  if (s->cfg->stop_after_chunks &&
+      s->sent_attempts >= s->cfg->stop_after_chunks) {
+    /* As if killed: every connection dropped, nothing said. */
+    s->killed = s->stop = true;
+    shutdown(s->control.fd, SHUT_RDWR);
+    pthread_cond_broadcast(&s->cond);
+  }
 }
 
 void *nl_send_stream_main(void *arg) {

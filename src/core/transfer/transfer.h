@@ -53,6 +53,16 @@ typedef struct {
   /* Sender: both sides also compute and compare the file's plain SHA-256
    * (one more sequential pass each, alongside the transfer). */
   bool sha256;
+  /* TRANSFER_RDMA, an nl_rdma_mode (rdma/rdma.h): auto (0), off or
+   * required. Sender: whether to propose RDMA after the ACCEPT. Receiver:
+   * off refuses every proposal. */
+  int rdma;
+  /* Sender, for tests: propose RDMA even without a local device, so that
+   * the receiver's refusal is exercised on any host; and move the queue
+   * pair to the error state after this many chunks went over RDMA (0:
+   * never), to exercise the fallback mid-transfer. */
+  bool rdma_propose_anyway;
+  uint32_t rdma_fail_after_chunks;
 } nl_transfer_config;
 
 typedef struct {
@@ -69,6 +79,10 @@ typedef struct {
    * sending began before hashing ended. */
   uint32_t hashed_at_first_data;
   uint32_t streams; /* data streams opened */
+  /* Chunks that went over RDMA, and why RDMA was not used or stopped
+   * being used ("" if it was never proposed, or carried the transfer). */
+  uint32_t chunks_rdma;
+  char rdma_note[256];
   char peer_id[NL_FRAME_ID_MAX + 1];
 } nl_transfer_result;
 

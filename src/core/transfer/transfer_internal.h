@@ -134,6 +134,15 @@ int nl_tx_join_mac(const uint8_t control_key[NL_AUTH_SIZE],
                    const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE], uint16_t index,
                    const uint8_t cn[32], const uint8_t sn[32],
                    uint8_t out[NL_AUTH_SIZE]);
+/* The private data of a transfer's RDMA connect request: a MAC under the
+ * control connection's key over the transfer id and both sides' nonces
+ * (the RDMA and RDMA_ANSWER frames), so that only the sender of this
+ * session can attach to the receiver's queue pair. */
+int nl_tx_rdma_mac(const uint8_t control_key[NL_AUTH_SIZE],
+                   const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE],
+                   const uint8_t sender_nonce[NL_FRAME_NONCE_SIZE],
+                   const uint8_t receiver_nonce[NL_FRAME_NONCE_SIZE],
+                   uint8_t out[NL_AUTH_SIZE]);
 void nl_tx_handshake_failed(int fd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void nl_tx_error_from(conn *c, const uint8_t hdr[NL_FRAME_HEADER_SIZE],
