@@ -46,6 +46,30 @@ end
 local ID_A = ("a"):rep(32)
 local ID_B = ("b"):rep(32)
 
+describe("discovery: the transports this node advertises", function()
+  it("says rdma only where a device is usable, and only to provers", function()
+    local transfer = require("nodelua.transfer")
+    local rdma = transfer.rdma()
+    assert.is_boolean(rdma.built)
+    local caps = discovery.capabilities(true)
+    if rdma.usable > 0 then
+      assert.same({ "tcp", "rdma" }, caps)
+    else
+      assert.same({ "tcp" }, caps)
+      assert.matches("RDMA", rdma.why)
+    end
+    local h = hello_mod.build(ID_A, "node-a", {}, function()
+      return 0
+    end, { "tcp", "rdma" })
+    assert.same({ "tcp", "rdma" }, h.caps)
+    -- The TXT record is public: it says only what every node serves.
+    assert.equal("tcp", hello_mod.txt(h).caps)
+    assert.same({ "tcp" }, hello_mod.build(ID_A, "node-a", {}, function()
+      return 0
+    end).caps)
+  end)
+end)
+
 describe("discovery: what peers say is checked", function()
   it("keeps a valid hello and cleans it", function()
     local h = assert(hello_mod.check({

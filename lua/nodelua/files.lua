@@ -52,6 +52,7 @@ function M.start_receiver(server, node_id)
     max_bytes = config.get("TRANSFER_MAX_BYTES"),
     encrypted_only = config.get("TRANSFER_ENCRYPT"),
     partial_ttl = config.get("TRANSFER_PARTIAL_TTL") * 3600,
+    rdma = config.get("TRANSFER_RDMA"),
   })
   if not ok then
     log.error("file transfer is off: TRANSFER_DIR refused: %s", err)

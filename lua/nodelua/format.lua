@@ -97,6 +97,9 @@ function M.sent_line(path, peer_label, result)
   if result.chunks_resent > 0 then
     notes[#notes + 1] = ("%d chunks sent again after a failed check"):format(result.chunks_resent)
   end
+  if (result.chunks_rdma or 0) > 0 then
+    notes[#notes + 1] = ("%d chunks over RDMA"):format(result.chunks_rdma)
+  end
   return ("sent %s to %s: %s in %.2f s (%s/s), tree %s%s%s\n"):format(path, peer_label,
     M.human_bytes(result.size), result.seconds, M.human_bytes(M.rate(result.bytes_sent, result.seconds)),
     result.tree, result.sha256 and (", sha256 " .. result.sha256) or "",

@@ -107,6 +107,7 @@ local function send(opts, host, port, path, peer_label, expect_id)
     encrypt = opts.encrypt,
     sha256 = opts.sha256,
     hash_threads = config.get("TRANSFER_HASH_THREADS"),
+    rdma = config.get("TRANSFER_RDMA"),
   }, format.progress(size, chunk_size, tty))
   if tty then
     io.stderr:write("\n")

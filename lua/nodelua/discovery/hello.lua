@@ -18,7 +18,9 @@ local ADDRESSES_MAX = hello.ADDRESSES_MAX
 --- The hello of this node: who it is and every address it has, with that
 -- interface's kind and speed. ifaces: the network sample's list; score(path):
 -- the discovery policy's score, which picks the link kind to advertise.
-function hello.build(id, name, ifaces, score)
+-- caps: the transports this node serves (default hello.CAPABILITIES; with
+-- "rdma" where a device is usable, as discovery decides at start).
+function hello.build(id, name, ifaces, score, caps)
   local addrs, best_kind, best_score = {}, "other", -math.huge
   for _, nif in ipairs(ifaces or {}) do
     if nif.up and nif.kind ~= "loopback" then
@@ -46,7 +48,7 @@ function hello.build(id, name, ifaces, score)
     name = name,
     version = runtime.version(),
     proto = hello.PROTOCOL_VERSION,
-    caps = hello.CAPABILITIES,
+    caps = caps or hello.CAPABILITIES,
     link = best_kind,
     addrs = addrs,
   }
@@ -60,7 +62,9 @@ function hello.txt(h)
     name = h.name,
     ver = h.version,
     proto = tostring(h.proto),
-    caps = table.concat(h.caps, ","),
+    -- Unauthenticated: what every node serves. "rdma" is said only in the
+    -- hello a prober gets once it proved the cluster key.
+    caps = table.concat(hello.CAPABILITIES, ","),
     link = h.link,
   }
 end

@@ -38,6 +38,7 @@ local shared_port = require("nodelua.port")
 local ranking = require("nodelua.discovery.ranking")
 local runtime = require("nodelua.runtime")
 local timer = require("nodelua.timer")
+local transfer = require("nodelua.transfer")
 
 local M = {}
 
@@ -58,6 +59,29 @@ for _, part in ipairs({ mdns, paths, ranking }) do
 end
 
 local up_hooks, down_hooks = {}, {}
+
+--- The transports this node's port serves, for its authenticated hello:
+-- tcp always; rdma too when this build has RDMA, TRANSFER_RDMA is not off,
+-- and a device is usable (an active port with a GID on an interface a
+-- peer path uses). Checked once, at start: it opens each device.
+function M.capabilities(quiet)
+  local caps = { "tcp" }
+  if config.get("TRANSFER_RDMA") == "off" then
+    return caps
+  end
+  local rdma = transfer.rdma()
+  if rdma.usable > 0 then
+    caps[#caps + 1] = "rdma"
+  end
+  if not quiet then
+    if rdma.usable > 0 then
+      log.info("transfers: RDMA usable on %s", rdma.devices)
+    else
+      log.info("transfers: TCP streams only: %s", rdma.why)
+    end
+  end
+  return caps
+end
 
 --- Starts discovery. opts: advertise (register this node; default true),
 -- port (TRANSFER_PORT), name (NODE_NAME), id (default: from the state
@@ -105,6 +129,7 @@ function M.start(opts)
   end
   self:refresh_interfaces(true)
   if self.advertise then
+    self.caps = M.capabilities(self.quiet)
     local server, why = shared_port.serve("", self.port)
     if not server then
       return nil, ("TRANSFER_PORT=%d: %s"):format(self.port, why)
@@ -189,7 +214,7 @@ end
 function Discovery:hello()
   return hello.build(self.id, self.name, self.ifaces.list, function(path)
     return self:score(path)
-  end)
+  end, self.caps)
 end
 
 function Discovery:publish_hello()
