@@ -7,7 +7,9 @@
 #      leak check;
 #   2. the fuzz targets (clang, libFuzzer), each for a bounded time;
 #   3. the whole suite again under ASan+UBSan;
-#   4. the unit tests of the threaded cores under ThreadSanitizer.
+#   4. the unit tests of the threaded cores under ThreadSanitizer;
+#   5. a build without RDMA (-DNODELUA_RDMA=OFF): no RDMA code linked, and
+#      the transfer tests (proposals refused, TCP carrying the file).
 # It stops at the first stage that fails, so its last lines are then the
 # summary of the ctest run that decided the exit status. When all pass, the
 # last line counts the tests that were skipped (a test that cannot run here
@@ -77,6 +79,18 @@ echo "== tests: ThreadSanitizer"
 pattern=$(IFS='|'; echo "^unit_(${tsan_tests[*]})\$")
 run_ctest build/tsan build/tsan.ctest.log -j "$jobs" -R "$pattern"
 logs+=(build/tsan.ctest.log)
+
+# Without RDMA: the binary holds none of it, and transfers still refuse a
+# proposal with the reason and go over TCP.
+nordma_tests=(unit_rdma unit_transfer unit_frame integration_rdma_build)
+echo "== build: without RDMA (${nordma_tests[*]})"
+cmake -S . -B build/nordma -DNODELUA_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODELUA_RDMA=OFF \
+  >build/nordma.configure.log 2>&1 || { cat build/nordma.configure.log; exit 1; }
+cmake --build build/nordma -j "$jobs" --target nodelua test_rdma test_transfer test_frame
+echo "== tests: without RDMA"
+pattern=$(IFS='|'; echo "^(${nordma_tests[*]})\$")
+run_ctest build/nordma build/nordma.ctest.log -j "$jobs" -R "$pattern"
+logs+=(build/nordma.ctest.log)
 
 # What did not run, over all stages: ctest marks a skip "***Skipped".
 skipped=$(grep -h -- '\*\*\*Skipped' "${logs[@]}" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u)

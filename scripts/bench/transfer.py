@@ -23,7 +23,9 @@ Usage: scripts/bench/transfer.py NODELUA MIB WORKDIR
 """
 import hashlib
 import os
+import re
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -105,13 +107,20 @@ def timed(cmd, receiver_cpu, **kw):
     return wall, (children_cpu() - tx0) + (receiver_cpu() - rx0)
 
 
-def nodelua_runs(src, want):
+def start_receiver(suffix):
+    """A receiving agent (its port, its directory, its process), whose
+    files and log are named with suffix."""
     port = free_port()
-    recv = os.path.join(WORK, "nodelua")
-    agent = subprocess.Popen([NODELUA, "agent"], cwd=WORK, stderr=open(os.path.join(WORK, "agent.log"), "w"),
+    recv = os.path.join(WORK, "nodelua" + suffix)
+    agent = subprocess.Popen([NODELUA, "agent"], cwd=WORK, stderr=open(os.path.join(WORK, f"agent{suffix}.log"), "w"),
                              env=env(METRICS_LISTEN="", MONITORING_API_URL="http://127.0.0.1:9",
-                                     NODELUA_STATE_DIR=os.path.join(WORK, "state"), TRANSFER_PORT=str(port),
+                                     NODELUA_STATE_DIR=os.path.join(WORK, "state" + suffix), TRANSFER_PORT=str(port),
                                      TRANSFER_DIR=recv, TRANSFER_ENCRYPT="false"))
+    return port, recv, agent
+
+
+def nodelua_runs(src, want):
+    port, recv, agent = start_receiver("")
     try:
         wait_port(port)
         results = {}
@@ -211,6 +220,75 @@ def main():
     print(f"  nodelua encrypted / rsync, CPU: {enc_cpu / rsync[1]:.2f}x;"
           f" encrypted / in clear, wall: {enc_wall / clear_wall:.2f}x")
     print(f"  rsync / nodelua in clear, wall: {rsync[0] / clear_wall:.2f}x")
+    rdma_section(src, want)
+
+
+def rdma_device():
+    """(device, interface, IPv4 address) of a usable RDMA device, as
+    nodelua's own detection finds it, or (None, why)."""
+    script = os.path.join(WORK, "rdma.lua")
+    with open(script, "w") as f:
+        f.write('local r = require("nodelua.transfer").rdma() print(r.usable, r.devices, r.why)\n')
+    out = subprocess.run([NODELUA, "run", script], capture_output=True, text=True, env=env()).stdout
+    usable, _, rest = out.strip().partition("\t")
+    if not usable.isdigit() or int(usable) == 0:
+        return None, rest.strip() or "nodelua run failed"
+    m = re.match(r"(\S+) port \d+ \(([^)]+)\)", rest)
+    ip = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", m.group(2)], capture_output=True,
+                        text=True).stdout if m else ""
+    a = re.search(r"inet (\d+\.\d+\.\d+\.\d+)", ip)
+    if not a:
+        return None, f"no IPv4 address on the RDMA device's interface ({rest.strip()})"
+    return m.group(1), m.group(2), a.group(1)
+
+
+def ib_write_bw(device, address):
+    """perftest's RDMA WRITE bandwidth on the same device, 4 MiB messages
+    (nodelua's chunk): the ceiling, in MiB/s, as perftest prints it."""
+    args = ["ib_write_bw", "-d", device, "-s", str(4 << 20), "-n", "500", "-F"]
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1)
+    client = subprocess.run(args + [address], capture_output=True, text=True, timeout=300)
+    server.wait(60)
+    for line in client.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] == str(4 << 20):
+            return float(fields[3])
+    raise SystemExit("ib_write_bw printed no result:\n" + client.stdout + client.stderr)
+
+
+def rdma_section(src, want):
+    found = rdma_device()
+    if found[0] is None:
+        print(f"RDMA: skipped: no usable RDMA device here ({found[1]})")
+        return
+    device, ifname, address = found
+    if shutil.which("ib_write_bw") is None:
+        print("RDMA: skipped: ib_write_bw (perftest) is not installed: scripts/install-deps.sh")
+        return
+    port, recv, agent = start_receiver("-rdma")
+    try:
+        wait_port(port)
+        result = None
+        for _ in range(2):  # the second of two runs
+            subprocess.run(["sync"], check=True)
+            result = timed([NODELUA, "send", f"{address}:{port}", src], lambda: proc_cpu(agent.pid),
+                           env=env(NODELUA_STATE_DIR=os.path.join(WORK, "sender"), TRANSFER_ENCRYPT="false",
+                                   TRANSFER_RDMA="required"))
+            got = os.path.join(recv, "file")
+            if sha256(got) != want:
+                raise SystemExit("nodelua over RDMA: the file arrived wrong")
+            os.unlink(got)
+    finally:
+        agent.terminate()
+        agent.wait()
+    ceiling = ib_write_bw(device, address)
+    wall, cpu = result
+    rate = MIB / wall
+    print(f"RDMA on {device} ({ifname}, {address}), {MIB} MiB, the second of two runs:")
+    print(f"  nodelua send, TRANSFER_RDMA=required   {wall:7.2f}s {rate:8.1f} MiB/s {cpu:7.2f}s CPU")
+    print(f"  ib_write_bw, 4 MiB writes (perftest)   {ceiling:17.1f} MiB/s")
+    print(f"  nodelua / ib_write_bw: {rate / ceiling:.2f} (goal: at least 0.90)")
 
 
 if __name__ == "__main__":

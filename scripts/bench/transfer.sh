@@ -2,7 +2,10 @@
 # One file over loopback, in one run: nodelua encrypted (the default) and
 # in clear, nc, nc then sync, and an rsync daemon, with the wall time and
 # the CPU seconds of sender + receiver of each, and the ratios against the
-# goals (scripts/bench/transfer.py says how each is counted).
+# goals (scripts/bench/transfer.py says how each is counted). Where a
+# usable RDMA device exists, also nodelua over RDMA on it against
+# ib_write_bw (perftest) on the same device, the ceiling; elsewhere it
+# prints that the RDMA part was skipped, and why.
 #
 #   scripts/bench/transfer.sh [MIB]      (default 1024)
 #   BENCH_DIR=/dev/shm scripts/bench/transfer.sh   (files in tmpfs: the
