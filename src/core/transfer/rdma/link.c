@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,10 @@ struct nl_rdma_link {
   uint32_t slot_size;
   uint64_t remote_addr;
   uint32_t rkey;
+  /* Writes posted whose completions were not reaped yet: at most slots,
+   * the send queue's depth, so the completion queue (slots + 1) never
+   * overflows, which would put the queue pair in error. */
+  uint32_t outstanding;
 };
 
 void nl_rdma_close(nl_rdma_link *l) {
@@ -217,6 +222,15 @@ uint8_t *nl_rdma_slot_buffer(nl_rdma_link *l, int slot) {
 
 int nl_rdma_post_write(nl_rdma_link *l, int slot, uint32_t chunk, uint32_t len,
                        char *why, size_t whylen) {
+  /* A credit comes back when the receiver has the chunk, which can be
+   * before this side's completion of its write: reap first, and wait for
+   * room while the send queue is full. */
+  do {
+    if (nl_rdma_poll_writes(l, why, whylen) < 0)
+      return -1;
+    if (l->outstanding >= l->slots)
+      sched_yield();
+  } while (l->outstanding >= l->slots);
   struct ibv_sge sge = {.addr = (uintptr_t)nl_rdma_slot_buffer(l, slot),
                         .length = len,
                         .lkey = l->mr->lkey};
@@ -235,6 +249,7 @@ int nl_rdma_post_write(nl_rdma_link *l, int slot, uint32_t chunk, uint32_t len,
     snprintf(why, whylen, "ibv_post_send: %s", strerror(rc));
     return -1;
   }
+  l->outstanding++;
   return 0;
 }
 
@@ -245,6 +260,7 @@ int nl_rdma_poll_writes(nl_rdma_link *l, char *why, size_t whylen) {
     snprintf(why, whylen, "ibv_poll_cq failed");
     return -1;
   }
+  l->outstanding -= (uint32_t)n < l->outstanding ? (uint32_t)n : l->outstanding;
   for (int i = 0; i < n; i++) {
     if (wc[i].status != IBV_WC_SUCCESS) {
       snprintf(why, whylen, "an RDMA write completed with an error: %s",

@@ -31,7 +31,9 @@ nl_rdma_link *nl_rdma_connect(const struct sockaddr *peer,
 /* The sender's registered buffer of a slot: the chunk goes there first. */
 uint8_t *nl_rdma_slot_buffer(nl_rdma_link *l, int slot);
 /* Posts the write of len bytes of that buffer into the receiver's slot,
- * with the immediate that names slot and chunk. 0, or -1 with why. */
+ * with the immediate that names slot and chunk, after reaping completions
+ * (and waiting for one while the send queue is full). 0, or -1 with why
+ * (a completion failed, or the connection went down: fall back). */
 int nl_rdma_post_write(nl_rdma_link *l, int slot, uint32_t chunk, uint32_t len,
                        char *why, size_t whylen);
 /* Reaps the sender's completions without waiting. Returns how many
