@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs the dependencies, then builds and runs the whole
-# suite through ctest four times over:
+# suite through ctest five times over:
 #   1. the normal build (warnings as errors): unit tests, busted specs,
 #      luacheck, clang-format, the include rules (check-layers.sh), the
 #      macOS compile check (check-macos.sh), integration tests, a valgrind
