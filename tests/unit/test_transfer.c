@@ -24,6 +24,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -1191,6 +1193,46 @@ static void rdma_fallback(int port) {
   unlink(log_path);
 }
 
+/* The MACs that bind a data stream (JOIN) and an RDMA queue pair to a
+ * transfer are the formulas of docs/protocol.md, computed here with
+ * OpenSSL's HMAC directly: both sides sharing one wrong function would
+ * pass every round trip. */
+static void binding_macs(void) {
+  uint8_t key[NL_AUTH_SIZE], id[NL_FRAME_TRANSFER_ID_SIZE], n1[32], n2[32];
+  for (size_t i = 0; i < sizeof key; i++)
+    key[i] = (uint8_t)(i * 3 + 7);
+  for (size_t i = 0; i < sizeof id; i++)
+    id[i] = (uint8_t)(0xa0 + i);
+  for (size_t i = 0; i < 32; i++) {
+    n1[i] = (uint8_t)(i + 1);
+    n2[i] = (uint8_t)(0xff - i);
+  }
+  uint8_t msg[15 + sizeof id + 2 + 64], want[32], got[NL_AUTH_SIZE];
+  unsigned want_len = 0;
+  /* "nodelua-v2 join" || id || stream index (big-endian u16) || cn || sn */
+  memcpy(msg, "nodelua-v2 join", 15);
+  memcpy(msg + 15, id, sizeof id);
+  msg[15 + sizeof id] = 0x01;
+  msg[15 + sizeof id + 1] = 0x02;
+  memcpy(msg + 15 + sizeof id + 2, n1, 32);
+  memcpy(msg + 15 + sizeof id + 2 + 32, n2, 32);
+  CHECK(HMAC(EVP_sha256(), key, sizeof key, msg, sizeof msg, want, &want_len) !=
+        NULL);
+  CHECK(nl_tx_join_mac(key, id, 0x0102, n1, n2, got) == 0);
+  CHECK(want_len == 32 && memcmp(got, want, 32) == 0);
+  /* "nodelua-v3 rdma" || id || sender nonce || receiver nonce */
+  memcpy(msg, "nodelua-v3 rdma", 15);
+  memcpy(msg + 15 + sizeof id, n1, 32);
+  memcpy(msg + 15 + sizeof id + 32, n2, 32);
+  CHECK(HMAC(EVP_sha256(), key, sizeof key, msg, sizeof msg - 2, want,
+             &want_len) != NULL);
+  CHECK(nl_tx_rdma_mac(key, id, n1, n2, got) == 0);
+  CHECK(want_len == 32 && memcmp(got, want, 32) == 0);
+  /* Each nonce counts: swapped, the MAC differs. */
+  CHECK(nl_tx_rdma_mac(key, id, n2, n1, got) == 0);
+  CHECK(memcmp(got, want, 32) != 0);
+}
+
 int main(void) {
 #ifdef COUNTING_ALLOCATIONS
   CHECK(CRYPTO_set_mem_functions(openssl_malloc, openssl_realloc,
@@ -1230,6 +1272,7 @@ int main(void) {
   tampered_answers(port);
   old_version(port);
   rdma_fallback(port);
+  binding_macs();
   CHECK(nl_recv_dir_reserved(&receive_folder) == 0); /* all given back */
 
   shutdown(listener, SHUT_RDWR);

@@ -175,19 +175,38 @@ int nl_tx_send_error(conn *c, int code, const char *fmt, ...) {
   return n > 0 ? nl_tx_conn_write(c, f, (size_t)n) : -1;
 }
 
+/* A MAC under the control key that binds a connection to its transfer:
+ * over the label, the transfer id and what follows it (suffix), then the
+ * two sides' nonces. */
+static int bound_mac(const uint8_t control_key[NL_AUTH_SIZE], const char *label,
+                     const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE],
+                     const uint8_t *suffix, size_t suffix_len,
+                     const uint8_t first[NL_FRAME_NONCE_SIZE],
+                     const uint8_t second[NL_FRAME_NONCE_SIZE],
+                     uint8_t out[NL_AUTH_SIZE]) {
+  uint8_t a[32 + NL_FRAME_TRANSFER_ID_SIZE + 8];
+  size_t label_len = strlen(label);
+  if (label_len > 32 || suffix_len > 8)
+    return -1;
+  memcpy(a, label, label_len);
+  memcpy(a + label_len, id, NL_FRAME_TRANSFER_ID_SIZE);
+  if (suffix_len > 0)
+    memcpy(a + label_len + NL_FRAME_TRANSFER_ID_SIZE, suffix, suffix_len);
+  uint8_t b[2 * NL_FRAME_NONCE_SIZE];
+  memcpy(b, first, NL_FRAME_NONCE_SIZE);
+  memcpy(b + NL_FRAME_NONCE_SIZE, second, NL_FRAME_NONCE_SIZE);
+  return nl_mac(control_key, a,
+                label_len + NL_FRAME_TRANSFER_ID_SIZE + suffix_len, b, sizeof b,
+                out);
+}
+
 int nl_tx_join_mac(const uint8_t control_key[NL_AUTH_SIZE],
                    const uint8_t id[NL_FRAME_TRANSFER_ID_SIZE], uint16_t index,
                    const uint8_t cn[32], const uint8_t sn[32],
                    uint8_t out[NL_AUTH_SIZE]) {
-  uint8_t a[sizeof JOIN_LABEL - 1 + NL_FRAME_TRANSFER_ID_SIZE + 2];
-  memcpy(a, JOIN_LABEL, sizeof JOIN_LABEL - 1);
-  memcpy(a + sizeof JOIN_LABEL - 1, id, NL_FRAME_TRANSFER_ID_SIZE);
-  a[sizeof a - 2] = (uint8_t)(index >> 8);
-  a[sizeof a - 1] = (uint8_t)index;
-  uint8_t b[64];
-  memcpy(b, cn, 32);
-  memcpy(b + 32, sn, 32);
-  return nl_mac(control_key, a, sizeof a, b, sizeof b, out);
+  const uint8_t be_index[2] = {(uint8_t)(index >> 8), (uint8_t)index};
+  return bound_mac(control_key, JOIN_LABEL, id, be_index, sizeof be_index, cn,
+                   sn, out);
 }
 
 int nl_tx_rdma_mac(const uint8_t control_key[NL_AUTH_SIZE],
@@ -195,11 +214,6 @@ int nl_tx_rdma_mac(const uint8_t control_key[NL_AUTH_SIZE],
                    const uint8_t sender_nonce[NL_FRAME_NONCE_SIZE],
                    const uint8_t receiver_nonce[NL_FRAME_NONCE_SIZE],
                    uint8_t out[NL_AUTH_SIZE]) {
-  uint8_t a[sizeof RDMA_LABEL - 1 + NL_FRAME_TRANSFER_ID_SIZE];
-  memcpy(a, RDMA_LABEL, sizeof RDMA_LABEL - 1);
-  memcpy(a + sizeof RDMA_LABEL - 1, id, NL_FRAME_TRANSFER_ID_SIZE);
-  uint8_t b[2 * NL_FRAME_NONCE_SIZE];
-  memcpy(b, sender_nonce, NL_FRAME_NONCE_SIZE);
-  memcpy(b + NL_FRAME_NONCE_SIZE, receiver_nonce, NL_FRAME_NONCE_SIZE);
-  return nl_mac(control_key, a, sizeof a, b, sizeof b, out);
+  return bound_mac(control_key, RDMA_LABEL, id, NULL, 0, sender_nonce,
+                   receiver_nonce, out);
 }
