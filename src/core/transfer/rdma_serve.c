@@ -5,7 +5,6 @@
  * would be. Built only with NODELUA_RDMA on. */
 #include "core/portable.h"
 #include "rdma/link.h"
-#include "rdma/rdma.h"
 #include "rdma/slots.h"
 #include "session.h"
 
@@ -79,11 +78,6 @@ static void *serve_rdma(void *arg) {
 int nl_session_rdma_listen(session *s, conn *c, const uint8_t *sender_nonce,
                            nl_frame_rdma_answer *answer, uint8_t *nonce,
                            char *why, size_t whylen) {
-  nl_rdma_caps caps;
-  if (nl_rdma_detect(&caps) == 0) {
-    snprintf(why, whylen, "%s", caps.why);
-    return -1;
-  }
   struct sockaddr_storage local;
   socklen_t local_len = sizeof local;
   if (getsockname(c->fd, (struct sockaddr *)&local, &local_len) != 0) {

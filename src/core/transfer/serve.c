@@ -19,6 +19,7 @@ static const char *rdma_proposal(session *s, conn *c,
   s->rdma_asked = true;
   nl_frame_rdma_answer a = {0};
   uint8_t nonce[NL_FRAME_NONCE_SIZE];
+  nl_rdma_caps caps;
   if (c->tls != NULL)
     snprintf(why, sizeof why,
              "the transfer is encrypted, and RDMA would carry its bytes in "
@@ -26,10 +27,8 @@ static const char *rdma_proposal(session *s, conn *c,
   else if (cfg->rdma == NL_RDMA_OFF)
     snprintf(why, sizeof why,
              "RDMA is off at the receiver (TRANSFER_RDMA=off)");
-  else if (!nl_rdma_built())
-    snprintf(why, sizeof why,
-             "this build has no RDMA (built with NODELUA_RDMA=OFF, or "
-             "without rdma-core's headers)");
+  else if (nl_rdma_detect(&caps) == 0) /* no device, or no RDMA built */
+    snprintf(why, sizeof why, "%s", caps.why);
 #if NL_RDMA
   else if (nl_session_rdma_listen(s, c, r.nonce, &a, nonce, why, sizeof why) !=
            0)

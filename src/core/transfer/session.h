@@ -124,8 +124,9 @@ void nl_session_finish_if_ready(session *s);
 /* rdma_serve.c, with NODELUA_RDMA on: answers the sender's proposal
  * (its nonce) with a listener and pool for this session, served on a
  * thread of its own that holds a reference and counts as a stream; fills
- * answer (its nonce in the caller's nonce buffer). Returns 0, or -1 with
- * why to refuse. With the lock held. */
+ * answer (its nonce in the caller's nonce buffer). The caller has
+ * checked that this node has a usable device. Returns 0, or -1 with why
+ * to refuse. With the lock held. */
 int nl_session_rdma_listen(session *s, conn *c, const uint8_t *sender_nonce,
                            nl_frame_rdma_answer *answer, uint8_t *nonce,
                            char *why, size_t whylen);
