@@ -228,9 +228,9 @@ static void start_streams(sender *s, workers *k);
  * TRANSFER_RDMA=required too: it was set up, and nothing is lost. */
 static void rdma_fallback(sender *s, workers *k) {
   pthread_mutex_lock(&s->lock);
-  bool now = s->rdma_fell_back && !s->rdma_fallback_handled && !s->stop;
+  bool now = s->rdma_fell_back && !s->stop;
   if (now) {
-    s->rdma_fallback_handled = true;
+    s->rdma_fell_back = false; /* handled: once */
     snprintf(s->result->rdma_note, sizeof s->result->rdma_note,
              "RDMA stopped after %u chunks: %s", s->result->chunks_rdma,
              s->rdma_why);

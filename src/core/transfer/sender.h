@@ -68,11 +68,12 @@ typedef struct {
   struct timespec tick_at;
   /* RDMA: the queue pair, the receiver's slots (a credit each, back with
    * that chunk's CHUNK answer), whether the RDMA thread carries the
-   * chunks, and, once it failed, why and how many chunks it handed back
-   * (for the control thread to log and to start TCP streams). */
+   * chunks, and, once it failed and until the control thread has logged
+   * it and started TCP streams, rdma_fell_back, why and how many chunks
+   * it handed back. */
   nl_rdma_link *rdma;
   nl_rdma_credits credits;
-  bool rdma_live, rdma_fell_back, rdma_fallback_handled;
+  bool rdma_live, rdma_fell_back;
   uint32_t rdma_requeued;
   char rdma_why[200];
   nl_transfer_result *result;
