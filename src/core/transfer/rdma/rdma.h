@@ -2,12 +2,14 @@
  * the core calls, built either way. With NODELUA_RDMA off, off.c answers
  * that this build has none and no RDMA code is linked; with it on, the
  * files of this folder:
- *   verbs.c   rdma-core's libraries, loaded on first use;
- *   detect.c  which devices are usable;
- *   slots.c   the receiver's buffer pool and the sender's credits (pure);
- *   send.c    the sender's queue pair: connect, WRITE with immediate;
- *   recv.c    the receiver's: listen, accept the session's sender only,
- *             verify each chunk from its buffer. */
+ *   verbs.c      rdma-core's libraries, loaded on first use;
+ *   detect.c     which devices are usable;
+ *   slots.c      the receiver's buffer pool and the sender's credits (pure);
+ *   link.c       the sender's queue pair: connect, WRITE with immediate;
+ *   link_recv.c  the receiver's: listen, accept the session's sender only,
+ *                hand on each chunk from its buffer.
+ * The transfer core's threads that use them are ../rdma_send.c and
+ * ../rdma_serve.c. */
 #ifndef NODELUA_TRANSFER_RDMA_H
 #define NODELUA_TRANSFER_RDMA_H
 

@@ -1,5 +1,5 @@
 /* The RDMA path's bookkeeping, apart from any verbs so that it is tested
- * on its own (tests/unit/test_rdma_slots.c):
+ * on its own (tests/unit/test_rdma.c):
  *   - the receiver's pool: `slots` buffers of one chunk each, registered
  *     once, that the sender writes chunks into;
  *   - the sender's credits: which slot holds which chunk. A slot is the

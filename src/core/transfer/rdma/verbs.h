@@ -27,10 +27,6 @@ typedef struct {
   __typeof__(&ibv_dereg_mr) dereg_mr;
   __typeof__(&ibv_create_cq) create_cq;
   __typeof__(&ibv_destroy_cq) destroy_cq;
-  __typeof__(&ibv_create_comp_channel) create_comp_channel;
-  __typeof__(&ibv_destroy_comp_channel) destroy_comp_channel;
-  __typeof__(&ibv_get_cq_event) get_cq_event;
-  __typeof__(&ibv_ack_cq_events) ack_cq_events;
   __typeof__(&ibv_wc_status_str) wc_status_str;
   __typeof__(&ibv_modify_qp) modify_qp;
   __typeof__(&rdma_create_event_channel) create_event_channel;
