@@ -149,7 +149,8 @@ static int cmd_version(void) {
   }
   printf("nodelua %s (git %s)\n", nl_version(), NL_GIT_REVISION);
   /* What the build chose. rdma=on says the RDMA code is in this binary;
-   * whether this host can use it is `nodelua rdma`'s answer. */
+   * whether this host can use it, the agent logs at start ("transfers:
+   * RDMA usable on ..." or "transfers: TCP streams only: ..."). */
   printf("build: %s, asan=%s, ubsan=%s, fuzz=%s, rdma=%s\n", NL_BUILD_TYPE,
          NL_BUILD_ASAN, NL_BUILD_UBSAN, NL_BUILD_FUZZ, NL_BUILD_RDMA);
   printf("lua: %s\n", LUA_RELEASE);

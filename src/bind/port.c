@@ -209,9 +209,8 @@ static int l_server_on_asker(lua_State *L) {
 
 /* srv:receive_files{key = , dir = , max_bytes = , node_id = ,
  * encrypted_only = false, partial_ttl = seconds, rdma = "auto"}: framed
- * and TLS
- * connections on this port become file transfers into dir, each on a
- * thread of its own. Returns true, or nil and why (a receive folder that
+ * and TLS connections on this port become file transfers into dir, each
+ * on a thread of its own. Returns true, or nil and why (a receive folder that
  * is refused says which and why). */
 static int l_server_receive_files(lua_State *L) {
   server *s = check_open_server(L);

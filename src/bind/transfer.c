@@ -25,10 +25,11 @@
  * threads) and calls the progress function from it every 0.2 s while
  * chunks are being verified, and once at the end of a transfer that
  * succeeded: it is for `nodelua send`, never the agent's
- * loop. transfer.rdma() says whether this host can use RDMA (below). SIGINT or
- * SIGTERM meanwhile ends the process at once with 130 or 143, as scp or rsync
- * do: the receiver keeps what it verified, and sending the same file again
- * resumes. */
+ * loop. SIGINT or SIGTERM meanwhile ends the process at once with 130 or
+ * 143, as scp or rsync do: the receiver keeps what it verified, and
+ * sending the same file again resumes.
+ *
+ *   transfer.rdma() says whether this host can use RDMA (below). */
 #include "runtime.h"
 #include "core/portable.h"
 
