@@ -61,11 +61,11 @@ end
 local up_hooks, down_hooks = {}, {}
 
 --- The transports this node's port serves, for its authenticated hello:
--- tcp always; rdma too when this build has RDMA, TRANSFER_RDMA is not off,
+-- what every node serves (hello.CAPABILITIES); rdma too when this build has RDMA, TRANSFER_RDMA is not off,
 -- and a device is usable (an active port with a GID on an interface a
 -- peer path uses). Checked once, at start: it opens each device.
 function M.capabilities(quiet)
-  local caps = { "tcp" }
+  local caps = { table.unpack(hello.CAPABILITIES) }
   if config.get("TRANSFER_RDMA") == "off" then
     return caps
   end
