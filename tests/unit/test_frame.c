@@ -258,6 +258,23 @@ static void data_frames(void) {
   CHECK(nl_frame_parse_data(p, 5, 65536, &d, err, sizeof err) == -1);
 }
 
+/* An RDMA_ANSWER that says ready, into buf. Returns the frame's length. */
+static long ready_answer(uint16_t port, uint16_t slots, uint32_t slot_size,
+                         uint64_t addr, uint32_t rkey, const uint8_t nonce[32],
+                         const uint8_t mac[32]) {
+  nl_writer w;
+  nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA_ANSWER);
+  nl_write_u8(&w, 1);
+  nl_write_u16(&w, port);
+  nl_write_u16(&w, slots);
+  nl_write_u32(&w, slot_size);
+  nl_write_u64(&w, addr);
+  nl_write_u32(&w, rkey);
+  nl_write_bytes(&w, nonce, 32);
+  nl_write_bytes(&w, mac, 32);
+  return nl_writer_finish(&w);
+}
+
 static void rdma_frames(void) {
   const uint32_t chunk = 4u << 20;
   uint8_t nonce[32], mac[32];
@@ -288,16 +305,8 @@ static void rdma_frames(void) {
       {4791, 1, chunk, UINT64_MAX - 16, -1}, /* a pool that wraps */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA_ANSWER);
-    nl_write_u8(&w, 1);
-    nl_write_u16(&w, cases[i].port);
-    nl_write_u16(&w, cases[i].slots);
-    nl_write_u32(&w, cases[i].slot_size);
-    nl_write_u64(&w, cases[i].addr);
-    nl_write_u32(&w, 0x1234);
-    nl_write_bytes(&w, nonce, 32);
-    nl_write_bytes(&w, mac, 32);
-    n = nl_writer_finish(&w);
+    n = ready_answer(cases[i].port, cases[i].slots, cases[i].slot_size,
+                     cases[i].addr, 0x1234, nonce, mac);
     nl_frame_rdma_answer a;
     CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 8, chunk, &a, err,
                                      sizeof err) == cases[i].rc);
@@ -309,16 +318,7 @@ static void rdma_frames(void) {
   /* 64 MiB chunks: one slot is the whole bound, two are over it. */
   nl_frame_rdma_answer a;
   for (uint16_t slots = 1; slots <= 2; slots++) {
-    nl_writer_begin(&w, buf, sizeof buf, NL_FRAME_RDMA_ANSWER);
-    nl_write_u8(&w, 1);
-    nl_write_u16(&w, 4791);
-    nl_write_u16(&w, slots);
-    nl_write_u32(&w, 64u << 20);
-    nl_write_u64(&w, 0x1000);
-    nl_write_u32(&w, 1);
-    nl_write_bytes(&w, nonce, 32);
-    nl_write_bytes(&w, mac, 32);
-    n = nl_writer_finish(&w);
+    n = ready_answer(4791, slots, 64u << 20, 0x1000, 1, nonce, mac);
     CHECK(nl_frame_parse_rdma_answer(buf + 8, (size_t)n - 8, 64u << 20, &a, err,
                                      sizeof err) == (slots == 1 ? 0 : -1));
   }
